@@ -1,0 +1,63 @@
+"""Developer sessions: lint, typecheck, tests (the CI run), bench, and the slower opt-in checks."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+# The CPU build on this project's machines; a looser pin pulls a multi-GB CUDA build.
+CPU_TORCH = "torch==2.13.0+cpu"
+LINT_PATHS = ("src", "tests", "benchmarks", "noxfile.py")
+
+
+def _install_project(session: nox.Session, extras: str) -> None:
+    session.install(CPU_TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff (lint and format) and the import-linter layering contracts."""
+    session.install("-e", ".[dev]")
+    session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
+    session.run("lint-imports")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on src/."""
+    _install_project(session, "runtime,azure,test,dev")
+    session.run("mypy", "--strict", "src")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The default CI run: everything but the slow, GPU and vLLM checks."""
+    _install_project(session, "runtime,azure,test")
+    session.run(
+        "pytest",
+        "-m",
+        "not slow and not gpu and not vllm",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
+def slow(session: nox.Session) -> None:
+    """Checks too slow for every CI run (long soaks, large property searches)."""
+    _install_project(session, "runtime,azure,test")
+    session.run("pytest", "-m", "slow and not gpu and not vllm", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: `nox -s bench -- NAME ...` runs the named ones, none runs all."""
+    _install_project(session, "runtime,azure,test")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,3 @@
+"""Imports every subcommand module so that each registers itself on ``kaito.cli.main``."""
+
+from __future__ import annotations
