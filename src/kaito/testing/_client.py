@@ -3,6 +3,7 @@ resource versions), with dicts in and out and no serialization round trip throug
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -211,6 +212,6 @@ class LocalClient:
         source: str | os.PathLike[str] | Obj | Iterable[Obj],
         *,
         field_manager: str = "kaito-testing",
-    ) -> list[Obj]:
+    ) -> builtins.list[Obj]:
         """Server-side apply every object of YAML text, a file, a directory or dicts, in order."""
         return [await self.apply(doc, field_manager=field_manager) for doc in _documents(source)]

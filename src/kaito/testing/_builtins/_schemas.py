@@ -306,7 +306,7 @@ PVC = obj(
 
 
 def _kind(
-    spec: Schema | None, status: Schema | None = None, *, description: str = "", **extra: Schema
+    spec: Schema | None, status: Schema | None = None, *, doc: str = "", **extra: Schema
 ) -> Schema:
     props: dict[str, Schema] = {
         "apiVersion": {
@@ -324,7 +324,7 @@ def _kind(
     if status is not None:
         props["status"] = status
     props.update(extra)
-    return obj(props, description=description)
+    return obj(props, description=doc)
 
 
 def _workload_status(**extra: Schema) -> Schema:
@@ -346,7 +346,7 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
     ("", "Namespace"): _kind(
         obj({"finalizers": atomic_array(STRING)}),
         obj({"phase": STRING, "conditions": CONDITIONS}),
-        description="Namespace provides a scope for Names.",
+        doc="Namespace provides a scope for Names.",
     ),
     ("", "Node"): _kind(
         obj(
@@ -379,12 +379,12 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
                 "runtimeHandlers": atomic_array(ANY),
             }
         ),
-        description="Node is a worker node in Kubernetes.",
+        doc="Node is a worker node in Kubernetes.",
     ),
     ("", "Pod"): _kind(
         POD_SPEC,
         POD_STATUS,
-        description="Pod is a collection of containers that can run on a host.",
+        doc="Pod is a collection of containers that can run on a host.",
     ),
     ("", "PodTemplate"): _kind(None, None, template=POD_TEMPLATE),
     ("", "Service"): _kind(
@@ -427,7 +427,7 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
             }
         ),
         obj({"loadBalancer": obj({"ingress": atomic_array(ANY)}), "conditions": CONDITIONS}),
-        description="Service is a named abstraction of software service.",
+        doc="Service is a named abstraction of software service.",
     ),
     ("", "Endpoints"): _kind(None, None, subsets=atomic_array(ANY)),
     ("", "ConfigMap"): _kind(
@@ -436,7 +436,7 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
         data=MAP_STRING,
         binaryData=MAP_STRING,
         immutable=BOOL,
-        description="ConfigMap holds configuration data for pods to consume.",
+        doc="ConfigMap holds configuration data for pods to consume.",
     ),
     ("", "Secret"): _kind(
         None,
@@ -445,7 +445,7 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
         stringData=MAP_STRING,
         type=STRING,
         immutable=BOOL,
-        description="Secret holds secret data of a certain type.",
+        doc="Secret holds secret data of a certain type.",
     ),
     ("", "ServiceAccount"): _kind(
         None,
@@ -496,7 +496,7 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
             required=("selector", "template"),
         ),
         _workload_status(unavailableReplicas=INT, terminatingReplicas=INT),
-        description="Deployment enables declarative updates for Pods and ReplicaSets.",
+        doc="Deployment enables declarative updates for Pods and ReplicaSets.",
     ),
     ("apps", "StatefulSet"): _kind(
         obj(
@@ -523,7 +523,7 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
             required=("selector", "template"),
         ),
         _workload_status(currentReplicas=INT, currentRevision=STRING, updateRevision=STRING),
-        description="StatefulSet represents a set of pods with consistent identities.",
+        doc="StatefulSet represents a set of pods with consistent identities.",
     ),
     ("apps", "ReplicaSet"): _kind(
         obj(
@@ -587,7 +587,7 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
                 "ready": INT,
             }
         ),
-        description="Job represents the configuration of a single job.",
+        doc="Job represents the configuration of a single job.",
     ),
     ("batch", "CronJob"): _kind(ANY, ANY),
     ("coordination.k8s.io", "Lease"): _kind(
@@ -602,7 +602,7 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
                 "preferredHolder": STRING,
             }
         ),
-        description="Lease defines a lease concept.",
+        doc="Lease defines a lease concept.",
     ),
     ("events.k8s.io", "Event"): _kind(
         None,
@@ -642,7 +642,7 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
             required=("group", "names", "scope", "versions"),
         ),
         ANY,
-        description="CustomResourceDefinition represents a resource that should be exposed on the API server.",
+        doc="CustomResourceDefinition represents a resource that should be exposed on the API server.",
     ),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): _kind(
         None,

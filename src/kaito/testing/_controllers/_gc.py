@@ -4,7 +4,7 @@ foreground deletion (dependents first, then the owner) and orphaning."""
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from kaito.testing._errors import ApiError
 from kaito.testing._json import Obj, loads
@@ -110,7 +110,7 @@ class GarbageCollector:
         return self._rest.catalog.storage_type(gr)
 
     async def reconcile(self, key: Hashable) -> float | None:
-        role, gr, namespace, name = key  # type: ignore[misc]
+        role, gr, namespace, name = cast("tuple[str, GroupResource, str, str]", key)
         rt = self._type(gr)
         if rt is None:
             return None

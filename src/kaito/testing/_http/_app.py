@@ -436,8 +436,8 @@ class ApiHandler:
             )
         if method == "DELETE":
             body = await self._read_body(request)
-            options = self._delete_options(query, body)
-            outcome = await self._rest.delete(rt, namespace, name, options, ctx)
+            delete_options = self._delete_options(query, body)
+            outcome = await self._rest.delete(rt, namespace, name, delete_options, ctx)
             if not outcome.deleted or rt.plural == "namespaces":
                 assert outcome.obj is not None
                 return self._respond(request, self._rest.render(rt, outcome.obj), 200, ctx)
@@ -559,7 +559,7 @@ class ApiHandler:
             items = b",".join(self._rest.render(rt, s) for s in result.items)
         else:
             items = b",".join([s.data for s in result.items])
-        body = (
+        payload = (
             b'{"kind":"'
             + rt.list_kind.encode()
             + b'","apiVersion":"'
@@ -570,7 +570,7 @@ class ApiHandler:
             + items
             + b"]}"
         )
-        return self._respond(request, body, accept=accept)
+        return self._respond(request, payload, accept=accept)
 
     async def _delete_collection(
         self, request: web.BaseRequest, rt: ResourceType, namespace: str, ctx: RequestContext

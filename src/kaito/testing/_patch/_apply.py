@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
 from kaito.testing._schema import Schema
 
@@ -290,4 +290,4 @@ def apply_config(
         }
     )
     result.setdefault("metadata", {})["managedFields"] = managed
-    return result
+    return cast("dict[str, Any]", result)

@@ -134,7 +134,7 @@ class ReadsMixin(RestBase):
         limit = options.limit if options.limit > 0 else 0
         if not limit and matches is None and position == 0:
             return ListResult(rv, items)
-        page = []
+        page: list[StoredObject] = []
         index = position
         total = len(items)
         while index < total and (not limit or len(page) < limit):

@@ -328,7 +328,8 @@ class WritesMixin(RestBase):
 
         def replace(current: Obj) -> Obj:
             del current
-            return loads(dumps(body))
+            copied: Obj = loads(dumps(body))
+            return copied
 
         return await self._update(
             rt,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import Hashable, Iterable
-from typing import Protocol
+from typing import Protocol, cast
 
 import anyio
 import structlog
@@ -236,7 +236,7 @@ class NodeAgent:
         return []
 
     async def reconcile(self, key: Hashable) -> float | None:
-        namespace, name = key  # type: ignore[misc]
+        namespace, name = cast("tuple[str, str]", key)
         if (namespace, name) in self._running:
             return None
         stored = await self._rest.store.get(PODS, namespace, name)

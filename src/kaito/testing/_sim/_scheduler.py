@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from kaito.testing._errors import ApiError
 from kaito.testing._json import Obj, loads
@@ -172,7 +172,7 @@ class Scheduler:
         return [(s.namespace, s.name) for s in snapshot.items if not s.fields[0] and not s.deleting]
 
     async def reconcile(self, key: Hashable) -> float | None:
-        namespace, name = key  # type: ignore[misc]
+        namespace, name = cast("tuple[str, str]", key)
         stored = await self._rest.store.get(PODS, namespace, name)
         if stored is None or stored.deleting:
             self._pending.discard((namespace, name))

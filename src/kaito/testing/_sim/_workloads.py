@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Hashable, Iterable
+from typing import cast
 
 from kaito.testing._errors import ApiError
 from kaito.testing._json import Obj, loads
@@ -161,7 +162,7 @@ class _WorkloadController:
                 raise
 
     async def _owner(self, key: Hashable) -> Obj | None:
-        namespace, name = key  # type: ignore[misc]
+        namespace, name = cast("tuple[str, str]", key)
         stored = await self._rest.store.get(self.owner_gr, namespace, name)
         if stored is None or stored.deleting:
             return None
@@ -296,7 +297,7 @@ class StatefulSetController(_WorkloadController):
             namespace = sts["metadata"]["namespace"]
             if await self._rest.store.get(PVCS, namespace, claim_name) is not None:
                 continue
-            claim = {
+            claim: Obj = {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
                 "metadata": {
@@ -357,11 +358,11 @@ class StatefulSetController(_WorkloadController):
                 if not parallel:
                     break
         for pod_name in wanted:
-            pod = pods.get(pod_name)
-            if pod is not None and pod_terminal(pod):
-                await self._delete_pod(pod)
-                pod = None
-            if pod is None:
+            existing = pods.get(pod_name)
+            if existing is not None and pod_terminal(existing):
+                await self._delete_pod(existing)
+                existing = None
+            if existing is None:
                 await self._ensure_claims(sts, pod_name)
                 labels = {
                     "statefulset.kubernetes.io/pod-name": pod_name,
@@ -386,7 +387,7 @@ class StatefulSetController(_WorkloadController):
                 if not parallel:
                     break
                 continue
-            if not parallel and not pod_ready(pod):
+            if not parallel and not pod_ready(existing):
                 break
         if not on_delete:
             current = [p for p in pods.values() if not pod_terminal(p)]

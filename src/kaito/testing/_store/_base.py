@@ -7,6 +7,7 @@ stale, and replays the history of a resource from any version still in its windo
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Protocol
@@ -167,7 +168,7 @@ class TooLargeResourceVersionError(StoreError):
 class StoreWatch(Protocol):
     """Protocol: a stream of committed changes of one bucket, after a given version."""
 
-    async def next_batch(self) -> list[StoreEvent] | None:
+    async def next_batch(self) -> builtins.list[StoreEvent] | None:
         """Wait for the next events, in commit order; ``None`` once the watch has ended."""
         ...
 
@@ -228,7 +229,7 @@ class Store(Protocol):
         """Call ``listener`` after every commit; returns a function that removes it."""
         ...
 
-    def buckets(self) -> list[GroupResource]:
+    def buckets(self) -> builtins.list[GroupResource]:
         """Every bucket that has held objects."""
         ...
 

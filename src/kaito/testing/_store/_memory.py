@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import builtins
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -55,7 +56,7 @@ class _MemoryWatch:
         if len(self._buffer) == 1:
             self._wakeup.set()
 
-    async def next_batch(self) -> list[StoreEvent] | None:
+    async def next_batch(self) -> builtins.list[StoreEvent] | None:
         while not self._buffer:
             if self._ended:
                 return None
@@ -239,7 +240,7 @@ class MemoryStore:
 
         return remove
 
-    def buckets(self) -> list[GroupResource]:
+    def buckets(self) -> builtins.list[GroupResource]:
         return sorted(self._buckets)
 
     async def compact(self, rv: int | None = None) -> int:
