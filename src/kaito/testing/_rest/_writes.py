@@ -119,6 +119,7 @@ class WritesMixin(RestBase):
             schema.prune(obj, "", unknown, root=True)
         if not unknown or options.field_validation == "Ignore":
             return
+        unknown.sort()
         if options.field_validation == "Strict":
             raise bad_request(strict_message(rt, unknown))
         ctx.warnings.extend(f'unknown field "{path}"' for path in unknown)
@@ -587,7 +588,7 @@ class WritesMixin(RestBase):
                 await self.admission.validate(attributes, new)
             else:
                 self._validate(rt, new, old, status_only=status_only)
-            if new_meta.get("deletionTimestamp") and not new_meta.get("finalizers"):
+            if new_meta.get("deletionTimestamp") and not _finalizers_pending(rt, new):
                 outcome = await self._remove(rt, current, new, options.dry_run)
                 if outcome is None:
                     continue
@@ -682,26 +683,23 @@ class WritesMixin(RestBase):
                 finalizers = [f for f in finalizers if f != "foregroundDeletion"] + ["orphan"]
             elif policy == "Background":
                 finalizers = [f for f in finalizers if f not in ("orphan", "foregroundDeletion")]
-            if rt.gr == NAMESPACES:
-                finalizers_pending = bool(finalizers) or bool(
-                    (obj.get("spec") or {}).get("finalizers")
-                )
+            unchanged = finalizers == list(meta.get("finalizers") or [])
+            if finalizers:
+                meta["finalizers"] = finalizers
             else:
-                finalizers_pending = bool(finalizers)
-            if not finalizers_pending:
+                meta.pop("finalizers", None)
+            if not _finalizers_pending(rt, obj):
                 stored = await self._remove(rt, current, obj, options.dry_run)
                 if stored is None:
                     continue
                 return DeleteOutcome(stored, True, obj)
-            if meta.get("deletionTimestamp") and finalizers == list(meta.get("finalizers") or []):
+            if meta.get("deletionTimestamp") and unchanged:
                 return DeleteOutcome(current, False)
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = format_time(self.clock())
                 meta["deletionGracePeriodSeconds"] = 0
                 if meta.get("generation"):
                     meta["generation"] = int(meta["generation"]) + 1
-            if finalizers:
-                meta["finalizers"] = finalizers
             if rt.gr == NAMESPACES:
                 obj.setdefault("status", {})["phase"] = "Terminating"
             self.to_storage(rt, obj)
@@ -738,6 +736,13 @@ class WritesMixin(RestBase):
             if stored is not None:
                 return stored
         raise conflict("", "namespaces", name, STALE_OBJECT)
+
+
+def _finalizers_pending(rt: ResourceType, obj: Obj) -> bool:
+    """Whether finalizers still hold a deleted object (namespaces also wait on ``spec.finalizers``)."""
+    if obj["metadata"].get("finalizers"):
+        return True
+    return rt.gr == NAMESPACES and bool((obj.get("spec") or {}).get("finalizers"))
 
 
 def _apply_conflict(rt: ResourceType, name: str, error: ApplyConflict) -> ApiError:
