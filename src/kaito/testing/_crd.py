@@ -277,7 +277,7 @@ def crd_resource_type(clock: Clock) -> ResourceType:
         subresources=frozenset({"status"}),
         storage_version="v1",
         has_generation=True,
-        schema=compile_schema(raw),
+        schema=compile_schema(raw, lenient=True),
         openapi=raw,
         strategy=CrdStrategy(clock),
     )

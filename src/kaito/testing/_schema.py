@@ -89,22 +89,22 @@ class Schema:
         "unique_items",
     )
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
+    def __init__(self, raw: Mapping[str, Any], *, lenient: bool = False) -> None:
         self.raw = raw
         self.type: str | None = raw.get("type")
-        self.nullable = bool(raw.get("nullable"))
+        self.nullable = lenient or bool(raw.get("nullable"))
         self.description: str = raw.get("description", "")
         self.format: str = raw.get("format", "")
         props = raw.get("properties")
         self.properties: dict[str, Schema] | None = (
-            {k: Schema(v) for k, v in props.items()} if isinstance(props, dict) else None
+            {k: Schema(v, lenient=lenient) for k, v in props.items()} if isinstance(props, dict) else None
         )
         additional = raw.get("additionalProperties")
         self.additional: Schema | None = (
-            Schema(additional) if isinstance(additional, dict) else None
+            Schema(additional, lenient=lenient) if isinstance(additional, dict) else None
         )
         items = raw.get("items")
-        self.items: Schema | None = Schema(items) if isinstance(items, dict) else None
+        self.items: Schema | None = Schema(items, lenient=lenient) if isinstance(items, dict) else None
         self.preserve_unknown = (
             bool(raw.get("x-kubernetes-preserve-unknown-fields")) or additional is True
         )
@@ -459,6 +459,10 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def compile_schema(raw: Mapping[str, Any]) -> Schema:
-    """Compile an OpenAPI v3 (structural) schema."""
-    return Schema(raw)
+def compile_schema(raw: Mapping[str, Any], *, lenient: bool = False) -> Schema:
+    """Compile an OpenAPI v3 (structural) schema.
+
+    ``lenient`` accepts ``null`` everywhere, as built-in kinds do (their Go types decode ``null`` as
+    the zero value); custom resources honour ``nullable``.
+    """
+    return Schema(raw, lenient=lenient)

@@ -103,7 +103,7 @@ def _rt(
         subresources=frozenset(subresources),
         storage_version=version,
         has_generation=generation,
-        schema=compile_schema(raw),
+        schema=compile_schema(raw, lenient=True),
         openapi=raw,
         selectable_fields=fields,
         strategy=strategy or Strategy(),
