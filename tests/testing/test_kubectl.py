@@ -216,3 +216,18 @@ spec:
     assert lines[1].split()[-1] == "kaito"
     assert kubectl("get", "nodeclaim", "ws0a1b2c3d4", "-o", "jsonpath={.spec.expireAfter}").stdout == "720h"
     kubectl("delete", "nodeclaim", "ws0a1b2c3d4")
+
+
+def test_kubectl_retries_after_throttling(shared_cluster: ThreadedCluster, kubectl: Kubectl) -> None:
+    faults = shared_cluster.cluster.faults
+    rule = shared_cluster.portal.call(lambda: faults.fail(429, retry_after=1, times=1, verb="list", resource="configmaps"))
+    listed = kubectl("get", "configmaps", "-o", "name")
+    assert rule.hits == 1, "the first list was throttled"
+    assert listed.returncode == 0, "client-go waited Retry-After and retried"
+    failing = shared_cluster.portal.call(lambda: faults.fail(500, times=None, verb="get", resource="gadgets"))
+    try:
+        broken = kubectl("get", "gadget", "missing", check=False)
+    finally:
+        shared_cluster.portal.call(failing.remove)
+    assert broken.returncode == 1
+    assert "Internal error occurred: injected fault" in broken.stderr

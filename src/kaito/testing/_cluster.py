@@ -3,6 +3,7 @@ controllers) and hand back a :class:`Cluster` handle; or run one in a background
 
 from __future__ import annotations
 
+import copy
 import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -230,6 +231,9 @@ async def start_cluster(
     )
     admission = WebhookAdmission(store, catalog)
     rest = RestApi(store, catalog, admission, clock)
+    admission.set_converter(
+        lambda source, target, obj: rest.from_storage(target, rest.to_storage(source, copy.deepcopy(obj)))
+    )
     faults = Faults(store)
     client = LocalClient(rest)
     await _bootstrap(client)
