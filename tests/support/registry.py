@@ -35,7 +35,7 @@ class Registry:
     password: str | None = None
 
     def docker_config(self, path: Path) -> Path:
-        """Write a docker ``config.json`` holding this registry's credentials and return its path."""
+        """Write a docker ``config.json`` with this registry's credentials; return its path."""
         auths: dict[str, dict[str, str]] = {}
         if self.username is not None and self.password is not None:
             token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
@@ -56,7 +56,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float) -> Non
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited with code {proc.returncode} at start")
         try:
-            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback only
+            urllib.request.urlopen(url, timeout=1)
             return
         except urllib.error.HTTPError:
             return  # 401 with auth on: the server answers, so it is up.
@@ -95,7 +95,12 @@ def run_registry(root: Path, *, auth: tuple[str, str] | None = None) -> Iterator
         user, password = auth
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
         (root / "htpasswd").write_text(f"{user}:{hashed}\n")
-        lines += ["auth:", "  htpasswd:", "    realm: kaito-tests", f"    path: {root / 'htpasswd'}"]
+        lines += [
+            "auth:",
+            "  htpasswd:",
+            "    realm: kaito-tests",
+            f"    path: {root / 'htpasswd'}",
+        ]
     config = root / "config.yml"
     config.write_text("\n".join(lines) + "\n")
     log = (root / "registry.log").open("wb")

@@ -1,4 +1,4 @@
-"""The test-support helpers themselves work: a tiny model loads and generates; the registry serves."""
+"""The test-support helpers work: a tiny model loads and generates; the registry serves."""
 
 from __future__ import annotations
 
