@@ -14,8 +14,15 @@ import attrs
 
 from kaito.api import v1beta1
 from kaito.api.constants import GROUP, KIND, STORAGE_VERSION
-from kaito.api.convert import structure
-from kaito.api.errors import FieldError, InvalidSpecError, invalid, not_supported, required
+from kaito.api.convert import structure, structure_lenient
+from kaito.api.errors import (
+    ErrorType,
+    FieldError,
+    InvalidSpecError,
+    invalid,
+    not_supported,
+    required,
+)
 from kaito.api.schema import apply_defaults
 from kaito.api.validation import (
     ValidationContext,
@@ -95,10 +102,14 @@ def _hub(doc: Mapping[str, Any]) -> tuple[v1beta1.Workspace | None, list[FieldEr
     defaulted = default_workspace(doc)
     try:
         structure(defaulted, WORKSPACE_TYPES[version])
-        converted, _ = convert_workspace(defaulted, STORAGE_VERSION)
-        return structure(converted, v1beta1.Workspace), errors
     except InvalidSpecError as exc:
-        return None, errors + list(exc.errors)
+        if any(e.type is not ErrorType.UNKNOWN_FIELD for e in exc.errors):
+            return None, errors + list(exc.errors)
+        # Only unknown fields: report them, and go on validating the rest of the object.
+        errors += list(exc.errors)
+    converted, _ = convert_workspace(defaulted, STORAGE_VERSION)
+    ws, _ = structure_lenient(converted, v1beta1.Workspace)
+    return ws, errors
 
 
 def check_workspace(

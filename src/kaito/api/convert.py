@@ -162,7 +162,15 @@ def _make_converter(*, strict: bool) -> cattrs.Converter:
             a.name: override(rename=wire_name(a), omit_if_default=a.default is None)
             for a in attrs.fields(cls)
         }
-        return make_dict_unstructure_fn(cls, conv, **overrides)
+        inner: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, conv, **overrides)
+        order = [wire_name(a) for a in attrs.fields(cls)]
+
+        def hook(obj: Any) -> dict[str, Any]:
+            # cattrs emits always-present keys first; restore declaration order on the wire.
+            out = inner(obj)
+            return {key: out[key] for key in order if key in out}
+
+        return hook
 
     conv.register_structure_hook_factory(attrs.has, attrs_structure_factory)
     conv.register_unstructure_hook_factory(attrs.has, attrs_unstructure_factory)

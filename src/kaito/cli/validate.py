@@ -37,6 +37,10 @@ def _context_from(docs: list[Document], **gates: Any) -> ValidationContext:
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _problem(p: FieldError, kind: str) -> dict[str, Any]:
     return {"severity": kind, "field": p.field, "message": str(p)}
 
@@ -151,9 +155,9 @@ def validate(files: tuple[str, ...], output: str, **gates: Any) -> None:
             errors = [p for p in entry["problems"] if p["severity"] == "error"]
             warnings = [p for p in entry["problems"] if p["severity"] == "warning"]
             name = f" Workspace/{entry['name']}" if entry.get("name") else ""
-            verdict = "valid" if entry["valid"] else f"invalid ({len(errors)} errors)"
+            verdict = "valid" if entry["valid"] else f"invalid ({_count(len(errors), 'error')})"
             if warnings:
-                verdict += f", {len(warnings)} warnings"
+                verdict += f", {_count(len(warnings), 'warning')}"
             click.echo(f"{entry['document']}{name}: {verdict}")
             for p in errors:
                 click.echo(f"  error: {p['message']}")

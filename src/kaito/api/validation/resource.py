@@ -21,6 +21,7 @@ from kaito.api.errors import (
     warning,
 )
 from kaito.api.meta import LabelSelector
+from kaito.api.v1alpha1 import DEFAULT_INSTANCE_TYPE
 from kaito.api.v1beta1 import ResourceSpec, Workspace
 from kaito.api.validation import syntax
 from kaito.api.validation.common import selector_as_map
@@ -80,7 +81,13 @@ def validate_resource(ws: Workspace, ctx: ValidationContext) -> list[FieldError]
                     r.instance_type,
                     "instanceType must be empty when node auto-provisioning is disabled "
                     "(bring-your-own nodes)",
-                    fix="remove instanceType; nodes are chosen by labelSelector",
+                    fix="remove instanceType; nodes are chosen by labelSelector"
+                    + (
+                        " (kaito.sh/v1alpha1 defaults it to this SKU: use kaito.sh/v1beta1 "
+                        "for bring-your-own nodes)"
+                        if r.instance_type == DEFAULT_INSTANCE_TYPE
+                        else ""
+                    ),
                 )
             )
         if r.partition is not None:
