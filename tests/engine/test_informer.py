@@ -247,5 +247,5 @@ async def test_factory_shares_one_informer_per_scope_and_starts_late_ones() -> N
         await factory.wait_synced()
         late = factory.informer(PODS)  # requested after start: runs too
         await late.wait_synced()
-        assert [k.name for k in late.store.keys()] == ["p"]
+        assert [k.name for k in late.store] == ["p"]
         tg.cancel_scope.cancel()

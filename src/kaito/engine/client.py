@@ -21,7 +21,16 @@ from kaito.engine.errors import ApiError
 from kaito.engine.keys import ObjectKey
 from kaito.engine.resources import Resource
 
-__all__ = ("KubeClient", "ListWatcher", "ObjectList", "PatchType", "WatchEvent", "load_client")
+__all__ = (
+    "Client",
+    "KubeClient",
+    "ListWatcher",
+    "ObjectClient",
+    "ObjectList",
+    "PatchType",
+    "WatchEvent",
+    "load_client",
+)
 
 JSON = dict[str, Any]
 PatchType = Literal["merge", "json", "strategic", "apply"]
@@ -329,3 +338,33 @@ async def load_client(kubeconfig: str | None = None, context: str | None = None)
         config_file=kubeconfig, context=context, client_configuration=configuration
     )
     return KubeClient(ApiClient(configuration))
+
+
+class ObjectClient(Protocol):
+    """Protocol: the object reads and writes controllers, leader election and events use."""
+
+    async def get(self, resource: Resource, key: ObjectKey) -> JSON:
+        """Return the object ``key``; raise ``ApiError`` (404) if missing."""
+        ...
+
+    async def create(self, resource: Resource, obj: JSON, *, namespace: str | None = None) -> JSON:
+        """Create ``obj``."""
+        ...
+
+    async def replace(
+        self, resource: Resource, obj: JSON, *, subresource: str | None = None
+    ) -> JSON:
+        """PUT ``obj`` with optimistic concurrency."""
+        ...
+
+    async def patch_status(self, resource: Resource, key: ObjectKey, status: JSON) -> JSON:
+        """Merge-patch the status subresource."""
+        ...
+
+    async def delete(self, resource: Resource, key: ObjectKey) -> None:
+        """Delete ``key`` (missing is fine)."""
+        ...
+
+
+class Client(ListWatcher, ObjectClient, Protocol):
+    """Protocol: everything a :class:`~kaito.engine.manager.Manager` needs from the API."""
