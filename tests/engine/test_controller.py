@@ -3,8 +3,8 @@ from __future__ import annotations
 import anyio
 import pytest
 import structlog
-from structlog.contextvars import merge_contextvars
 from prometheus_client import generate_latest
+from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from kaito.engine.clock import FakeClock
