@@ -51,7 +51,8 @@ async def test_first_candidate_creates_the_lease_and_leads() -> None:
         await anyio.wait_all_tasks_blocked()
         assert kube.objects[LEASES][KEY]["metadata"]["resourceVersion"] != "0"
         assert kube.calls["update"] >= 1
-        assert isinstance(renewed, str) and renewed.endswith("Z")
+        assert isinstance(renewed, str)
+        assert renewed.endswith("Z")
         tg.cancel_scope.cancel()
     # A clean stop releases the lease.
     assert holder(kube) == ""
@@ -89,7 +90,8 @@ async def test_standby_takes_over_an_unreleased_lease_within_one_lease_duration(
         for _ in range(5):  # b keeps waiting while a renews
             clock.advance(2)
             await anyio.wait_all_tasks_blocked()
-        assert not b.is_leader and holder(kube) == "a"
+        assert not b.is_leader
+        assert holder(kube) == "a"
         a_scope.cancel()  # a dies without releasing (a crash)
         crashed_at = clock.now()
         await settle(clock, b_leading.is_set)
