@@ -36,7 +36,7 @@ async def cluster() -> AsyncIterator[tuple[FakeKube, FakeServer, KubeClient]]:
 async def test_crud_and_status_patch_round_trip(
     cluster: tuple[FakeKube, FakeServer, KubeClient],
 ) -> None:
-    kube, server, client = cluster
+    _, server, client = cluster
     created = await client.create(
         WIDGETS, {"metadata": {"name": "a", "namespace": "ns"}, "spec": {"n": 1}}
     )
@@ -76,8 +76,8 @@ async def test_errors_carry_status_reason_and_retry_after(
         "TooManyRequests",
         7.0,
     )
+    await client.create(WIDGETS, {"metadata": {"name": "x", "namespace": "d"}})
     with pytest.raises(ApiError) as exists:
-        await client.create(WIDGETS, {"metadata": {"name": "x", "namespace": "d"}})
         await client.create(WIDGETS, {"metadata": {"name": "x", "namespace": "d"}})
     assert exists.value.conflict
 
