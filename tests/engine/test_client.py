@@ -105,10 +105,14 @@ async def test_list_pages_and_watch_stream(
                 break
     assert got == [("ADDED", "d"), ("BOOKMARK", None)]
     kube.compact()
-    with pytest.raises(ApiError) as gone:
+
+    async def drain_stale_watch() -> None:
         async with client.watch(WIDGETS, resource_version=first.resource_version) as events:
             async for _ in events:
                 pass
+
+    with pytest.raises(ApiError) as gone:
+        await drain_stale_watch()
     assert gone.value.gone
 
 

@@ -47,10 +47,15 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
 
 @attrs.frozen
 class WatchEvent:
-    """One watch event: ``type`` is ADDED, MODIFIED, DELETED or BOOKMARK."""
+    """One watch event: ``type`` is ADDED, MODIFIED, DELETED or BOOKMARK.
+
+    ``raw`` is the object's JSON text exactly as the server sent it, when the client could cut
+    it out of the event line without re-encoding (the informer's cache stores it as is).
+    """
 
     type: str
     object: JSON
+    raw: str | None = None
 
 
 @attrs.frozen
@@ -305,8 +310,20 @@ async def _error_of(resp: aiohttp.ClientResponse) -> ApiError:
     return err
 
 
+def _object_text(line: str, kind: str, event: JSON) -> str | None:
+    """Cut the object's text out of ``{"type":"X","object":{...}}`` (the API server's shape)."""
+    prefix = f'{{"type":"{kind}","object":'
+    if len(event) != 2 or not line.startswith(prefix):
+        return None
+    end = line.rstrip()
+    if not end.endswith("}"):
+        return None
+    return end[len(prefix) : -1]
+
+
 async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[WatchEvent]:
-    async for line in resp.content:
+    async for raw_line in resp.content:
+        line = raw_line.decode("utf-8")
         if not line.strip():
             continue
         event = json.loads(line)
@@ -316,7 +333,7 @@ async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[WatchEvent]:
             raise ApiError.from_status(500, obj if isinstance(obj, dict) else {})
         if not isinstance(kind, str) or not isinstance(obj, dict):
             raise ValueError(f"watch event {line[:200]!r} has no 'type' and 'object'")
-        yield WatchEvent(kind, obj)
+        yield WatchEvent(kind, obj, _object_text(line, kind, event))
 
 
 async def load_client(kubeconfig: str | None = None, context: str | None = None) -> KubeClient:

@@ -35,7 +35,9 @@ class EventHandler(Protocol):
 
     Handlers run inline in the informer's task; an exception is logged and the informer goes
     on. ``on_update`` also fires on resync with ``old`` equal to ``new``. ``on_delete`` after a
-    relist receives the last state the cache knew.
+    relist receives the last state the cache knew. A handler may set a ``needs_old = False``
+    attribute to say it never reads ``old``; if no handler of an informer needs it, the
+    informer skips decoding the previous version and passes ``new`` as ``old``.
     """
 
     def on_add(self, obj: JSON) -> None:
@@ -129,6 +131,7 @@ class EnqueueHandler:
         self.queue = queue
         self.mapper = mapper
         self.predicate = predicate
+        self.needs_old = predicate is not None or mapper is not map_to_self
 
     def on_add(self, obj: JSON) -> None:
         if self.predicate is not None and not self.predicate(None, obj):

@@ -71,6 +71,7 @@ class Informer:
         self.resource_version: str | None = None
         self._rng = rng or random.Random()
         self._handlers: list[EventHandler] = []
+        self._want_old = False
         self._synced = anyio.Event()
         self._log = log.bind(resource=str(resource), namespace=namespace or "")
         self.stats = {"lists": 0, "watches": 0, "events": 0, "handler_errors": 0}
@@ -80,6 +81,7 @@ class Informer:
     def add_handler(self, handler: EventHandler) -> None:
         """Subscribe ``handler``; if the cache is already filled, replay it as adds."""
         self._handlers.append(handler)
+        self._want_old = any(getattr(h, "needs_old", True) for h in self._handlers)
         for _, obj in self.store.items():
             self._call(handler.on_add, obj)
 
@@ -211,17 +213,18 @@ class Informer:
             return
         key = key_of(obj)
         if kind == "DELETED":
-            old = self.store.delete(key)
+            last = self.store.delete(key)
             for handler in self._handlers:
-                self._call(handler.on_delete, old if old is not None else obj)
+                self._call(handler.on_delete, last if last is not None else obj)
         elif kind in ("ADDED", "MODIFIED"):
-            old = self.store.upsert(obj, key)
+            old = self.store.upsert(obj, key, event.raw, want_old=self._want_old)
             if old is None:
                 for handler in self._handlers:
                     self._call(handler.on_add, obj)
             else:
+                previous = old if isinstance(old, dict) else obj
                 for handler in self._handlers:
-                    self._call(handler.on_update, old, obj)
+                    self._call(handler.on_update, previous, obj)
         else:
             self._log.warning("watch_event_unknown", type=kind)
             return
@@ -233,12 +236,13 @@ class Informer:
         for obj in items:
             key = key_of(obj)
             seen.add(key)
-            old = self.store.upsert(obj, key)
+            old = self.store.upsert(obj, key, want_old=self._want_old)
+            previous = old if isinstance(old, dict) else obj
             for handler in self._handlers:
                 if old is None:
                     self._call(handler.on_add, obj)
                 else:
-                    self._call(handler.on_update, old, obj)
+                    self._call(handler.on_update, previous, obj)
         for key in [k for k in self.store if k not in seen]:
             gone = self.store.delete(key)
             if gone is not None:

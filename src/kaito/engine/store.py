@@ -122,10 +122,22 @@ class Store:
 
     # -- writes (the informer's) ----------------------------------------------------------
 
-    def upsert(self, obj: JSON, key: ObjectKey | None = None) -> JSON | None:
-        """Store ``obj``; return the previous version (decoded), or ``None`` if it is new."""
+    def upsert(
+        self,
+        obj: JSON,
+        key: ObjectKey | None = None,
+        text: str | None = None,
+        *,
+        want_old: bool = True,
+    ) -> JSON | bool | None:
+        """Store ``obj`` (``text`` is its JSON if the caller already has it).
+
+        Return the previous version decoded, or ``None`` if the object is new. With
+        ``want_old=False`` an update returns ``True`` instead, sparing the decode.
+        """
         key = key or key_of(obj)
-        text = _encode(obj)
+        if text is None:
+            text = _encode(obj)
         old_text = self._items.get(key)
         self._items[key] = text
         if old_text is None:
@@ -135,10 +147,11 @@ class Store:
             bucket.add(key)
             self._index(key, obj)
             return None
+        if not self._indexers:
+            return _decode(old_text) if want_old else True
         old = _decode(old_text)
-        if self._indexers:
-            self._unindex(key, old)
-            self._index(key, obj)
+        self._unindex(key, old)
+        self._index(key, obj)
         return old
 
     def delete(self, key: ObjectKey) -> JSON | None:
