@@ -20,7 +20,9 @@ def main(argv: list[str]) -> int:
     names = argv or available
     unknown = [n for n in names if n not in available]
     if unknown:
-        print(f"unknown benchmark(s) {unknown}; choose from: {', '.join(available)}", file=sys.stderr)
+        print(
+            f"unknown benchmark(s) {unknown}; choose from: {', '.join(available)}", file=sys.stderr
+        )
         return 2
     print(f"python={platform.python_version()} cpus={os.cpu_count()}")
     for name in names:

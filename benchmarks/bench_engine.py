@@ -252,7 +252,8 @@ def bench_memory(n: int = 20_000) -> str:
     base_b = statistics.median(_measure(baseline) for _ in range(3)) / n
     return (
         f"cache_memory_per_object: ours={ours_b:.0f} B/object "
-        f"baseline[plain dict of decoded objects]={base_b:.0f} B/object ratio={ours_b / base_b:.2f}x "
+        f"baseline[plain dict of decoded objects]={base_b:.0f} B/object "
+        f"ratio={ours_b / base_b:.2f}x "
         f"raw_json={raw:.0f} B ours/raw={ours_b / raw:.2f}x (target <= 2x)"
     )
 

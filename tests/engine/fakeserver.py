@@ -71,8 +71,62 @@ class FakeServer:
         sub = rest[2] if len(rest) > 2 else None
         return resource, namespace, name, sub
 
+    def _discovery(self, path: str) -> JSON | None:
+        resources = list(self.kube.resources.values())
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"]}
+        if path == "/apis":
+            groups: dict[str, list[str]] = {}
+            for r in resources:
+                if r.group:
+                    groups.setdefault(r.group, []).append(r.version)
+            return {
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": [
+                    {
+                        "name": g,
+                        "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                        "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]},
+                    }
+                    for g, vs in groups.items()
+                ],
+            }
+        segs = [s for s in path.split("/") if s]
+        if segs[:1] == ["api"] and len(segs) == 2:
+            group, version = "", segs[1]
+        elif segs[:1] == ["apis"] and len(segs) == 3:
+            group, version = segs[1], segs[2]
+        else:
+            return None
+        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        listed: list[JSON] = []
+        for r in resources:
+            if (r.group, r.version) != (group, version):
+                continue
+            entry = {"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced}
+            listed.append({**entry, "kind": r.kind, "verbs": verbs})
+            listed.append(
+                {
+                    **entry,
+                    "name": f"{r.plural}/status",
+                    "kind": r.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": listed,
+        }
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
+        if request.method == "GET":
+            discovered = self._discovery(request.path.rstrip("/"))
+            if discovered is not None:
+                return web.json_response(discovered)
         try:
             resource, namespace, name, sub = self._route(request.path)
             q = request.query

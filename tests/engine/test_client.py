@@ -159,3 +159,26 @@ async def test_informer_over_http_survives_dropped_connections_and_410(
         ("update", "default/b"),
         ("delete", "default/a"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"type":"ADDED","object":{"a":1,"b":{"c":"}"}}}\n', '{"a":1,"b":{"c":"}"}}'),
+        ('{"type": "ADDED", "object": {"a": 1}}\n', None),  # not the API server's shape
+        ('{"object":{"a":1},"type":"ADDED"}\n', None),
+    ],
+    ids=["apiserver-shape", "spaced", "reordered"],
+)
+def test_object_text_is_cut_from_the_api_server_line_shape_only(
+    line: str, expected: str | None
+) -> None:
+    import json
+
+    from kaito.engine.client import _object_text
+
+    event = json.loads(line)
+    text = _object_text(line, event["type"], event)
+    assert text == expected
+    if text is not None:
+        assert json.loads(text) == event["object"]
