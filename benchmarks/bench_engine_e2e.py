@@ -192,7 +192,7 @@ async def _create_all(session: aiohttp.ClientSession, url: str, names: list[str]
 
 
 async def _drive(url: str, names: list[str], warmup: str) -> float:
-    """Create a warm-up object and wait for it, then create ``names`` and time to the last status."""
+    """Create a warm-up object, wait for it, then create ``names``; time to the last status."""
     wanted = set(names) | {warmup}
     done: set[str] = set()
     warm = asyncio.Event()
