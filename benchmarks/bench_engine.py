@@ -214,7 +214,7 @@ def bench_informer(n: int = 20_000) -> str:
     return (
         f"informer_event_rate: ours={ours / 1e3:.0f}k events/s "
         f"baseline[plain dict + enqueue]={base / 1e3:.0f}k events/s ratio={ours / base:.2f}x "
-        "(ours: JSON-encodes each object into the namespace-indexed store; the baseline keeps dicts)"
+        "(ours: JSON text in a namespace-indexed store; the baseline keeps the dicts)"
     )
 
 

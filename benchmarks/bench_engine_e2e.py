@@ -9,8 +9,9 @@ Three contenders run, one after another, each against a fresh server in its own 
 
 ours and kopf are timed from the first create to the last status written (seen by a watch
 the driver holds open); creates go 20 at a time. bare is timed from its LIST to its last PATCH,
-with the objects created beforehand. The server is ``kaito.testing``'s in-process API server
-when that package exists, else the engine tests' HTTP fake.
+with the objects created beforehand. The server runs in its own process; for now it is the
+engine tests' HTTP fake (``tests/engine/fakeserver.py``), to be replaced by ``kaito.testing``'s
+in-process API server in :func:`serve` once that package lands.
 """
 
 from __future__ import annotations
