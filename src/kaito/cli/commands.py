@@ -2,4 +2,7 @@
 
 from __future__ import annotations
 
+import kaito.cli.crds
+import kaito.cli.up
+import kaito.cli.validate  # noqa: F401
 from kaito.cli import cluster  # noqa: F401
