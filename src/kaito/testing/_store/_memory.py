@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import structlog
 
-from kaito.testing._json import dumps
+from kaito.testing._json import dumps_compact
 from kaito.testing._store._base import (
     ConflictError,
     EventType,
@@ -155,7 +155,7 @@ class MemoryStore:
     ) -> StoredObject:
         rv = self._rv + 1
         obj["metadata"]["resourceVersion"] = str(rv)
-        stored = StoredObject(dumps(obj), rv, index)
+        stored = StoredObject(dumps_compact(obj), rv, index)
         self._rv = rv
         key = f"{index.namespace}/{index.name}"
         if type is EventType.DELETED:
