@@ -36,25 +36,66 @@ CRD: dict[str, Any] = {
     "spec": {
         "group": GROUP,
         "scope": "Namespaced",
-        "names": {"kind": "Widget", "plural": PLURAL, "singular": "widget", "listKind": "WidgetList"},
-        "versions": [{
-            "name": VERSION, "served": True, "storage": True, "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {
-                "type": "object",
-                "properties": {
-                    "resource": {"type": "object", "properties": {
-                        "instanceType": {"type": "string"}, "count": {"type": "integer", "default": 1},
-                        "labelSelector": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}},
-                    "inference": {"type": "object", "properties": {"preset": {"type": "object", "properties": {
-                        "name": {"type": "string"}}}}},
-                    "status": {"type": "object", "properties": {
-                        "state": {"type": "string"},
-                        "conditions": {"type": "array", "items": {"type": "object", "properties": {
-                            "type": {"type": "string"}, "status": {"type": "string"}, "reason": {"type": "string"},
-                            "message": {"type": "string"}, "lastTransitionTime": {"type": "string"}}}}}},
+        "names": {
+            "kind": "Widget",
+            "plural": PLURAL,
+            "singular": "widget",
+            "listKind": "WidgetList",
+        },
+        "versions": [
+            {
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "resource": {
+                                "type": "object",
+                                "properties": {
+                                    "instanceType": {"type": "string"},
+                                    "count": {"type": "integer", "default": 1},
+                                    "labelSelector": {
+                                        "type": "object",
+                                        "x-kubernetes-preserve-unknown-fields": True,
+                                    },
+                                },
+                            },
+                            "inference": {
+                                "type": "object",
+                                "properties": {
+                                    "preset": {
+                                        "type": "object",
+                                        "properties": {"name": {"type": "string"}},
+                                    }
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {
+                                    "state": {"type": "string"},
+                                    "conditions": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "type": {"type": "string"},
+                                                "status": {"type": "string"},
+                                                "reason": {"type": "string"},
+                                                "message": {"type": "string"},
+                                                "lastTransitionTime": {"type": "string"},
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    }
                 },
-            }},
-        }],
+            }
+        ],
     },
 }
 
@@ -65,14 +106,28 @@ def widget(i: int) -> dict[str, Any]:
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Widget",
         "metadata": {"name": f"w-{i:05d}", "labels": {"app": "bench", "shard": str(i % 7)}},
-        "resource": {"instanceType": "Standard_NC24ads_A100_v4", "labelSelector": {"matchLabels": {"apps": "phi-4"}}},
+        "resource": {
+            "instanceType": "Standard_NC24ads_A100_v4",
+            "labelSelector": {"matchLabels": {"apps": "phi-4"}},
+        },
         "inference": {"preset": {"name": "phi-4-mini-instruct"}},
     }
 
 
-STATUS = {"status": {"state": "Ready", "conditions": [
-    {"type": "InferenceReady", "status": "True", "reason": "Ready", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}
-]}}
+STATUS = {
+    "status": {
+        "state": "Ready",
+        "conditions": [
+            {
+                "type": "InferenceReady",
+                "status": "True",
+                "reason": "Ready",
+                "message": "",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ],
+    }
+}
 
 
 # -- the server process -----------------------------------------------------------------------
@@ -89,7 +144,9 @@ def _serve(conn: Connection) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
     async def main() -> None:
-        async with start_cluster(controllers=Controllers.api_only(), crds=[CRD], history_window=4 * N) as cluster:
+        async with start_cluster(
+            controllers=Controllers.api_only(), crds=[CRD], history_window=4 * N
+        ) as cluster:
             conn.send(cluster.url)
             await anyio.to_thread.run_sync(conn.recv)
 
@@ -99,7 +156,15 @@ def _serve(conn: Connection) -> None:
 # -- the client ---------------------------------------------------------------------------------
 
 
-async def _watch(session: aiohttp.ClientSession, path: str, rv: str, wanted: str, count: int, done: asyncio.Event) -> None:
+async def _watch(
+    session: aiohttp.ClientSession,
+    path: str,
+    *,
+    rv: str,
+    wanted: str,
+    count: int,
+    done: asyncio.Event,
+) -> None:
     seen = 0
     async with session.get(path, params={"watch": "true", "resourceVersion": rv}) as response:
         buffer = b""
@@ -116,7 +181,9 @@ async def _watch(session: aiohttp.ClientSession, path: str, rv: str, wanted: str
 
 async def _round(url: str, namespace: str, count: int) -> tuple[float, float, float]:
     """One pass: (create+watch objects/s, status patches/s, LIST ms) in a fresh namespace."""
-    async with aiohttp.ClientSession(url, connector=aiohttp.TCPConnector(limit=CONCURRENCY)) as session:
+    async with aiohttp.ClientSession(
+        url, connector=aiohttp.TCPConnector(limit=CONCURRENCY)
+    ) as session:
         ns_body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         async with session.post("/api/v1/namespaces", json=ns_body) as response:
             assert response.status == 201, await response.text()
@@ -133,7 +200,9 @@ async def _round(url: str, namespace: str, count: int) -> tuple[float, float, fl
                 await response.read()
 
         added = asyncio.Event()
-        watcher = asyncio.create_task(_watch(session, path, rv, "ADDED", count, added))
+        watcher = asyncio.create_task(
+            _watch(session, path, rv=rv, wanted="ADDED", count=count, done=added)
+        )
         started = time.perf_counter()
         await asyncio.gather(*(create(b) for b in bodies))
         await added.wait()
@@ -143,7 +212,10 @@ async def _round(url: str, namespace: str, count: int) -> tuple[float, float, fl
         merge = {"Content-Type": "application/merge-patch+json"}
 
         async def patch_status(i: int) -> None:
-            async with gate, session.patch(f"{path}/w-{i:05d}/status", data=patch, headers=merge) as response:
+            async with (
+                gate,
+                session.patch(f"{path}/w-{i:05d}/status", data=patch, headers=merge) as response,
+            ):
                 assert response.status == 200, await response.text()
                 await response.read()
 
@@ -172,8 +244,13 @@ def _baseline(count: int) -> tuple[float, float, float]:
         obj = json.loads(body)
         rv += 1
         meta = obj["metadata"]
-        meta.update(namespace="bench", uid=str(uuid.uuid4()), resourceVersion=str(rv), generation=1,
-                    creationTimestamp="2026-01-01T00:00:00Z")
+        meta.update(
+            namespace="bench",
+            uid=str(uuid.uuid4()),
+            resourceVersion=str(rv),
+            generation=1,
+            creationTimestamp="2026-01-01T00:00:00Z",
+        )
         store[meta["name"]] = obj
         events.append(json.dumps({"type": "ADDED", "object": obj}).encode())
     while events:
@@ -218,8 +295,11 @@ def _memory(count: int) -> tuple[float, float]:
         rest = RestApi(store, catalog, NoAdmission(), system_clock)
         namespaces = catalog.lookup("", "v1", "namespaces")
         crds = catalog.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-        assert namespaces is not None and crds is not None
-        await rest.create(namespaces, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+        assert namespaces is not None
+        assert crds is not None
+        await rest.create(
+            namespaces, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}
+        )
         await rest.create(crds, "", json.loads(json.dumps(CRD)))
         rt = catalog.lookup(GROUP, VERSION, PLURAL)
         assert rt is not None
@@ -245,8 +325,12 @@ def _memory(count: int) -> tuple[float, float]:
     return ours, baseline
 
 
-def _line(name: str, ours: float, base: float, unit: str, what: str = BASELINE, precision: int = 0) -> str:
-    return f"{name}: ours={ours:.{precision}f} {unit} baseline[{what}]={base:.{precision}f} {unit} ratio={ours / base:.2f}x"
+def _line(
+    name: str, ours: float, base: float, unit: str, *, what: str = BASELINE, precision: int = 0
+) -> str:
+    ours_text = f"{ours:.{precision}f} {unit}"
+    base_text = f"{base:.{precision}f} {unit}"
+    return f"{name}: ours={ours_text} baseline[{what}]={base_text} ratio={ours / base:.2f}x"
 
 
 def run() -> list[str]:
@@ -274,6 +358,19 @@ def run() -> list[str]:
     return [
         _line(f"apiserver_create_watch_{N}", median(ours, 0), median(base, 0), "objects/s"),
         _line(f"apiserver_status_patch_{N}", median(ours, 1), median(base, 1), "patches/s"),
-        _line(f"apiserver_list_{N}", median(ours, 2), median(base, 2), "ms", "dict store json.dumps, no HTTP", 1),
-        _line("apiserver_memory_per_object", memory, memory_base, "B", "dict store of parsed objects"),
+        _line(
+            f"apiserver_list_{N}",
+            median(ours, 2),
+            median(base, 2),
+            "ms",
+            what="dict store json.dumps, no HTTP",
+            precision=1,
+        ),
+        _line(
+            "apiserver_memory_per_object",
+            memory,
+            memory_base,
+            "B",
+            what="dict store of parsed objects",
+        ),
     ]

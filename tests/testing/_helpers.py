@@ -29,11 +29,18 @@ def gadget(name: str, **fields: Any) -> dict[str, Any]:
 def http(cluster: Cluster) -> httpx.AsyncClient:
     """An HTTP client for the cluster's API."""
     headers = {"Authorization": f"Bearer {cluster.token}"} if cluster.token else {}
-    return httpx.AsyncClient(base_url=cluster.url, headers=headers, verify=cluster.client_ssl_context() or True, timeout=10)
+    return httpx.AsyncClient(
+        base_url=cluster.url,
+        headers=headers,
+        verify=cluster.client_ssl_context() or True,
+        timeout=10,
+    )
 
 
-async def eventually(cluster: Cluster, check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0) -> None:
-    """Re-run ``check`` after every store commit until it returns true (fails after ``timeout``)."""
+async def eventually(
+    cluster: Cluster, check: Callable[[], Awaitable[bool]], *, within: float = 10.0
+) -> None:
+    """Re-run ``check`` after every store commit until it returns true (fails after ``within`` s)."""
     changed = [anyio.Event()]
 
     def on_commit(*_: object) -> None:
@@ -41,7 +48,7 @@ async def eventually(cluster: Cluster, check: Callable[[], Awaitable[bool]], *, 
 
     remove = cluster.store.add_listener(on_commit)
     try:
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(within):
             while True:
                 changed[0] = anyio.Event()
                 if await check():

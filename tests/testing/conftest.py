@@ -50,17 +50,38 @@ class Kubectl:
 
     def command(self, *args: str) -> list[str]:
         """The full command line."""
-        return ["kubectl", "--kubeconfig", str(self.kubeconfig), "--cache-dir", str(self.cache_dir),
-                "--namespace", self.namespace, *args]
+        return [
+            "kubectl",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--cache-dir",
+            str(self.cache_dir),
+            "--namespace",
+            self.namespace,
+            *args,
+        ]
 
-    def __call__(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            self.command(*args), input=stdin, capture_output=True, text=True, timeout=timeout,
-            env={**os.environ, **(env or {})}, check=False,
+            self.command(*args),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
 

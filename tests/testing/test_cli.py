@@ -20,20 +20,51 @@ def test_serve_writes_a_kubeconfig_kubectl_uses_and_stops_on_sigterm(tmp_path: P
     kubeconfig = tmp_path / "kubeconfig"
     crds = Path(__file__).parent / "data" / "gadgets.testing.kaito.sh.yaml"
     server = subprocess.Popen(
-        [sys.executable, "-c", ENTRY, "cluster", "serve", "--kubeconfig-out", str(kubeconfig), "--crds", str(crds),
-         "--node", "gpu-1=2", "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            ENTRY,
+            "cluster",
+            "serve",
+            "--kubeconfig-out",
+            str(kubeconfig),
+            "--crds",
+            str(crds),
+            "--node",
+            "gpu-1=2",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert server.stdout is not None
         ready = server.stdout.readline()
-        assert ready.startswith("cluster ready at http://127.0.0.1:"), ready + (server.stderr.read() if server.stderr else "")
+        assert ready.startswith("cluster ready at http://127.0.0.1:"), ready + (
+            server.stderr.read() if server.stderr else ""
+        )
         base = ["kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache")]
-        nodes = subprocess.run([*base, "get", "nodes", "-o", "jsonpath={.items[0].status.capacity.nvidia\\.com/gpu}"],
-                               capture_output=True, text=True, check=True, timeout=60)
+        nodes = subprocess.run(
+            [*base, "get", "nodes", "-o", "jsonpath={.items[0].status.capacity.nvidia\\.com/gpu}"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
         assert nodes.stdout == "2"
-        crd = subprocess.run([*base, "get", "crd", "-o", "name"], capture_output=True, text=True, check=True, timeout=60)
-        assert crd.stdout.strip() == "customresourcedefinition.apiextensions.k8s.io/gadgets.testing.kaito.sh"
+        crd = subprocess.run(
+            [*base, "get", "crd", "-o", "name"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        assert (
+            crd.stdout.strip()
+            == "customresourcedefinition.apiextensions.k8s.io/gadgets.testing.kaito.sh"
+        )
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
     finally:

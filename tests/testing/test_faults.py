@@ -16,11 +16,17 @@ URL = GADGETS.format(ns="default")
 
 
 async def test_fail_answers_matching_requests_a_given_number_of_times(cluster: Cluster) -> None:
-    rule = cluster.faults.fail(500, times=2, verb="create", resource="gadgets", message="etcd is on fire")
+    rule = cluster.faults.fail(
+        500, times=2, verb="create", resource="gadgets", message="etcd is on fire"
+    )
     async with http(cluster) as client:
         assert (await client.get(URL)).status_code == 200, "other verbs are untouched"
         first = await client.post(URL, json=gadget("a"))
-        assert status_of(first) == (500, "InternalError", "Internal error occurred: etcd is on fire")
+        assert status_of(first) == (
+            500,
+            "InternalError",
+            "Internal error occurred: etcd is on fire",
+        )
         assert (await client.post(URL, json=gadget("a"))).status_code == 500
         assert (await client.post(URL, json=gadget("a"))).status_code == 201
     assert rule.hits == 2
@@ -53,7 +59,9 @@ async def test_delay_adds_latency(cluster: Cluster) -> None:
 async def test_aborted_watches_break_the_connection(cluster: Cluster) -> None:
     async with http(cluster) as client:
         rv = (await client.get(URL)).json()["metadata"]["resourceVersion"]
-        async with client.stream("GET", URL, params={"watch": "true", "resourceVersion": rv}) as response:
+        async with client.stream(
+            "GET", URL, params={"watch": "true", "resourceVersion": rv}
+        ) as response:
             await client.post(URL, json=gadget("a"))
             lines = response.aiter_lines()
             assert json.loads(await anext(lines))["type"] == "ADDED"

@@ -21,7 +21,11 @@ EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
 
 
 def _crd() -> dict[str, Any]:
-    return next(d for d in yaml.safe_load_all(CRD.read_text()) if d and d.get("kind") == "CustomResourceDefinition")
+    return next(
+        d
+        for d in yaml.safe_load_all(CRD.read_text())
+        if d and d.get("kind") == "CustomResourceDefinition"
+    )
 
 
 def _storage_version() -> dict[str, Any]:
@@ -29,7 +33,11 @@ def _storage_version() -> dict[str, Any]:
 
 
 def _columns(wide: bool) -> list[str]:
-    columns = [c for c in _storage_version().get("additionalPrinterColumns", []) if wide or not c.get("priority")]
+    columns = [
+        c
+        for c in _storage_version().get("additionalPrinterColumns", [])
+        if wide or not c.get("priority")
+    ]
     return ["NAME", *(c["name"].upper() for c in columns)]
 
 
@@ -50,7 +58,9 @@ def _names() -> list[str]:
 
 def test_the_examples_apply_and_get_shows_the_crd_columns(kubectl: Kubectl) -> None:
     assert EXAMPLES, "examples/ holds the guide's Workspaces"
-    applied = kubectl("apply", *(arg for p in EXAMPLES for arg in ("-f", str(p)))).stdout.splitlines()
+    applied = kubectl(
+        "apply", *(arg for p in EXAMPLES for arg in ("-f", str(p)))
+    ).stdout.splitlines()
     assert applied == [f"workspace.kaito.sh/{name} created" for name in _names()]
     again = kubectl("apply", *(arg for p in EXAMPLES for arg in ("-f", str(p)))).stdout.splitlines()
     assert again == [f"workspace.kaito.sh/{name} unchanged" for name in _names()]
@@ -66,7 +76,10 @@ def test_the_examples_apply_and_get_shows_the_crd_columns(kubectl: Kubectl) -> N
 def test_server_side_apply_explain_describe_and_yaml(kubectl: Kubectl) -> None:
     for path in EXAMPLES:
         name = yaml.safe_load(path.read_text())["metadata"]["name"]
-        assert kubectl("apply", "--server-side", "-f", str(path)).stdout.strip() == f"workspace.kaito.sh/{name} serverside-applied"
+        assert (
+            kubectl("apply", "--server-side", "-f", str(path)).stdout.strip()
+            == f"workspace.kaito.sh/{name} serverside-applied"
+        )
     explained = kubectl("explain", "workspace.inference.preset").stdout
     assert "KIND:       Workspace" in explained and "FIELD: preset <Object>" in explained
     assert "name\t<string>" in explained
@@ -82,12 +95,25 @@ def test_status_wait_and_delete(shared_cluster: ThreadedCluster, kubectl: Kubect
     path = next(p for p in EXAMPLES if "inference" in yaml.safe_load(p.read_text()))
     name = yaml.safe_load(path.read_text())["metadata"]["name"]
     kubectl("apply", "-f", str(path))
-    waiter = subprocess.Popen(kubectl.command("wait", "--for=condition=InferenceReady", f"workspace/{name}", "--timeout=30s"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiter = subprocess.Popen(
+        kubectl.command(
+            "wait", "--for=condition=InferenceReady", f"workspace/{name}", "--timeout=30s"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        kubectl("patch", "workspace", name, "--subresource=status", "--type=merge", "-p",
-                '{"status":{"conditions":[{"type":"InferenceReady","status":"True","reason":"WorkspaceInferenceStatusSuccess",'
-                '"message":"Inference has been deployed successfully","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}')
+        kubectl(
+            "patch",
+            "workspace",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"conditions":[{"type":"InferenceReady","status":"True","reason":"WorkspaceInferenceStatusSuccess",'
+            '"message":"Inference has been deployed successfully","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}',
+        )
         out, err = waiter.communicate(timeout=30)
         assert waiter.returncode == 0, err
         assert out.strip() == f"workspace.kaito.sh/{name} condition met"
@@ -97,5 +123,8 @@ def test_status_wait_and_delete(shared_cluster: ThreadedCluster, kubectl: Kubect
             waiter.wait()
     row = kubectl("get", "workspace", name).stdout.splitlines()[1].split()
     assert "True" in row
-    assert kubectl("delete", "workspace", name, "--wait").stdout.strip() == f'workspace.kaito.sh "{name}" deleted'
+    assert (
+        kubectl("delete", "workspace", name, "--wait").stdout.strip()
+        == f'workspace.kaito.sh "{name}" deleted'
+    )
     assert kubectl("get", "workspace", name, check=False).returncode == 1

@@ -14,7 +14,11 @@ def test_package_all_is_a_tuple_of_existing_public_names() -> None:
     assert list(kaito.testing.__all__) == sorted(kaito.testing.__all__)
     for name in kaito.testing.__all__:
         assert hasattr(kaito.testing, name), name
-    public = {n for n in dir(kaito.testing) if not n.startswith("_") and not isinstance(getattr(kaito.testing, n), type(kaito))}
+    public = {
+        n
+        for n in dir(kaito.testing)
+        if not n.startswith("_") and not isinstance(getattr(kaito.testing, n), type(kaito))
+    }
     assert public <= set(kaito.testing.__all__), public - set(kaito.testing.__all__)
 
 

@@ -55,7 +55,9 @@ def test_validation_messages() -> None:
     assert messages({"spec": {"alpha": 1}}) == [
         'spec.alpha: Invalid value: "integer": spec.alpha in body must be of type string: "integer"'
     ]
-    assert messages({"spec": {"alpha": "a", "delta": ["1", "2", "3"]}}) == ["spec.delta: Too many: 3: must have at most 2 items"]
+    assert messages({"spec": {"alpha": "a", "delta": ["1", "2", "3"]}}) == [
+        "spec.delta: Too many: 3: must have at most 2 items"
+    ]
     assert messages({"spec": {"alpha": "a", "keyed": [{"name": "x"}, {"name": "x"}]}}) == [
         'spec.keyed[1]: Duplicate value: {"name":"x"}'
     ]
@@ -63,15 +65,24 @@ def test_validation_messages() -> None:
 
 def test_pruning_drops_undeclared_fields_and_reports_their_paths() -> None:
     value = {
-        "apiVersion": "v", "kind": "K", "metadata": {"name": "n", "bogus": 1},
-        "spec": {"alpha": "a", "extra": 1, "free": {"kept": True}, "keyed": [{"name": "x", "junk": 2}]},
+        "apiVersion": "v",
+        "kind": "K",
+        "metadata": {"name": "n", "bogus": 1},
+        "spec": {
+            "alpha": "a",
+            "extra": 1,
+            "free": {"kept": True},
+            "keyed": [{"name": "x", "junk": 2}],
+        },
         "other": {},
     }
     unknown: list[str] = []
     SCHEMA.prune(value, "", unknown, root=True)
     assert sorted(unknown) == ["metadata.bogus", "other", "spec.extra", "spec.keyed[0].junk"]
     assert value == {
-        "apiVersion": "v", "kind": "K", "metadata": {"name": "n"},
+        "apiVersion": "v",
+        "kind": "K",
+        "metadata": {"name": "n"},
         "spec": {"alpha": "a", "free": {"kept": True}, "keyed": [{"name": "x"}]},
     }
 

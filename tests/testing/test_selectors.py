@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from kaito.testing import ApiError
-from kaito.testing._selectors import label_selector_from_object, parse_field_selector, parse_label_selector
+from kaito.testing._selectors import (
+    label_selector_from_object,
+    parse_field_selector,
+    parse_label_selector,
+)
 
 LABELS = {"app": "web", "tier": "front", "gpu": "4"}
 
@@ -41,7 +45,10 @@ def test_malformed_label_selectors_are_bad_requests(selector: str) -> None:
 
 def test_object_selectors_follow_matchlabels_and_expressions() -> None:
     selector = label_selector_from_object(
-        {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]}
+        {
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}],
+        }
     )
     assert selector.matches(LABELS)
     assert not selector.matches({"app": "web"})
@@ -50,7 +57,9 @@ def test_object_selectors_follow_matchlabels_and_expressions() -> None:
 
 
 def test_field_selectors_name_only_known_fields() -> None:
-    selector = parse_field_selector("metadata.name=a,spec.nodeName!=n1", ["metadata.name", "spec.nodeName"], custom=False)
+    selector = parse_field_selector(
+        "metadata.name=a,spec.nodeName!=n1", ["metadata.name", "spec.nodeName"], custom=False
+    )
     values = {"metadata.name": "a", "spec.nodeName": "n2"}
     assert selector.matches(values.__getitem__)
     with pytest.raises(ApiError) as builtin:
@@ -58,4 +67,7 @@ def test_field_selectors_name_only_known_fields() -> None:
     assert builtin.value.message == "field label not supported: spec.foo"
     with pytest.raises(ApiError) as custom:
         parse_field_selector("spec.foo=x", ["metadata.name", "metadata.namespace"], custom=True)
-    assert custom.value.message == '"spec.foo" is not a known field selector: only "metadata.name", "metadata.namespace"'
+    assert (
+        custom.value.message
+        == '"spec.foo" is not a known field selector: only "metadata.name", "metadata.namespace"'
+    )

@@ -15,7 +15,13 @@ from tests.testing._helpers import eventually
 pytestmark = pytest.mark.anyio
 
 
-def pod(name: str, *, gpus: int = 0, selector: dict[str, str] | None = None, tolerations: list[Obj] | None = None) -> Obj:
+def pod(
+    name: str,
+    *,
+    gpus: int = 0,
+    selector: dict[str, str] | None = None,
+    tolerations: list[Obj] | None = None,
+) -> Obj:
     container: Obj = {"name": "main", "image": "kaito-base:0.5.0"}
     if gpus:
         container["resources"] = {"limits": {"nvidia.com/gpu": str(gpus)}}
@@ -32,14 +38,25 @@ async def get_pod(cluster: Cluster, name: str) -> Obj:
 
 
 def condition(obj: Obj, kind: str) -> Obj | None:
-    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), None)
+    return next(
+        (c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), None
+    )
 
 
-async def test_pods_go_to_matching_gpu_nodes_and_report_unschedulable_otherwise(cluster: Cluster) -> None:
-    await cluster.add_node("gpu-1", gpus=1, labels={"apps": "phi-4"}, taints=[{"key": "sku", "value": "gpu", "effect": "NoSchedule"}])
+async def test_pods_go_to_matching_gpu_nodes_and_report_unschedulable_otherwise(
+    cluster: Cluster,
+) -> None:
+    await cluster.add_node(
+        "gpu-1",
+        gpus=1,
+        labels={"apps": "phi-4"},
+        taints=[{"key": "sku", "value": "gpu", "effect": "NoSchedule"}],
+    )
     await cluster.add_node("cpu-1")
     toleration = [{"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]
-    await cluster.client.create(pod("first", gpus=1, selector={"apps": "phi-4"}, tolerations=toleration))
+    await cluster.client.create(
+        pod("first", gpus=1, selector={"apps": "phi-4"}, tolerations=toleration)
+    )
 
     async def first_running() -> bool:
         found = await get_pod(cluster, "first")
@@ -73,7 +90,12 @@ async def test_pods_go_to_matching_gpu_nodes_and_report_unschedulable_otherwise(
         "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
         "1 node(s) had untolerated taint {sku: gpu}."
     )
-    events = await cluster.client.list("v1", "Event", "default", field_selector="involvedObject.name=second,reason=FailedScheduling")
+    events = await cluster.client.list(
+        "v1",
+        "Event",
+        "default",
+        field_selector="involvedObject.name=second,reason=FailedScheduling",
+    )
     assert events and events[0]["type"] == "Warning"
     await cluster.add_node("gpu-2", gpus=2)
 
@@ -86,9 +108,17 @@ async def test_pods_go_to_matching_gpu_nodes_and_report_unschedulable_otherwise(
 def deployment(name: str, replicas: int, image: str = "app:1") -> Obj:
     labels = {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": image}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": image}]},
+            },
+        },
     }
 
 
@@ -101,7 +131,9 @@ async def test_deployments_report_ready_replicas_and_roll_out(cluster: Cluster) 
         status = found.get("status") or {}
         pods = await cluster.client.list("v1", "Pod", "default", label_selector="app=web")
         return (
-            status.get("readyReplicas") == 2 and status.get("availableReplicas") == 2 and status.get("updatedReplicas") == 2
+            status.get("readyReplicas") == 2
+            and status.get("availableReplicas") == 2
+            and status.get("updatedReplicas") == 2
             and status.get("observedGeneration") == found["metadata"]["generation"]
             and sorted(p["spec"]["containers"][0]["image"] for p in pods) == [image, image]
         )
@@ -109,8 +141,14 @@ async def test_deployments_report_ready_replicas_and_roll_out(cluster: Cluster) 
     await eventually(cluster, lambda: ready("app:1"))
     found = await cluster.client.get("apps/v1", "Deployment", "web", "default")
     assert condition(found, "Available")["status"] == "True"  # type: ignore[index]
-    await cluster.client.patch("apps/v1", "Deployment", "web", {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "app:2"}]}}}},
-                               namespace="default", patch_type="strategic")
+    await cluster.client.patch(
+        "apps/v1",
+        "Deployment",
+        "web",
+        {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "app:2"}]}}}},
+        namespace="default",
+        patch_type="strategic",
+    )
     await eventually(cluster, lambda: ready("app:2"))
 
 
@@ -143,20 +181,35 @@ async def gated() -> AsyncIterator[tuple[Cluster, GatedKubelet]]:
         yield running, kubelet
 
 
-async def test_ordered_statefulsets_wait_for_each_pod_to_be_ready(gated: tuple[Cluster, GatedKubelet]) -> None:
+async def test_ordered_statefulsets_wait_for_each_pod_to_be_ready(
+    gated: tuple[Cluster, GatedKubelet],
+) -> None:
     cluster, kubelet = gated
     labels = {"app": "ws"}
-    await cluster.client.create({
-        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "ws"},
-        "spec": {"replicas": 2, "serviceName": "ws-headless", "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "i"}]}}},
-    })
+    await cluster.client.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "ws"},
+            "spec": {
+                "replicas": 2,
+                "serviceName": "ws-headless",
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]},
+                },
+            },
+        }
+    )
 
     async def started(names: list[str]) -> bool:
         return kubelet.started == names
 
     await eventually(cluster, lambda: started(["ws-0"]))
-    assert [p["metadata"]["name"] for p in await cluster.client.list("v1", "Pod", "default")] == ["ws-0"]
+    assert [p["metadata"]["name"] for p in await cluster.client.list("v1", "Pod", "default")] == [
+        "ws-0"
+    ]
     kubelet.gate("ws-0").set()
     await eventually(cluster, lambda: started(["ws-0", "ws-1"]))
     pod0 = await get_pod(cluster, "ws-0")
@@ -165,7 +218,9 @@ async def test_ordered_statefulsets_wait_for_each_pod_to_be_ready(gated: tuple[C
     kubelet.gate("ws-1").set()
 
     async def all_ready() -> bool:
-        status = (await cluster.client.get("apps/v1", "StatefulSet", "ws", "default")).get("status") or {}
+        status = (await cluster.client.get("apps/v1", "StatefulSet", "ws", "default")).get(
+            "status"
+        ) or {}
         return status.get("readyReplicas") == 2 and status.get("availableReplicas") == 2
 
     await eventually(cluster, all_ready)
@@ -175,9 +230,17 @@ async def test_jobs_report_success_and_failure(gated: tuple[Cluster, GatedKubele
     cluster, kubelet = gated
 
     def job(name: str, backoff: int) -> Obj:
-        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-                "spec": {"backoffLimit": backoff, "template": {"spec": {"restartPolicy": "Never",
-                                                                        "containers": [{"name": "c", "image": "i"}]}}}}
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name},
+            "spec": {
+                "backoffLimit": backoff,
+                "template": {
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}
+                },
+            },
+        }
 
     await cluster.client.create(job("fails", 1))
 
@@ -202,15 +265,28 @@ async def test_jobs_report_success_and_failure(gated: tuple[Cluster, GatedKubele
 
 async def test_default_kubelet_completes_jobs(cluster: Cluster) -> None:
     await cluster.add_node("n1")
-    await cluster.client.create({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "tune"},
-                                 "spec": {"template": {"spec": {"restartPolicy": "Never",
-                                                                "containers": [{"name": "c", "image": "i"}]}}}})
+    await cluster.client.create(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "tune"},
+            "spec": {
+                "template": {
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}
+                }
+            },
+        }
+    )
 
     async def complete() -> bool:
         found: dict[str, Any] = await cluster.client.get("batch/v1", "Job", "tune", "default")
-        return (condition(found, "Complete") or {}).get("status") == "True" and found["status"].get("succeeded") == 1
+        return (condition(found, "Complete") or {}).get("status") == "True" and found["status"].get(
+            "succeeded"
+        ) == 1
 
     await eventually(cluster, complete)
     job = await cluster.client.get("batch/v1", "Job", "tune", "default")
-    assert job["spec"]["selector"]["matchLabels"] == {"batch.kubernetes.io/controller-uid": job["metadata"]["uid"]}
+    assert job["spec"]["selector"]["matchLabels"] == {
+        "batch.kubernetes.io/controller-uid": job["metadata"]["uid"]
+    }
     assert job["status"]["completionTime"]

@@ -9,7 +9,13 @@ import pytest
 
 from kaito.testing import GroupResource, MemoryStore, ObjectIndex
 from kaito.testing._json import loads
-from kaito.testing._store import ConflictError, EventType, ExpiredError, KeyExistsError, TooLargeResourceVersionError
+from kaito.testing._store import (
+    ConflictError,
+    EventType,
+    ExpiredError,
+    KeyExistsError,
+    TooLargeResourceVersionError,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +55,12 @@ async def test_list_is_sorted_by_key_and_filtered_by_namespace() -> None:
         await store.create(GR, *obj(name, namespace))
     everything = await store.list(GR, None)
     # Keys sort as etcd keys do ("a-b/w" < "a/y" because "-" < "/").
-    assert [(o.namespace, o.name) for o in everything.items] == [("a-b", "w"), ("a", "y"), ("a", "z"), ("b", "x")]
+    assert [(o.namespace, o.name) for o in everything.items] == [
+        ("a-b", "w"),
+        ("a", "y"),
+        ("a", "z"),
+        ("b", "x"),
+    ]
     assert [o.name for o in (await store.list(GR, "a")).items] == ["y", "z"]
     assert everything.rv == store.resource_version
 

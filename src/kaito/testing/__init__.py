@@ -9,6 +9,8 @@
 See ``docs/testing-cluster.md`` for the full guide.
 """
 
+import contextlib as _contextlib
+
 from kaito.testing._client import LocalClient
 from kaito.testing._cluster import Cluster, ThreadedCluster, cluster_in_thread, start_cluster
 from kaito.testing._controllers import Controllers
@@ -53,8 +55,6 @@ __all__ = (
 for _name in __all__:
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("kaito.testing."):
-        try:
+        with _contextlib.suppress(AttributeError, TypeError):
             _obj.__module__ = __name__
-        except (AttributeError, TypeError):
-            pass
 del _name, _obj

@@ -89,7 +89,7 @@ def _resource_matches(patterns: Any, resource: str, subresource: str) -> bool:
             continue
         if not sub and not subresource:
             return True
-        if sub and (sub == "*" or sub == subresource):
+        if sub and sub in ("*", subresource):
             return True
     return False
 
@@ -203,7 +203,8 @@ class WebhookAdmission:
             if patch:
                 if response.get("patchType", "JSONPatch") != "JSONPatch":
                     raise internal_error(
-                        f'received invalid webhook response: webhook "{hook.name}" returned unsupported patchType {response.get("patchType")!r}'
+                        f'received invalid webhook response: webhook "{hook.name}" returned '
+                        f"unsupported patchType {response.get('patchType')!r}"
                     )
                 try:
                     operations = loads(base64.b64decode(patch))
@@ -262,14 +263,13 @@ class WebhookAdmission:
         endpoints = await self._store.get(_ENDPOINTS, namespace, name)
         for subset in (loads(endpoints.data).get("subsets") or []) if endpoints is not None else []:
             addresses = subset.get("addresses") or []
-            for candidate in subset.get("ports") or []:
-                if (
-                    candidate.get("port") == target
-                    or candidate.get("name") == target
-                    or len(subset.get("ports")) == 1
-                ):
-                    if addresses:
-                        return f"https://{addresses[0]['ip']}:{candidate['port']}"
+            ports = subset.get("ports") or []
+            for candidate in ports:
+                matches = (
+                    target in (candidate.get("port"), candidate.get("name")) or len(ports) == 1
+                )
+                if matches and addresses:
+                    return f"https://{addresses[0]['ip']}:{candidate['port']}"
         raise LookupError(f'no endpoints available for service "{name}"')
 
     def _ssl(self, hook: _Hook) -> ssl.SSLContext:
@@ -365,7 +365,8 @@ class WebhookAdmission:
             if hook.failure_policy == "Ignore":
                 return None
             raise internal_error(
-                f'failed calling webhook "{hook.name}": failed to call webhook: Post "{shown}": {error}'
+                f'failed calling webhook "{hook.name}": failed to call webhook: Post "{shown}": '
+                f"{error}"
             ) from None
         for warning in response.get("warnings") or []:
             attributes.context.warnings.append(str(warning))

@@ -1,5 +1,5 @@
-"""An in-process client of the cluster's API: the same semantics as over HTTP (admission, validation,
-resource versions), with dicts in and out and no serialization round trip through a socket."""
+"""An in-process client of the cluster's API (top layer): the same semantics as over HTTP
+(admission, validation, resource versions), with dicts in and out and no socket in between."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ class LocalClient:
             raise ApiError(
                 404,
                 "NotFound",
-                f'no matches for kind "{kind}" in version "{api_version}"; install its CustomResourceDefinition first',
+                f'no matches for kind "{kind}" in version "{api_version}"; install its '
+                "CustomResourceDefinition first",
             )
         return rt
 
@@ -133,8 +134,8 @@ class LocalClient:
             meta.get("namespace", ""),
             meta.get("name", ""),
             obj,
-            WriteOptions(field_manager="kaito-testing"),
-            self._ctx(),
+            options=WriteOptions(field_manager="kaito-testing"),
+            ctx=self._ctx(),
             subresource=subresource,
         )
         return self._rest.decode(rt, stored)
@@ -163,8 +164,8 @@ class LocalClient:
             name,
             content_type,
             patch,
-            WriteOptions(field_manager=field_manager, force=force),
-            self._ctx(),
+            options=WriteOptions(field_manager=field_manager, force=force),
+            ctx=self._ctx(),
             subresource=subresource,
         )
         return self._rest.decode(rt, stored)
@@ -202,8 +203,8 @@ class LocalClient:
             meta.get("name", ""),
             "application/apply-patch+yaml",
             obj,
-            WriteOptions(field_manager=field_manager, force=force),
-            self._ctx(),
+            options=WriteOptions(field_manager=field_manager, force=force),
+            ctx=self._ctx(),
         )
         return self._rest.decode(rt, stored)
 

@@ -52,6 +52,7 @@ class Cluster:
         faults: Faults,
         token: str | None,
         certificate: ServingCertificate | None,
+        admission: WebhookAdmission,
     ) -> None:
         self.url = url
         """``http://127.0.0.1:PORT`` or ``https://...``."""
@@ -63,6 +64,7 @@ class Cluster:
         self.token = token
         self.certificate = certificate
         self._rest = rest
+        self._admission = admission
 
     @property
     def ca_pem(self) -> bytes | None:
@@ -92,18 +94,29 @@ class Cluster:
         """The REST layer (advanced use: the verbs without the client conveniences)."""
         return self._rest
 
+    def register_service_endpoint(
+        self, namespace: str, name: str, url: str, *, port: int = 0
+    ) -> None:
+        """Route webhook calls for Service ``namespace/name`` (``port``; 0 for any) to ``url``,
+        for webhook servers that run in this process or on the host rather than behind Endpoints."""
+        self._admission.service_endpoints[(namespace, name, port)] = url
+
     async def install_crds(
         self, *sources: str | os.PathLike[str] | Obj | Iterable[Obj]
     ) -> list[str]:
-        """Apply CustomResourceDefinitions from YAML text, files, directories or dicts; they are served
-        as soon as this returns. Returns the CRD names."""
+        """Apply CustomResourceDefinitions from YAML text, files, directories or dicts.
+
+        They are served as soon as this returns. Returns the CRD names.
+        """
         names = []
         for source in sources:
             for doc in _documents(source):
                 if doc.get("kind") != "CustomResourceDefinition":
                     raise ValueError(
-                        f"install_crds got kind={doc.get('kind')!r} named {doc.get('metadata', {}).get('name')!r}; "
-                        "only CustomResourceDefinitions belong here (use cluster.client.apply_manifests for others)"
+                        f"install_crds got kind={doc.get('kind')!r} named "
+                        f"{doc.get('metadata', {}).get('name')!r}; "
+                        "only CustomResourceDefinitions belong here (use "
+                        "cluster.client.apply_manifests for others)"
                     )
                 applied = await self.client.apply(doc, field_manager="kaito-testing-crds")
                 names.append(applied["metadata"]["name"])
@@ -232,7 +245,9 @@ async def start_cluster(
     admission = WebhookAdmission(store, catalog)
     rest = RestApi(store, catalog, admission, clock)
     admission.set_converter(
-        lambda source, target, obj: rest.from_storage(target, rest.to_storage(source, copy.deepcopy(obj)))
+        lambda source, target, obj: rest.from_storage(
+            target, rest.to_storage(source, copy.deepcopy(obj))
+        )
     )
     faults = Faults(store)
     client = LocalClient(rest)
@@ -248,7 +263,7 @@ async def start_cluster(
         clock=clock,
     )
     server = web.Server(handler, access_log=None)
-    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
+    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=0.25)
     await runner.setup()
     site = web.TCPSite(
         runner, host, port, ssl_context=certificate.server_context() if certificate else None
@@ -258,7 +273,9 @@ async def start_cluster(
     address["value"] = f"{host}:{bound[1]}"
     scheme = "https" if certificate else "http"
     url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
-    cluster = Cluster(url=url, rest=rest, faults=faults, token=token, certificate=certificate)
+    cluster = Cluster(
+        url=url, rest=rest, faults=faults, token=token, certificate=certificate, admission=admission
+    )
     log.info("cluster_started", url=url, tls=bool(certificate))
     try:
         async with anyio.create_task_group() as tasks:

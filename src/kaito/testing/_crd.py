@@ -290,14 +290,18 @@ def _published_schema(schema: Obj) -> Obj:
         "apiVersion",
         {
             "type": "string",
-            "description": "APIVersion defines the versioned schema of this representation of an object.",
+            "description": (
+                "APIVersion defines the versioned schema of this representation of an object."
+            ),
         },
     )
     props.setdefault(
         "kind",
         {
             "type": "string",
-            "description": "Kind is a string value representing the REST resource this object represents.",
+            "description": (
+                "Kind is a string value representing the REST resource this object represents."
+            ),
         },
     )
     props["metadata"] = OBJECT_META

@@ -42,6 +42,26 @@ class WatchHandle(Protocol):
         ...
 
 
+@attrs.frozen
+class _Match:
+    verb: str | None
+    resource: str | None
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+    when: Callable[[RequestInfo], bool] | None
+
+    def matches(self, info: RequestInfo) -> bool:
+        return (
+            (self.verb is None or self.verb == info.verb)
+            and (self.resource is None or self.resource == info.resource)
+            and (self.namespace is None or self.namespace == info.namespace)
+            and (self.name is None or self.name == info.name)
+            and (self.subresource is None or self.subresource == info.subresource)
+            and (self.when is None or self.when(info))
+        )
+
+
 @attrs.define(eq=False)
 class FaultRule:
     """One installed fault; use as a context manager or call :meth:`remove`."""
@@ -52,24 +72,12 @@ class FaultRule:
     retry_after: int | None
     message: str
     remaining: int | None
-    verb: str | None
-    resource: str | None
-    namespace: str | None
-    name: str | None
-    subresource: str | None
-    when: Callable[[RequestInfo], bool] | None
+    match: _Match
     hits: int = 0
 
     def matches(self, info: RequestInfo) -> bool:
         """Whether this rule applies to a request."""
-        return (
-            (self.verb is None or self.verb == info.verb)
-            and (self.resource is None or self.resource == info.resource)
-            and (self.namespace is None or self.namespace == info.namespace)
-            and (self.name is None or self.name == info.name)
-            and (self.subresource is None or self.subresource == info.subresource)
-            and (self.when is None or self.when(info))
-        )
+        return self.match.matches(info)
 
     def remove(self) -> None:
         """Uninstall the rule (idempotent)."""
@@ -139,17 +147,12 @@ class Faults:
         """Answer matching requests with ``status`` (429 carries ``Retry-After``), ``times`` times
         (``None``: until removed)."""
         return self._add(
-            status,
-            0.0,
-            retry_after,
-            message,
-            times,
-            verb,
-            resource,
-            namespace,
-            name,
-            subresource,
-            when,
+            status=status,
+            delay=0.0,
+            retry_after=retry_after,
+            message=message,
+            times=times,
+            match=_Match(verb, resource, namespace, name, subresource, when),
         )
 
     def delay(
@@ -166,22 +169,23 @@ class Faults:
     ) -> FaultRule:
         """Add ``seconds`` of latency before matching requests are served."""
         return self._add(
-            None, seconds, None, "", times, verb, resource, namespace, name, subresource, when
+            status=None,
+            delay=seconds,
+            retry_after=None,
+            message="",
+            times=times,
+            match=_Match(verb, resource, namespace, name, subresource, when),
         )
 
     def _add(
         self,
+        *,
         status: int | None,
         delay: float,
         retry_after: int | None,
         message: str,
         times: int | None,
-        verb: str | None,
-        resource: str | None,
-        namespace: str | None,
-        name: str | None,
-        subresource: str | None,
-        when: Callable[[RequestInfo], bool] | None,
+        match: _Match,
     ) -> FaultRule:
         if status is not None and not 400 <= status <= 599:
             raise ValueError(
@@ -191,17 +195,12 @@ class Faults:
             raise ValueError(f"times={times} must be at least 1, or None for every request")
         rule = FaultRule(
             self,
-            status,
-            delay,
-            retry_after,
-            message,
-            times,
-            verb,
-            resource,
-            namespace,
-            name,
-            subresource,
-            when,
+            status=status,
+            delay=delay,
+            retry_after=retry_after,
+            message=message,
+            remaining=times,
+            match=match,
         )
         self._rules.append(rule)
         return rule
@@ -248,8 +247,8 @@ class Faults:
     def drop_watches(self, resource: str | None = None, *, abort: bool = False) -> int:
         """End open watch streams (of one plural resource name, or all); returns how many.
 
-        ``abort=False`` ends the chunked response cleanly (a server-side timeout, as clients see it);
-        ``abort=True`` closes the connection mid-stream.
+        ``abort=False`` ends the chunked response cleanly (a server-side timeout, as clients
+        see it); ``abort=True`` closes the connection mid-stream.
         """
         dropped = 0
         for handle in list(self._watches):

@@ -41,7 +41,8 @@ def compile_path(path: str) -> tuple[Step, ...]:
         match = _STEP.match(text, pos)
         if match is None:
             raise JsonPathError(
-                f'JSONPath {path!r} is not supported at {text[pos:]!r}; use .field, [n], [*] or [?(@.f=="v")]'
+                f"JSONPath {path!r} is not supported at {text[pos:]!r}; use .field, [n], [*] or "
+                '[?(@.f=="v")]'
             )
         if match.group("field") is not None:
             steps.append(("field", re.sub(r"\\(.)", r"\1", match.group("field"))))

@@ -97,14 +97,18 @@ class Schema:
         self.format: str = raw.get("format", "")
         props = raw.get("properties")
         self.properties: dict[str, Schema] | None = (
-            {k: Schema(v, lenient=lenient) for k, v in props.items()} if isinstance(props, dict) else None
+            {k: Schema(v, lenient=lenient) for k, v in props.items()}
+            if isinstance(props, dict)
+            else None
         )
         additional = raw.get("additionalProperties")
         self.additional: Schema | None = (
             Schema(additional, lenient=lenient) if isinstance(additional, dict) else None
         )
         items = raw.get("items")
-        self.items: Schema | None = Schema(items, lenient=lenient) if isinstance(items, dict) else None
+        self.items: Schema | None = (
+            Schema(items, lenient=lenient) if isinstance(items, dict) else None
+        )
         self.preserve_unknown = (
             bool(raw.get("x-kubernetes-preserve-unknown-fields")) or additional is True
         )

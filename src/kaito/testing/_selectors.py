@@ -153,7 +153,8 @@ def parse_label_selector(text: str | None) -> LabelSelector:
                     if op in (">", "<"):
                         if not value.lstrip("-").isdigit():
                             raise fail(
-                                f"for 'gt', 'lt' operators, the value must be an integer, got {value!r}"
+                                "for 'gt', 'lt' operators, the value must be an integer, got "
+                                f"{value!r}"
                             )
                         requirements.append(
                             Requirement(key, "gt" if op == ">" else "lt", frozenset({value}))

@@ -71,13 +71,19 @@ _NAME = PrinterColumn(
     "Name",
     "string",
     format="name",
-    description="Name must be unique within a namespace. Is required when creating resources, although "
-    "some resources may allow a client to request the generation of an appropriate name automatically.",
+    description=(
+        "Name must be unique within a namespace. Is required when creating resources, "
+        "although some resources may allow a client to request the generation of an "
+        "appropriate name automatically."
+    ),
 )
 _AGE = PrinterColumn(
     "Age",
     "string",
-    description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+    description=(
+        "CreationTimestamp is a timestamp representing the server time when this object "
+        "was created."
+    ),
 )
 
 
@@ -316,7 +322,10 @@ PRINTERS: dict[tuple[str, str], Printer] = {
             _col("Status", description="The aggregate status of the containers in this pod."),
             _col(
                 "Restarts",
-                description="The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+                description=(
+                    "The number of times the containers in this pod have been restarted "
+                    "and when the last container in this pod has restarted."
+                ),
             ),
             _AGE,
             _col("IP", priority=1, description="The IP address assigned to the pod"),

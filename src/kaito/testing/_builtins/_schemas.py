@@ -311,11 +311,15 @@ def _kind(
     props: dict[str, Schema] = {
         "apiVersion": {
             **STRING,
-            "description": "APIVersion defines the versioned schema of this representation of an object.",
+            "description": (
+                "APIVersion defines the versioned schema of this representation of an object."
+            ),
         },
         "kind": {
             **STRING,
-            "description": "Kind is a string value representing the REST resource this object represents.",
+            "description": (
+                "Kind is a string value representing the REST resource this object represents."
+            ),
         },
         "metadata": OBJECT_META,
     }
@@ -642,7 +646,10 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
             required=("group", "names", "scope", "versions"),
         ),
         ANY,
-        doc="CustomResourceDefinition represents a resource that should be exposed on the API server.",
+        doc=(
+            "CustomResourceDefinition represents a resource that should be exposed on the API "
+            "server."
+        ),
     ),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"): _kind(
         None,

@@ -213,10 +213,14 @@ class PodStrategy(Strategy):
                     FieldError(
                         "Forbidden",
                         "spec",
-                        detail="pod updates may not change fields other than `spec.containers[*].image`,"
-                        "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
-                        "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
-                        "(allow it to be set to 1 if it was previously negative)",
+                        detail=(
+                            "pod updates may not change fields other than "
+                            "`spec.containers[*].image`,`spec.initContainers[*].image`,"
+                            "`spec.activeDeadlineSeconds`,`spec.tolerations` "
+                            "(only additions to existing tolerations),"
+                            "`spec.terminationGracePeriodSeconds` "
+                            "(allow it to be set to 1 if it was previously negative)"
+                        ),
                     )
                 )
         return errors
@@ -366,9 +370,12 @@ class StatefulSetStrategy(_WorkloadStrategy):
                     FieldError(
                         "Forbidden",
                         "spec",
-                        detail="updates to statefulset spec for fields other than 'replicas', 'ordinals', "
-                        "'template', 'updateStrategy', 'revisionHistoryLimit', "
-                        "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+                        detail=(
+                            "updates to statefulset spec for fields other than 'replicas', "
+                            "'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+                            "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are "
+                            "forbidden"
+                        ),
                     )
                 )
         return errors

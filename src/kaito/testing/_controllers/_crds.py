@@ -79,8 +79,8 @@ class CrdCleanupController:
                 str(key),
                 "application/merge-patch+json",
                 {"metadata": {"finalizers": finalizers or None, "resourceVersion": str(stored.rv)}},
-                WriteOptions(),
-                self._ctx,
+                options=WriteOptions(),
+                ctx=self._ctx,
             )
         self._terminating.pop(gr, None)
         return None

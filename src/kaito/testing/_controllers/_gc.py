@@ -229,8 +229,8 @@ class GarbageCollector:
                 stored.name,
                 _MERGE,
                 patch,
-                WriteOptions(field_validation="Ignore"),
-                self._ctx,
+                options=WriteOptions(field_validation="Ignore"),
+                ctx=self._ctx,
             )
         except ApiError as error:
             if error.code == 404:

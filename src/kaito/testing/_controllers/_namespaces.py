@@ -118,8 +118,8 @@ class NamespaceController:
                 name,
                 "application/merge-patch+json",
                 {"status": {"phase": "Terminating", "conditions": conditions}},
-                WriteOptions(),
-                self._ctx,
+                options=WriteOptions(),
+                ctx=self._ctx,
                 subresource="status",
             )
         except ApiError as error:

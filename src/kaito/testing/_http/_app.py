@@ -98,7 +98,8 @@ def _write_options(query: Any) -> WriteOptions:
     validation = query.get("fieldValidation") or "Warn"
     if validation not in ("Strict", "Warn", "Ignore"):
         raise bad_request(
-            f'fieldValidation: Unsupported value: "{validation}": supported values: "Ignore", "Strict", "Warn"'
+            f'fieldValidation: Unsupported value: "{validation}": supported values: "Ignore", '
+            '"Strict", "Warn"'
         )
     manager = query.get("fieldManager") or ""
     if len(manager) > 128:
@@ -213,6 +214,7 @@ class ApiHandler:
         request: web.BaseRequest,
         body: bytes,
         status: int = 200,
+        *,
         ctx: RequestContext | None = None,
         content_type: str = _JSON,
         accept: Accept | None = None,
@@ -337,7 +339,8 @@ class ApiHandler:
                 raise ApiError(
                     406,
                     "NotAcceptable",
-                    "only the following media types are accepted: application/json, application/yaml",
+                    "only the following media types are accepted: application/json, "
+                    "application/yaml",
                 )
             if name:
                 stored = await self._rest.get(rt, namespace, name)
@@ -373,7 +376,7 @@ class ApiHandler:
             if body is None:
                 raise bad_request("the body of the request was empty")
             stored = await self._rest.create(rt, namespace, body, _write_options(query), ctx)
-            return self._respond(request, self._rest.render(rt, stored), 201, ctx)
+            return self._respond(request, self._rest.render(rt, stored), 201, ctx=ctx)
         if not name:
             if method == "DELETE":
                 return await self._delete_collection(request, rt, namespace, ctx)
@@ -388,9 +391,13 @@ class ApiHandler:
             if sub == "scale":
                 return self._respond(
                     request,
-                    dumps(await self._rest.set_scale(rt, namespace, name, body, options, ctx)),
+                    dumps(
+                        await self._rest.set_scale(
+                            rt, namespace, name, body, options=options, ctx=ctx
+                        )
+                    ),
                     200,
-                    ctx,
+                    ctx=ctx,
                 )
             if sub == "finalize":
                 finalizers = (
@@ -399,12 +406,12 @@ class ApiHandler:
                     else []
                 )
                 stored = await self._rest.finalize_namespace(name, finalizers, ctx)
-                return self._respond(request, self._rest.render(rt, stored), 200, ctx)
+                return self._respond(request, self._rest.render(rt, stored), 200, ctx=ctx)
             stored, created = await self._rest.update(
-                rt, namespace, name, body, options, ctx, subresource=sub
+                rt, namespace, name, body, options=options, ctx=ctx, subresource=sub
             )
             return self._respond(
-                request, self._rest.render(rt, stored), 201 if created else 200, ctx
+                request, self._rest.render(rt, stored), 201 if created else 200, ctx=ctx
             )
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -424,15 +431,19 @@ class ApiHandler:
                 )
                 return self._respond(
                     request,
-                    dumps(await self._rest.set_scale(rt, namespace, name, patched, options, ctx)),
+                    dumps(
+                        await self._rest.set_scale(
+                            rt, namespace, name, patched, options=options, ctx=ctx
+                        )
+                    ),
                     200,
-                    ctx,
+                    ctx=ctx,
                 )
             stored, created = await self._rest.patch(
-                rt, namespace, name, content_type, body, options, ctx, subresource=sub
+                rt, namespace, name, content_type, body, options=options, ctx=ctx, subresource=sub
             )
             return self._respond(
-                request, self._rest.render(rt, stored), 201 if created else 200, ctx
+                request, self._rest.render(rt, stored), 201 if created else 200, ctx=ctx
             )
         if method == "DELETE":
             body = await self._read_body(request)
@@ -440,7 +451,7 @@ class ApiHandler:
             outcome = await self._rest.delete(rt, namespace, name, delete_options, ctx)
             if not outcome.deleted or rt.plural == "namespaces":
                 assert outcome.obj is not None
-                return self._respond(request, self._rest.render(rt, outcome.obj), 200, ctx)
+                return self._respond(request, self._rest.render(rt, outcome.obj), 200, ctx=ctx)
             details: Obj = {"name": name, "kind": rt.plural}
             if rt.group:
                 details["group"] = rt.group
@@ -458,7 +469,7 @@ class ApiHandler:
                     }
                 ),
                 200,
-                ctx,
+                ctx=ctx,
             )
         raise ApiError(
             405,
@@ -477,7 +488,8 @@ class ApiHandler:
             policy = policy or "Orphan"
         if policy not in (None, "Orphan", "Background", "Foreground"):
             raise bad_request(
-                f'propagationPolicy: Unsupported value: "{policy}": supported values: "Background", "Foreground", "Orphan"'
+                f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                '"Background", "Foreground", "Orphan"'
             )
         dry_run = body.get("dryRun") or query.getall("dryRun", [])
         grace = body.get("gracePeriodSeconds", _int(query, "gracePeriodSeconds"))
@@ -603,7 +615,7 @@ class ApiHandler:
             + b",".join(deleted)
             + b"]}"
         )
-        return self._respond(request, payload, 200, ctx)
+        return self._respond(request, payload, 200, ctx=ctx)
 
     # ------------------------------------------------------------------ watch
 

@@ -90,7 +90,8 @@ def decode_body(content_type: str, body: bytes, *, patch: bool = False) -> Any:
     """Decode a request body by its media type (JSON or YAML; protobuf is refused).
 
     Raises:
-        ApiError: 413 beyond 3 MiB, 415 for unsupported media types, 400 for bodies that do not parse.
+        ApiError: 413 beyond 3 MiB, 415 for unsupported media types, 400 for bodies that do
+            not parse.
     """
     if len(body) > MAX_BODY:
         raise ApiError(

@@ -23,12 +23,14 @@ _WRITE_PARAMS: dict[str, Obj] = {
         (
             "fieldManager",
             "string",
-            "fieldManager is a name associated with the actor or entity that is making these changes.",
+            "fieldManager is a name associated with the actor or entity that is making these "
+            "changes.",
         ),
         (
             "fieldValidation",
             "string",
-            "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields.",
+            "fieldValidation instructs the server on how to handle objects in the request "
+            "containing unknown or duplicate fields.",
         ),
         ("force", "boolean", 'Force is going to "force" Apply requests.'),
     )
@@ -49,6 +51,23 @@ def definition_name(rt: ResourceType) -> str:
 
 def _gvk(rt: ResourceType) -> list[Obj]:
     return [{"group": rt.group, "kind": rt.kind, "version": rt.version}]
+
+
+_CREATE_PARAMS = ("dryRun", "fieldManager", "fieldValidation")
+
+
+def _operation(rt: ResourceType, action: str, verb: str, params: tuple[str, ...]) -> Obj:
+    """One path operation; kubectl reads ``parameters`` to learn what the server supports."""
+    ref = {"$ref": f"#/components/schemas/{definition_name(rt)}"}
+    return {
+        "operationId": f"{verb}{rt.kind}",
+        "parameters": [_WRITE_PARAMS[p] for p in params],
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": ref}}}
+        },
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": _gvk(rt)[0],
+    }
 
 
 def _strip_v2(schema: Any) -> Any:
@@ -99,38 +118,15 @@ class OpenApi:
                     if rt.namespaced
                     else f"{prefix}/{rt.plural}"
                 )
-                ref = {"$ref": f"#/components/schemas/{definition_name(rt)}"}
-                response = {
-                    "200": {"description": "OK", "content": {"application/json": {"schema": ref}}}
-                }
-                gvk = _gvk(rt)[0]
-
-                def operation(
-                    action: str, verb: str, params: tuple[str, ...], kind: str = rt.kind
-                ) -> Obj:
-                    return {
-                        "operationId": f"{verb}{kind}",
-                        "parameters": [_WRITE_PARAMS[p] for p in params],
-                        "responses": response,
-                        "x-kubernetes-action": action,
-                        "x-kubernetes-group-version-kind": gvk,
-                    }
-
                 paths[scope] = {
-                    "get": operation("list", "list", ()),
-                    "post": operation(
-                        "post", "create", ("dryRun", "fieldManager", "fieldValidation")
-                    ),
+                    "get": _operation(rt, "list", "list", ()),
+                    "post": _operation(rt, "post", "create", _CREATE_PARAMS),
                 }
                 paths[f"{scope}/{{name}}"] = {
-                    "get": operation("get", "read", ()),
-                    "put": operation(
-                        "put", "replace", ("dryRun", "fieldManager", "fieldValidation")
-                    ),
-                    "patch": operation(
-                        "patch", "patch", ("dryRun", "fieldManager", "fieldValidation", "force")
-                    ),
-                    "delete": operation("delete", "delete", ("dryRun",)),
+                    "get": _operation(rt, "get", "read", ()),
+                    "put": _operation(rt, "put", "replace", _CREATE_PARAMS),
+                    "patch": _operation(rt, "patch", "patch", (*_CREATE_PARAMS, "force")),
+                    "delete": _operation(rt, "delete", "delete", ("dryRun",)),
                 }
             document = {
                 "openapi": "3.0.0",

@@ -17,16 +17,22 @@ _NAME_COLUMN = PrinterColumn(
     "Name",
     "string",
     format="name",
-    description="Name must be unique within a namespace. Is required when creating resources, although "
-    "some resources may allow a client to request the generation of an appropriate name automatically. "
-    "Name is primarily intended for creation idempotence and configuration definition. Cannot be updated.",
+    description=(
+        "Name must be unique within a namespace. Is required when creating resources, "
+        "although some resources may allow a client to request the generation of an "
+        "appropriate name automatically. Name is primarily intended for creation idempotence "
+        "and configuration definition. Cannot be updated."
+    ),
 )
 _DEFAULT_COLUMNS = (
     _NAME_COLUMN,
     PrinterColumn(
         "Age",
         "string",
-        description="CreationTimestamp is a timestamp representing the server time when this object was created.",
+        description=(
+            "CreationTimestamp is a timestamp representing the server time when this "
+            "object was created."
+        ),
     ),
 )
 

@@ -2,9 +2,10 @@
 manager stopped applying, detect conflicts with other appliers, and record ownership in
 ``metadata.managedFields`` (``FieldsV1``).
 
-Only ``Apply`` operations are tracked; ``Update`` writes do not record field ownership, so they never
-cause apply conflicts (kube-apiserver would report them). Lists follow ``x-kubernetes-list-type``:
-``map`` lists merge by their keys, ``set`` lists by value, everything else is atomic.
+Only ``Apply`` operations are tracked; ``Update`` writes do not record field ownership, so they
+never cause apply conflicts (kube-apiserver would report them). Lists follow
+``x-kubernetes-list-type``: ``map`` lists merge by their keys, ``set`` lists by value, everything
+else is atomic.
 """
 
 from __future__ import annotations

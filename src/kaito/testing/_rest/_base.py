@@ -148,6 +148,7 @@ def ensure_object(value: Any) -> Obj:
         raise ApiError(
             400,
             "BadRequest",
-            f"the body of the request is not a Kubernetes object: expected a JSON object, got {type(value).__name__}",
+            "the body of the request is not a Kubernetes object: expected a JSON object, got "
+            f"{type(value).__name__}",
         )
     return value

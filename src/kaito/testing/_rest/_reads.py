@@ -30,10 +30,14 @@ __all__ = ("INITIAL_EVENTS_END", "ReadsMixin", "WatchItem", "WatchStream")
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 _SNAPSHOTS = 256
 _CONTINUE_TOO_OLD = (
-    "The provided continue parameter is too old to display a consistent list result. You can start a "
-    "new list without the continue parameter, or use the continue token in this response to retrieve "
-    "the remainder of the results. Continuing with the provided token results in an inconsistent list - "
-    "objects that were created, modified, or deleted between the time the first chunk was returned and "
+    "The provided continue parameter is too old to display a consistent list result. You can "
+    "start a "
+    "new list without the continue parameter, or use the continue token in this response to "
+    "retrieve "
+    "the remainder of the results. Continuing with the provided token results in an inconsistent "
+    "list - "
+    "objects that were created, modified, or deleted between the time the first chunk was "
+    "returned and "
     "now may show up in the list."
 )
 

@@ -64,6 +64,7 @@ class SubresourcesMixin(WritesMixin):
         namespace: str,
         name: str,
         scale: Obj,
+        *,
         options: WriteOptions | None = None,
         ctx: RequestContext | None = None,
     ) -> Obj:
@@ -91,7 +92,8 @@ class SubresourcesMixin(WritesMixin):
                     rt.group,
                     rt.plural,
                     name,
-                    "the object has been modified; please apply your changes to the latest version and try again",
+                    "the object has been modified; please apply your changes to the latest "
+                    "version and try again",
                 )
             _set_path(current, paths.spec_replicas, replicas)
             return current
@@ -101,8 +103,8 @@ class SubresourcesMixin(WritesMixin):
             namespace,
             name,
             mutate,
-            options or WriteOptions(),
-            ctx or RequestContext(),
+            options=options or WriteOptions(),
+            ctx=ctx or RequestContext(),
             subresource="",
             precondition=None,
         )
@@ -152,8 +154,8 @@ class SubresourcesMixin(WritesMixin):
             namespace,
             name,
             mutate,
-            WriteOptions(),
-            ctx or RequestContext(),
+            options=WriteOptions(),
+            ctx=ctx or RequestContext(),
             subresource="binding",
             precondition=None,
         )

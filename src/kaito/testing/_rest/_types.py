@@ -62,8 +62,8 @@ class DeleteOptions:
 class ListOptions:
     """Query parameters of list."""
 
-    label_selector: LabelSelector = LabelSelector()
-    field_selector: FieldSelector = FieldSelector()
+    label_selector: LabelSelector = attrs.field(factory=LabelSelector)
+    field_selector: FieldSelector = attrs.field(factory=FieldSelector)
     limit: int = 0
     continue_token: str = ""
     resource_version: str = ""
@@ -74,8 +74,8 @@ class ListOptions:
 class WatchOptions:
     """Query parameters of watch."""
 
-    label_selector: LabelSelector = LabelSelector()
-    field_selector: FieldSelector = FieldSelector()
+    label_selector: LabelSelector = attrs.field(factory=LabelSelector)
+    field_selector: FieldSelector = attrs.field(factory=FieldSelector)
     resource_version: str = ""
     send_initial_events: bool | None = None
 

@@ -79,7 +79,8 @@ class WritesMixin(RestBase):
         kind = obj.get("kind") or rt.kind
         if api_version != rt.api_version:
             raise bad_request(
-                f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})"
+                f"the API version in the data ({api_version}) does not match the expected API "
+                f"version ({rt.api_version})"
             )
         if kind != rt.kind:
             if rt.custom:
@@ -95,7 +96,8 @@ class WritesMixin(RestBase):
         obj["apiVersion"], obj["kind"] = api_version, kind
         if not isinstance(obj.get("metadata", {}), dict):
             raise bad_request(
-                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata must be an object'
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata '
+                "must be an object"
             )
 
     def _prune(
@@ -161,7 +163,10 @@ class WritesMixin(RestBase):
                     FieldError(
                         "Forbidden",
                         "metadata.finalizers",
-                        detail=f"no new finalizers can be added if the object is being deleted, found new finalizers {added!r}",
+                        detail=(
+                            "no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers {added!r}"
+                        ),
                     )
                 )
         return errors
@@ -169,6 +174,7 @@ class WritesMixin(RestBase):
     def _attributes(
         self,
         rt: ResourceType,
+        *,
         operation: str,
         namespace: str,
         name: str,
@@ -179,7 +185,15 @@ class WritesMixin(RestBase):
         options: Obj,
     ) -> AdmissionAttributes:
         return AdmissionAttributes(
-            rt, operation, namespace, name, subresource, old, ctx, dry_run, options
+            rt=rt,
+            operation=operation,
+            namespace=namespace,
+            name=name,
+            subresource=subresource,
+            old=old,
+            context=ctx,
+            dry_run=dry_run,
+            options=options,
         )
 
     async def _check_namespace(self, rt: ResourceType, namespace: str, *, creating: bool) -> None:
@@ -193,7 +207,8 @@ class WritesMixin(RestBase):
                 rt.group,
                 rt.plural,
                 "",
-                f"unable to create new content in namespace {namespace} because it is being terminated",
+                f"unable to create new content in namespace {namespace} because it is being "
+                "terminated",
                 causes=[
                     {
                         "reason": "NamespaceTerminating",
@@ -229,7 +244,8 @@ class WritesMixin(RestBase):
             body_ns = meta.get("namespace")
             if body_ns and namespace and body_ns != namespace:
                 raise bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request"
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request"
                 )
             meta["namespace"] = namespace = namespace or body_ns or ""
             if not namespace:
@@ -263,7 +279,15 @@ class WritesMixin(RestBase):
         rt.strategy.prepare_create(obj)
         if self.admission.active(rt, "CREATE", subresource):
             attributes = self._attributes(
-                rt, "CREATE", namespace, name, subresource, None, ctx, options.dry_run, {}
+                rt,
+                operation="CREATE",
+                namespace=namespace,
+                name=name,
+                subresource=subresource,
+                old=None,
+                ctx=ctx,
+                dry_run=options.dry_run,
+                options={},
             )
             obj = await self.admission.mutate(attributes, obj)
             self._validate(rt, obj, None)
@@ -286,9 +310,9 @@ class WritesMixin(RestBase):
         namespace: str,
         name: str,
         obj: Obj,
+        *,
         options: WriteOptions | None = None,
         ctx: RequestContext | None = None,
-        *,
         subresource: str = "",
     ) -> tuple[StoredObject, bool]:
         """Replace an object (PUT); returns the stored object and whether it was created."""
@@ -299,11 +323,13 @@ class WritesMixin(RestBase):
         meta = obj.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
             raise bad_request(
-                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({name})"
             )
         if rt.namespaced and meta.get("namespace") and meta["namespace"] != namespace:
             raise bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request"
+                "the namespace of the provided object does not match the namespace sent on the "
+                "request"
             )
         meta["name"] = name
         if rt.namespaced:
@@ -337,8 +363,8 @@ class WritesMixin(RestBase):
             namespace,
             name,
             replace,
-            options,
-            ctx,
+            options=options,
+            ctx=ctx,
             subresource=subresource,
             precondition=wanted or None,
             create_body=obj if rt.allow_create_on_update and not subresource else None,
@@ -351,23 +377,29 @@ class WritesMixin(RestBase):
         name: str,
         patch_type: str,
         body: Any,
+        *,
         options: WriteOptions | None = None,
         ctx: RequestContext | None = None,
-        *,
         subresource: str = "",
     ) -> tuple[StoredObject, bool]:
-        """Apply a patch of ``patch_type`` (already decoded); returns the object and whether it was created."""
+        """Apply a patch of ``patch_type`` (body already decoded).
+
+        Returns the stored object and whether the patch created it (server-side apply).
+        """
         options = options or WriteOptions()
         ctx = ctx or RequestContext()
         allowed = _CUSTOM_PATCH_TYPES if rt.custom else PATCH_TYPES
         if patch_type not in allowed:
             raise unsupported_media_type(patch_type, allowed)
         if patch_type == "application/apply-patch+yaml":
-            return await self._apply(rt, namespace, name, body, options, ctx, subresource)
+            return await self._apply(
+                rt, namespace, name, body, options=options, ctx=ctx, subresource=subresource
+            )
         if patch_type == "application/json-patch+json":
             if not isinstance(body, list):
                 raise bad_request(
-                    f"json: cannot unmarshal {type(body).__name__} into Go value of type jsonpatch.Patch"
+                    f"json: cannot unmarshal {type(body).__name__} into Go value of type "
+                    "jsonpatch.Patch"
                 )
         else:
             body = ensure_object(body)
@@ -402,8 +434,8 @@ class WritesMixin(RestBase):
             namespace,
             name,
             mutate,
-            options,
-            ctx,
+            options=options,
+            ctx=ctx,
             subresource=subresource,
             precondition=precondition,
         )
@@ -414,6 +446,7 @@ class WritesMixin(RestBase):
         namespace: str,
         name: str,
         body: Any,
+        *,
         options: WriteOptions,
         ctx: RequestContext,
         subresource: str,
@@ -425,7 +458,8 @@ class WritesMixin(RestBase):
         meta = applied.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
             raise bad_request(
-                f"the name of the object ({meta['name']}) does not match the name on the URL ({name})"
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({name})"
             )
         schema = rt.schema
         now = format_time(self.clock())
@@ -442,7 +476,9 @@ class WritesMixin(RestBase):
             )
             merged["metadata"]["name"] = name
             managed = merged["metadata"].pop("managedFields")
-            created = await self._create_applied(rt, namespace, merged, managed, options, ctx)
+            created = await self._create_applied(
+                rt, namespace, merged, managed=managed, options=options, ctx=ctx
+            )
             return created, True
 
         def mutate(live: Obj) -> Obj:
@@ -465,8 +501,8 @@ class WritesMixin(RestBase):
             namespace,
             name,
             mutate,
-            options,
-            ctx,
+            options=options,
+            ctx=ctx,
             subresource=subresource,
             precondition=precondition,
         )
@@ -476,6 +512,7 @@ class WritesMixin(RestBase):
         rt: ResourceType,
         namespace: str,
         obj: Obj,
+        *,
         managed: list[Obj],
         options: WriteOptions,
         ctx: RequestContext,
@@ -497,9 +534,9 @@ class WritesMixin(RestBase):
         namespace: str,
         name: str,
         mutate: Any,
+        *,
         options: WriteOptions,
         ctx: RequestContext,
-        *,
         subresource: str,
         precondition: str | None,
         create_body: Obj | None = None,
@@ -581,7 +618,15 @@ class WritesMixin(RestBase):
                 return current, False
             if self.admission.active(rt, "UPDATE", subresource):
                 attributes = self._attributes(
-                    rt, "UPDATE", namespace, name, subresource, old, ctx, options.dry_run, {}
+                    rt,
+                    operation="UPDATE",
+                    namespace=namespace,
+                    name=name,
+                    subresource=subresource,
+                    old=old,
+                    ctx=ctx,
+                    dry_run=options.dry_run,
+                    options={},
                 )
                 new = await self.admission.mutate(attributes, new)
                 self._validate(rt, new, old, status_only=status_only)
@@ -642,28 +687,30 @@ class WritesMixin(RestBase):
                     rt.group,
                     rt.plural,
                     name,
-                    f"Precondition failed: UID in precondition: {options.precondition_uid}, UID in object meta: {current.uid}",
+                    f"Precondition failed: UID in precondition: {options.precondition_uid}, UID "
+                    f"in object meta: {current.uid}",
                 )
             if options.precondition_rv is not None and options.precondition_rv != str(current.rv):
                 raise conflict(
                     rt.group,
                     rt.plural,
                     name,
-                    f"Precondition failed: ResourceVersion in precondition: {options.precondition_rv}, "
+                    "Precondition failed: ResourceVersion in precondition: "
+                    f"{options.precondition_rv}, "
                     f"ResourceVersion in object meta: {current.rv}",
                 )
             obj = self.decode(rt, current)
             if self.admission.active(rt, "DELETE", ""):
                 attributes = self._attributes(
                     rt,
-                    "DELETE",
-                    namespace,
-                    name,
-                    "",
-                    obj,
-                    ctx,
-                    options.dry_run,
-                    {
+                    operation="DELETE",
+                    namespace=namespace,
+                    name=name,
+                    subresource="",
+                    old=obj,
+                    ctx=ctx,
+                    dry_run=options.dry_run,
+                    options={
                         "kind": "DeleteOptions",
                         "apiVersion": "meta.k8s.io/v1",
                         **(
@@ -715,7 +762,10 @@ class WritesMixin(RestBase):
     async def finalize_namespace(
         self, name: str, finalizers: list[str], ctx: RequestContext | None = None
     ) -> StoredObject:
-        """Set a namespace's ``spec.finalizers`` (the ``finalize`` subresource); removes it when done."""
+        """Set a namespace's ``spec.finalizers`` (the ``finalize`` subresource).
+
+        A terminating namespace whose finalizers are all gone is removed.
+        """
         rt = self.catalog.lookup("", "v1", "namespaces")
         assert rt is not None
         for _ in range(_RETRIES):
@@ -739,7 +789,7 @@ class WritesMixin(RestBase):
 
 
 def _finalizers_pending(rt: ResourceType, obj: Obj) -> bool:
-    """Whether finalizers still hold a deleted object (namespaces also wait on ``spec.finalizers``)."""
+    """Whether finalizers still hold a deleted object (namespaces: ``spec.finalizers`` too)."""
     if obj["metadata"].get("finalizers"):
         return True
     return rt.gr == NAMESPACES and bool((obj.get("spec") or {}).get("finalizers"))

@@ -73,7 +73,7 @@ def pod_terminal(pod: Obj) -> bool:
 
 
 def pod_requests(pod: Obj) -> dict[str, Decimal]:
-    """Effective resource requests: max(sum of containers, largest init container), plus overhead."""
+    """Effective requests: max(sum of containers, largest init container), plus overhead."""
     spec = pod.get("spec") or {}
     total: dict[str, Decimal] = {}
 
@@ -110,7 +110,7 @@ def set_condition(
     now: str,
     extra: dict[str, Any] | None = None,
 ) -> list[Obj]:
-    """Return ``conditions`` with ``kind`` set, keeping its transition time when the status holds."""
+    """Return ``conditions`` with ``kind`` set, keeping its transition time if the status holds."""
     result = []
     found = False
     for condition in conditions:

@@ -125,8 +125,8 @@ class PodStatusWriter:
                 self.name,
                 "application/merge-patch+json",
                 {"status": status},
-                WriteOptions(),
-                self._ctx,
+                options=WriteOptions(),
+                ctx=self._ctx,
                 subresource="status",
             )
         except ApiError as error:
@@ -142,7 +142,7 @@ class PodStatusWriter:
         )
 
     async def waiting(self, reason: str, message: str = "") -> None:
-        """Containers wait (``ImagePullBackOff``, ``CrashLoopBackOff``...); the Pod stays Pending."""
+        """Containers wait (``ImagePullBackOff``, ``CrashLoopBackOff``); the Pod stays Pending."""
         await self._write(
             "Pending", ready=False, state={"waiting": {"reason": reason, "message": message}}
         )

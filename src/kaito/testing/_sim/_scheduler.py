@@ -270,8 +270,8 @@ class Scheduler:
                 meta["name"],
                 "application/merge-patch+json",
                 {"status": {"conditions": conditions}},
-                WriteOptions(),
-                self._ctx,
+                options=WriteOptions(),
+                ctx=self._ctx,
                 subresource="status",
             )
         except ApiError as error:

@@ -122,7 +122,10 @@ class _WorkloadController:
             owner,
             type="Normal",
             reason="SuccessfulCreate",
-            message=f"create Pod {pod['metadata']['name']} in {self.owner_kind} {owner['metadata']['name']} successful",
+            message=(
+                f"create Pod {pod['metadata']['name']} in {self.owner_kind} "
+                f"{owner['metadata']['name']} successful"
+            ),
             component=self.component,
             ctx=self._ctx,
         )
@@ -153,8 +156,8 @@ class _WorkloadController:
                 meta["name"],
                 "application/merge-patch+json",
                 {"status": status},
-                WriteOptions(),
-                self._ctx,
+                options=WriteOptions(),
+                ctx=self._ctx,
                 subresource="status",
             )
         except ApiError as error:
@@ -170,7 +173,7 @@ class _WorkloadController:
 
 
 class DeploymentController(_WorkloadController):
-    """Keeps ``spec.replicas`` Pods of the current template; reports replica counts and conditions."""
+    """Keeps ``spec.replicas`` Pods of the current template; reports counts and conditions."""
 
     name = "deployment"
     owner_gr = DEPLOYMENTS
@@ -282,7 +285,7 @@ class DeploymentController(_WorkloadController):
 
 
 class StatefulSetController(_WorkloadController):
-    """Creates ``<name>-<ordinal>`` Pods (ordered or in parallel) and their claims; reports counts."""
+    """Creates ``<name>-<ordinal>`` Pods (ordered or parallel) and their claims; reports counts."""
 
     name = "statefulset"
     owner_gr = STATEFULSETS
@@ -328,8 +331,8 @@ class StatefulSetController(_WorkloadController):
                             "capacity": (claim["spec"].get("resources") or {}).get("requests", {}),
                         }
                     },
-                    WriteOptions(),
-                    self._ctx,
+                    options=WriteOptions(),
+                    ctx=self._ctx,
                     subresource="status",
                 )
             except ApiError as error:

@@ -1,8 +1,9 @@
 """The storage Protocol (lowest layer above JSON): versioned objects, history and watches.
 
-A store keeps each object as serialized JSON bytes plus a few index fields, assigns one cluster-wide,
-monotonically increasing resource version to every write, refuses writes whose expected version is
-stale, and replays the history of a resource from any version still in its window.
+A store keeps each object as serialized JSON bytes plus a few index fields, assigns one
+cluster-wide, monotonically increasing resource version to every write, refuses writes whose
+expected version is stale, and replays the history of a resource from any version still in its
+window.
 """
 
 from __future__ import annotations
@@ -212,7 +213,10 @@ class Store(Protocol):
     async def update(
         self, gr: GroupResource, obj: dict[str, Any], index: ObjectIndex, expected_rv: int
     ) -> StoredObject:
-        """Replace an object at ``expected_rv``. Raises :class:`ConflictError`, :class:`KeyNotFoundError`."""
+        """Replace an object at ``expected_rv``.
+
+        Raises :class:`ConflictError` or :class:`KeyNotFoundError`.
+        """
         ...
 
     async def delete(
@@ -222,7 +226,10 @@ class Store(Protocol):
         ...
 
     def watch(self, gr: GroupResource, namespace: str | None, since_rv: int) -> StoreWatch:
-        """Changes strictly after ``since_rv``. Raises :class:`ExpiredError`, :class:`TooLargeResourceVersionError`."""
+        """Changes strictly after ``since_rv``.
+
+        Raises :class:`ExpiredError` or :class:`TooLargeResourceVersionError`.
+        """
         ...
 
     def add_listener(self, listener: StoreListener) -> Callable[[], None]:

@@ -150,6 +150,7 @@ class MemoryStore:
         bucket: _Bucket,
         type: EventType,
         obj: dict[str, Any],
+        *,
         index: ObjectIndex,
         prev: StoredObject | None,
     ) -> StoredObject:
@@ -187,7 +188,7 @@ class MemoryStore:
         existing = bucket.objects.get(f"{index.namespace}/{index.name}")
         if existing is not None:
             raise KeyExistsError(existing)
-        return self._commit(gr, bucket, EventType.ADDED, obj, index, None)
+        return self._commit(gr, bucket, EventType.ADDED, obj, index=index, prev=None)
 
     def _current(
         self, gr: GroupResource, index: ObjectIndex, expected_rv: int
@@ -204,13 +205,13 @@ class MemoryStore:
         self, gr: GroupResource, obj: dict[str, Any], index: ObjectIndex, expected_rv: int
     ) -> StoredObject:
         bucket, current = self._current(gr, index, expected_rv)
-        return self._commit(gr, bucket, EventType.MODIFIED, obj, index, current)
+        return self._commit(gr, bucket, EventType.MODIFIED, obj, index=index, prev=current)
 
     async def delete(
         self, gr: GroupResource, obj: dict[str, Any], index: ObjectIndex, expected_rv: int
     ) -> StoredObject:
         bucket, current = self._current(gr, index, expected_rv)
-        return self._commit(gr, bucket, EventType.DELETED, obj, index, current)
+        return self._commit(gr, bucket, EventType.DELETED, obj, index=index, prev=current)
 
     def watch(self, gr: GroupResource, namespace: str | None, since_rv: int) -> _MemoryWatch:
         if since_rv > self._rv:
