@@ -262,7 +262,7 @@ async def start_cluster(
         bookmark_interval=bookmark_interval,
         clock=clock,
     )
-    server = web.Server(handler, access_log=None)
+    server = web.Server(handler, access_log=None, handler_cancellation=True)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=0.25)
     await runner.setup()
     site = web.TCPSite(
