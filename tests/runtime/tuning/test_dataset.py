@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import datasets
 import pytest
 
 from kaito_runtime.tuning import InputError
@@ -19,9 +20,9 @@ CHAT = [
 ]
 
 
-def _parquet(path: Path, rows: list[dict[str, object]]) -> Path:
+def _parquet(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows), path)
+    datasets.Dataset.from_list(list(rows)).to_parquet(str(path))
     return path
 
 
@@ -32,6 +33,7 @@ def test_conversational_parquet_loads_and_splits(tmp_path: Path) -> None:
         tmp_path, DatasetSection(train_test_split=0.8), cache_dir=tmp_path / ".c"
     )
     assert loaded.format.kind == "messages"
+    assert loaded.eval is not None
     assert (len(loaded.train), len(loaded.eval)) == (8, 2)
     assert loaded.train.column_names == ["messages"]
     assert loaded.fingerprint.startswith("sha256:")
