@@ -18,7 +18,7 @@ import structlog
 
 from kaito_runtime.data.download import DEFAULT_MAX_BYTES, FetchedFile, FetchSettings, fetch_urls
 from kaito_runtime.data.volume import copy_volume
-from kaito_runtime.tuning.logs import configure_logging
+from kaito_runtime.logs import configure_logging
 from kaito_runtime.tuning.termination import ConfigError, run_main
 
 __all__ = ("main", "parse_size")

@@ -12,7 +12,7 @@ from kaito_runtime.tuning.termination import (
     InputError,
     OutputError,
     ResourceError,
-    write_termination_message,
+    run_main,
 )
 
 __all__ = (
@@ -21,5 +21,5 @@ __all__ = (
     "InputError",
     "OutputError",
     "ResourceError",
-    "write_termination_message",
+    "run_main",
 )

@@ -28,7 +28,7 @@ def test_fetch_urls_from_flags(tmp_path: Path, termination_log: Path) -> None:
         code = main(["fetch", "--dest", str(dest), "--url", url, "--allow-local"])
     assert code == 0
     assert (dest / "train.jsonl").read_bytes() == b'{"text": "hi"}\n'
-    assert termination_log.read_text() == f"fetched 1 file(s), 15 bytes, into {dest}\n"
+    assert termination_log.read_text() == f"fetched 1 file(s), 15 bytes, into {dest}"
 
 
 def test_upstream_env_names_are_honoured(
@@ -49,7 +49,7 @@ def test_a_refused_url_exits_3_with_the_reason(tmp_path: Path, termination_log: 
     assert code == 3
     message = termination_log.read_text()
     assert message.startswith("input URL 'http://127.0.0.1:1/a.parquet' resolves to loopback")
-    assert message.count("\n") == 1
+    assert "\n" not in message
 
 
 def test_an_unreachable_url_exits_3_naming_it(tmp_path: Path, termination_log: Path) -> None:
