@@ -24,6 +24,7 @@ from kaito_runtime.tuning.termination import ConfigError
 
 __all__ = (
     "LORA_TEMPLATE",
+    "PHI3_TARGET_MODULES",
     "QLORA_TEMPLATE",
     "SECTIONS",
     "DataCollatorSection",
@@ -33,6 +34,7 @@ __all__ = (
     "QuantizationSection",
     "TuningConfig",
     "check_method",
+    "default_target_modules",
     "load_config",
     "parse_config",
     "template_for",
@@ -47,6 +49,7 @@ SECTIONS = (
     "DataCollator",
     "DatasetConfig",
 )
+PHI3_TARGET_MODULES = ("k_proj", "q_proj", "v_proj", "o_proj", "gate_proj", "down_proj", "up_proj")
 DTYPES = ("auto", "float32", "float16", "bfloat16", "float", "half")
 FIX = "fix it in the tuning ConfigMap (key training_config.yaml)"
 
@@ -291,14 +294,33 @@ def _passthrough(section: str, data: object) -> dict[str, Any]:
     return dict(data)
 
 
-def _target_modules_from_env() -> list[str] | None:
+def default_target_modules(preset: str | None = None) -> list[str] | None:
+    """Return the LoRA targets used when ``LoraConfig.target_modules`` is absent.
+
+    ``$DEFAULT_TARGET_MODULES`` (comma-separated, set by the controller as upstream does for
+    Phi-3 presets) wins; a ``phi-3*`` preset without it gets upstream's Phi-3 list; else None
+    (PEFT's default for the architecture).
+    """
     raw = os.environ.get("DEFAULT_TARGET_MODULES", "")
     names = [m.strip() for m in raw.split(",") if m.strip()]
-    return names or None
+    if names:
+        return names
+    if preset is not None and preset.lower().startswith("phi-3"):
+        return list(PHI3_TARGET_MODULES)
+    return None
 
 
-def parse_config(text: str, *, source: str = "training_config.yaml") -> TuningConfig:
-    """Parse the YAML text of a tuning ConfigMap; raise ConfigError naming what is wrong."""
+def parse_config(
+    text: str,
+    *,
+    source: str = "training_config.yaml",
+    target_modules: list[str] | None = None,
+) -> TuningConfig:
+    """Parse the YAML text of a tuning ConfigMap; raise ConfigError naming what is wrong.
+
+    ``target_modules`` fills ``LoraConfig.target_modules`` when the file leaves it out (see
+    :func:`default_target_modules`).
+    """
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -336,10 +358,8 @@ def parse_config(text: str, *, source: str = "training_config.yaml") -> TuningCo
             f"{quantization.bnb_4bit_quant_type!r} is not supported; use nf4 or fp4; {FIX}"
         )
     lora = _passthrough("LoraConfig", root.get("LoraConfig"))
-    if lora.get("target_modules") is None:
-        env_targets = _target_modules_from_env()
-        if env_targets:
-            lora["target_modules"] = env_targets
+    if lora.get("target_modules") is None and target_modules:
+        lora["target_modules"] = list(target_modules)
     training = _passthrough("TrainingArguments", root.get("TrainingArguments"))
     collator: DataCollatorSection = _structure(
         "DataCollator", root.get("DataCollator"), DataCollatorSection
@@ -375,13 +395,22 @@ def check_method(config: TuningConfig, method: Method) -> None:
         )
 
 
-def load_config(path: Path | None, method: Method | None = None) -> TuningConfig:
+def load_config(
+    path: Path | None,
+    method: Method | None = None,
+    *,
+    target_modules: list[str] | None = None,
+) -> TuningConfig:
     """Read the config at ``path`` (or upstream's template for ``method`` when ``path`` is None).
 
     When ``method`` is given it must agree with the file; see :func:`check_method`.
     """
     if path is None:
-        config = parse_config(template_for(method or "lora"), source="built-in template")
+        config = parse_config(
+            template_for(method or "lora"),
+            source="built-in template",
+            target_modules=target_modules,
+        )
     else:
         try:
             text = path.read_text()
@@ -390,7 +419,7 @@ def load_config(path: Path | None, method: Method | None = None) -> TuningConfig
                 f"cannot read the tuning config {str(path)!r}: {exc.strerror}; mount the "
                 "ConfigMap there or pass --config FILE"
             ) from None
-        config = parse_config(text, source=str(path))
+        config = parse_config(text, source=str(path), target_modules=target_modules)
     if method is not None:
         check_method(config, method)
     return config

@@ -9,8 +9,10 @@ import pytest
 from kaito_runtime.tuning import ConfigError
 from kaito_runtime.tuning.config import (
     LORA_TEMPLATE,
+    PHI3_TARGET_MODULES,
     QLORA_TEMPLATE,
     check_method,
+    default_target_modules,
     load_config,
     parse_config,
 )
@@ -41,14 +43,20 @@ def test_missing_keys_take_upstream_code_defaults() -> None:
     assert config.training == {}
 
 
-def test_target_modules_default_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_target_modules_default_from_the_environment_then_the_preset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DEFAULT_TARGET_MODULES", raising=False)
+    assert default_target_modules("phi-3-mini-128k-instruct") == list(PHI3_TARGET_MODULES)
+    assert default_target_modules("mistral-7b") is None
     monkeypatch.setenv("DEFAULT_TARGET_MODULES", "k_proj, q_proj,v_proj")
-    assert parse_config("training_config: {}\n").lora["target_modules"] == [
-        "k_proj",
-        "q_proj",
-        "v_proj",
-    ]
-    explicit = parse_config("training_config:\n  LoraConfig: {target_modules: [o_proj]}\n")
+    targets = default_target_modules("mistral-7b")
+    assert targets == ["k_proj", "q_proj", "v_proj"]
+    parsed = parse_config("training_config: {}\n", target_modules=targets)
+    assert parsed.lora["target_modules"] == targets
+    explicit = parse_config(
+        "training_config:\n  LoraConfig: {target_modules: [o_proj]}\n", target_modules=targets
+    )
     assert explicit.lora["target_modules"] == ["o_proj"]
 
 
