@@ -49,6 +49,8 @@ class TuningMetadata:
     tokens_per_second: float | None
     resumed_from_step: int
     target_modules: list[str] | str | None
+    device: str = "cpu"
+    peak_gpu_memory_bytes: int | None = None
     finished_at: str = attrs.field(
         factory=lambda: datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     )

@@ -186,7 +186,9 @@ def _load_model(settings: TuningSettings, on_gpu: bool) -> Any:
     if settings.config.quantization.quantized:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model)  # type: ignore[no-untyped-call]
+        model = prepare_model_for_kbit_training(  # type: ignore[no-untyped-call]
+            model, gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
     model.config.use_cache = False
     return model
 
@@ -202,18 +204,23 @@ def _linear_module_names(model: Any) -> list[str]:
     return names
 
 
-def _lora_config(settings: TuningSettings, model: Any) -> Any:
+def _check_lora_keys(settings: TuningSettings) -> None:
     from peft import LoraConfig
 
-    values = dict(settings.config.lora)
     known = {f.name for f in dataclasses.fields(LoraConfig)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(settings.config.lora) - known)
     if unknown:
         raise ConfigError(
             f"training_config.LoraConfig has unknown keys {', '.join(unknown)} (see PEFT's "
             f"LoraConfig for the valid ones, e.g. r, lora_alpha, lora_dropout, target_modules); "
             f"{FIX}"
         )
+
+
+def _lora_config(settings: TuningSettings, model: Any) -> Any:
+    from peft import LoraConfig
+
+    values = dict(settings.config.lora)
     values["target_modules"] = resolve_target_modules(
         values.get("target_modules"), _linear_module_names(model)
     )
@@ -303,6 +310,8 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
     )
     gpu = _gpu()
     gpu_name, gpu_bytes = gpu or ("cpu", 0)
+    _check_lora_keys(settings)
+    args = _training_arguments(settings, data, gpu is not None)
     if gpu is not None:
         footprint = estimate_footprint(
             Path(settings.model),
@@ -341,7 +350,6 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
     except torch.OutOfMemoryError:
         raise out_of_memory("loading the model") from None
     lora_config = _lora_config(settings, model)
-    args = _training_arguments(settings, data, gpu is not None)
     trainer, progress = _trainer(
         model=model,
         args=args,
@@ -387,6 +395,8 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
         ),
         resumed_from_step=resumed_from,
         target_modules=_as_json(lora_config.target_modules),
+        device=gpu_name,
+        peak_gpu_memory_bytes=int(torch.cuda.max_memory_allocated()) if gpu else None,
     )
     write_metadata(settings.output_dir, metadata)
     result = TuningResult(output_dir=settings.output_dir, metadata=metadata)
