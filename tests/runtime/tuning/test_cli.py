@@ -107,9 +107,9 @@ def test_an_unreadable_config_and_no_model_exit_2(tmp_path: Path, termination_lo
     code = cli.main(["--config", str(tmp_path / "none.yaml"), "--metrics-port", "0"])
     assert code == 2
     assert "cannot read the tuning config" in termination_log.read_text()
+    config = write_config(tmp_path / "c.yaml")
     code = cli.main(
-        ["--config", str(write_config(tmp_path / "c.yaml")), "--metrics-port", "0"]
-        + ["--output-dir", str(tmp_path / "out")]
+        ["--config", str(config), "--metrics-port", "0", "--output-dir", str(tmp_path / "out")]
     )
     assert code == 2
     assert termination_log.read_text().startswith("no base model: pass --model")
