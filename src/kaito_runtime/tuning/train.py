@@ -219,11 +219,21 @@ def _check_lora_keys(settings: TuningSettings) -> None:
 
 def _lora_config(settings: TuningSettings, model: Any) -> Any:
     from peft import LoraConfig
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
 
     values = dict(settings.config.lora)
-    values["target_modules"] = resolve_target_modules(
-        values.get("target_modules"), _linear_module_names(model)
-    )
+    linear = _linear_module_names(model)
+    requested = values.get("target_modules")
+    model_type = getattr(model.config, "model_type", None)
+    no_targets = requested is None and values.get("target_parameters") is None
+    if no_targets and model_type not in PEFT_DEFAULTS:
+        leaves = sorted({name.rsplit(".", 1)[-1] for name in linear})
+        raise ConfigError(
+            "training_config.LoraConfig.target_modules is not set and PEFT has no default "
+            f"for model type {model_type!r}; set it to some of the model's linear layers: "
+            f"{', '.join(leaves)} (or 'all-linear'); {FIX}"
+        )
+    values["target_modules"] = resolve_target_modules(requested, linear)
     values["task_type"] = "CAUSAL_LM"
     try:
         return LoraConfig(**values)

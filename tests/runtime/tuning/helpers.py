@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,20 @@ def write_parquet(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def write_config(path: Path, *, method: str = "lora", **training: Any) -> Path:
-    """Write a tuning ConfigMap for a tiny CPU run; ``training`` overrides TrainingArguments."""
+TINY_TARGETS = ("qkv_proj", "o_proj")
+
+
+def write_config(
+    path: Path,
+    *,
+    method: str = "lora",
+    target_modules: Sequence[str] | None = TINY_TARGETS,
+    **training: Any,
+) -> Path:
+    """Write a tuning ConfigMap for a tiny CPU run; ``training`` overrides TrainingArguments.
+
+    ``target_modules=None`` leaves the key out (the preset's or PEFT's default applies).
+    """
     quantization: dict[str, Any] = {"load_in_4bit": False}
     if method == "qlora":
         quantization = {
@@ -51,11 +64,14 @@ def write_config(path: Path, *, method: str = "lora", **training: Any) -> Path:
         "seed": 7,
     }
     arguments.update(training)
+    lora: dict[str, Any] = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
+    if target_modules is not None:
+        lora["target_modules"] = list(target_modules)
     document = {
         "training_config": {
             "ModelConfig": {"torch_dtype": "float32", "local_files_only": True},
             "QuantizationConfig": quantization,
-            "LoraConfig": {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0},
+            "LoraConfig": lora,
             "TrainingArguments": arguments,
             "DataCollator": {"mlm": True},
             "DatasetConfig": {"shuffle_dataset": True, "train_test_split": 1},

@@ -82,9 +82,7 @@ def test_unknown_target_modules_exit_2_listing_the_models_layers(
     tmp_path: Path, tiny_model: Path, termination_log: Path
 ) -> None:
     write_parquet(tmp_path / "data" / "d.parquet", chat_rows(8))
-    config = tmp_path / "config.yaml"
-    write_config(config)
-    config.write_text(config.read_text().replace("r: 8", "r: 8\n    target_modules: [c_attn]"))
+    config = write_config(tmp_path / "config.yaml", target_modules=["c_attn", "o_proj"])
     assert _run(tmp_path, tiny_model, config=config) == 2
     assert "its linear layers are: down_proj, gate_up_proj, lm_head, o_proj, qkv_proj" in (
         termination_log.read_text()
@@ -101,6 +99,17 @@ def test_a_model_too_big_for_the_gpu_exits_4_before_loading(
     message = termination_log.read_text()
     assert message.startswith("the model 'phi-3-mini-4k-instruct' (0.00B parameters at float32)")
     assert "but the GPU (Tiny GPU) has 0.0 GiB; use tuning method qlora" in message
+
+
+def test_no_target_modules_for_an_architecture_peft_does_not_know_exits_2(
+    tmp_path: Path, tiny_model: Path, termination_log: Path
+) -> None:
+    write_parquet(tmp_path / "data" / "d.parquet", chat_rows(8))
+    config = write_config(tmp_path / "config.yaml", target_modules=None)
+    assert _run(tmp_path, tiny_model, config=config) == 2
+    assert "target_modules is not set and PEFT has no default for model type 'phi3'" in (
+        termination_log.read_text()
+    )
 
 
 def test_an_unreadable_config_and_no_model_exit_2(tmp_path: Path, termination_log: Path) -> None:
@@ -123,7 +132,8 @@ def test_qlora_on_cpu_writes_an_adapter_peft_can_load(
     from transformers import AutoModelForCausalLM
 
     write_parquet(tmp_path / "data" / "train-00000-of-00001.parquet", chat_rows(16))
-    config = write_config(tmp_path / "qlora.yaml", method="qlora", max_steps=2)
+    # No target_modules: the preset's upstream default (DEFAULT_TARGET_MODULES) applies.
+    config = write_config(tmp_path / "qlora.yaml", method="qlora", target_modules=None, max_steps=2)
     code = _run(
         tmp_path,
         tiny_model,
