@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,7 +106,7 @@ def test_fetch_tune_push_pull_load_generate(tmp_path: Path, tiny_model: Path) ->
     # 5. Load the pulled adapter with PEFT on the base model and generate.
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    prompt = tokenizer.apply_chat_template(
+    prompt: Any = tokenizer.apply_chat_template(
         [{"role": "user", "content": "what does the operator do"}],
         add_generation_prompt=True,
         return_tensors="pt",
@@ -113,7 +114,7 @@ def test_fetch_tune_push_pull_load_generate(tmp_path: Path, tiny_model: Path) ->
     )
     with torch.no_grad():
         base_logits = base(**prompt).logits
-    tuned = PeftModel.from_pretrained(base, pulled.directory)
+    tuned: Any = PeftModel.from_pretrained(base, pulled.directory)
     weights = load_file(str(pulled.directory / "adapter_model.safetensors"))
     assert any("qkv_proj" in k for k in weights)
     assert any("gate_up_proj" in k for k in weights)
