@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kaito_runtime.data.download import DEFAULT_MAX_BYTES, FetchedFile, FetchSettings, fetch_urls
 from kaito_runtime.data.errors import DownloadError, FetchError, SizeLimitError, UrlRefusedError
+from kaito_runtime.data.image import pull_data_image
 from kaito_runtime.data.naming import file_name_for, file_names_for
 from kaito_runtime.data.policy import GuardedResolver, UrlPolicy
 from kaito_runtime.data.volume import copy_volume
@@ -26,4 +27,5 @@ __all__ = (
     "fetch_urls",
     "file_name_for",
     "file_names_for",
+    "pull_data_image",
 )

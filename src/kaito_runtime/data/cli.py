@@ -1,8 +1,9 @@
 """``python -m kaito_runtime.data fetch``: the tuning Job's input init container.
 
 Runtime layer. Exactly one source: ``--url`` (repeatable; else ``$DATA_URLS``, space-separated),
-``--volume PATH``, or ``--image IMAGE``. The destination is ``--dest`` (else
-``$DATA_VOLUME_PATH``, else ``/mnt/data``), as upstream's downloader.
+``--volume PATH``, or ``--image IMAGE`` (``--docker-config`` for a private registry). The
+destination is ``--dest`` (else ``$DATA_VOLUME_PATH``, else ``/mnt/data``), as upstream's
+downloader.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import anyio
 import structlog
 
 from kaito_runtime.data.download import DEFAULT_MAX_BYTES, FetchedFile, FetchSettings, fetch_urls
+from kaito_runtime.data.image import pull_data_image
 from kaito_runtime.data.volume import copy_volume
 from kaito_runtime.logs import configure_logging
 from kaito_runtime.tuning.termination import ConfigError, run_main
@@ -51,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     source = fetch.add_mutually_exclusive_group()
     source.add_argument("--url", action="extend", nargs="+", default=None, help="http(s) URL")
     source.add_argument("--volume", type=Path, help="mounted volume holding the dataset")
+    source.add_argument("--image", help="image holding the dataset under /data")
+    fetch.add_argument(
+        "--docker-config", type=Path, help="docker config.json with the image's pull credentials"
+    )
     fetch.add_argument(
         "--allow-local",
         action="store_true",
@@ -70,6 +76,8 @@ def _fetch(args: argparse.Namespace) -> str:
     if args.volume is not None:
         dest.mkdir(parents=True, exist_ok=True)
         files = copy_volume(args.volume, dest)
+    elif args.image is not None:
+        files = pull_data_image(args.image, dest, args.docker_config)
     else:
         urls = args.url or os.environ.get("DATA_URLS", "").split()
         if not urls:
