@@ -50,8 +50,6 @@ def _push_image(reg: Registry, image: str, files: dict[str, bytes], config_path:
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         }
     ).encode()
-    from kaito_runtime.oci import load_credentials
-
     ref = parse_reference(image)
     creds = load_credentials(config_path, ref.registry)
     with RegistryClient(ref, credentials=creds, actions=("pull", "push")) as client:
