@@ -1,0 +1,1 @@
+"""Benchmarks: one module per subject (``bench_<name>.py``), run by ``nox -s bench -- NAME...``."""
