@@ -103,6 +103,7 @@ def _run(args: argparse.Namespace) -> str:
     finally:
         if server is not None:
             server.close()
+        tracker.close()
     return result.summary
 
 

@@ -1,8 +1,12 @@
 """Tuning progress: a JSON file, structlog events, and an HTTP endpoint the controller reads.
 
-Runtime layer (tuning Job). After every logging step the tracker writes
-``<output>/progress.json`` atomically, logs a ``tuning_progress`` event with the same fields, and
-updates the gauges served on ``GET /metrics`` (Prometheus) next to ``GET /progress`` (JSON).
+Runtime layer (tuning Job). After every logging step the tracker logs a ``tuning_progress``
+event, updates the gauges served on ``GET /metrics`` (Prometheus) next to ``GET /progress``
+(JSON), and has ``<output>/progress.json`` rewritten atomically. The file is written by a
+background thread at most once per ``min_interval`` (a write and rename can take milliseconds,
+which the training loop should not wait for); snapshots in between are coalesced to the newest,
+and the final phases (``completed``, ``failed``) are on disk before
+:meth:`ProgressTracker.update` returns.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ log = structlog.get_logger(__name__)
 
 PROGRESS_FILE = "progress.json"
 Phase = Literal["loading", "training", "saving", "completed", "failed"]
+FINAL_PHASES = frozenset({"completed", "failed"})
 
 
 @attrs.frozen
@@ -53,14 +58,33 @@ def _utc_iso(now: float) -> str:
 
 
 class ProgressTracker:
-    """Publish progress to a file, the log and Prometheus gauges; safe across threads."""
+    """Publish progress to a file, the log and Prometheus gauges; safe across threads.
+
+    Call :meth:`close` when done (it flushes the file and stops the writer thread).
+    """
 
     def __init__(
-        self, output_dir: Path | None, *, wall_clock: Callable[[], float] = time.time
+        self,
+        output_dir: Path | None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        min_interval: float = 1.0,
     ) -> None:
         self._path = output_dir / PROGRESS_FILE if output_dir is not None else None
         self._clock = wall_clock
+        self._min_interval = min_interval
+        self._flush_requested = False
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._version = 0
+        self._written = 0
+        self._closed = False
+        self._writer: threading.Thread | None = None
+        if self._path is not None:
+            self._writer = threading.Thread(
+                target=self._write_loop, name="progress-writer", daemon=True
+            )
+            self._writer.start()
         self.registry = CollectorRegistry()
         self._gauges = {
             name: Gauge(f"kaito_tuning_{name}", help_text, registry=self.registry)
@@ -98,14 +122,57 @@ class ProgressTracker:
                     gauge.set(value)
             for phase in ("loading", "training", "saving", "completed", "failed"):
                 self._phase.labels(phase=phase).set(1 if phase == snapshot.phase else 0)
-            self._write(snapshot)
+            self._version += 1
+            self._changed.notify_all()
         fields = {k: v for k, v in snapshot.to_json().items() if v is not None}
         log.info("tuning_progress", **fields)
+        if snapshot.phase in FINAL_PHASES:
+            self.flush()
         return snapshot
 
-    def _write(self, snapshot: Progress) -> None:
-        if self._path is None:
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until the file holds the newest snapshot (or ``timeout`` seconds pass)."""
+        if self._writer is None:
             return
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._flush_requested = True
+            self._changed.notify_all()
+            while self._written < self._version and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._changed.wait(remaining)
+
+    def close(self) -> None:
+        """Flush the file and stop the writer thread; later updates only log."""
+        self.flush()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        if self._writer is not None:
+            self._writer.join(timeout=5)
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._changed:
+                while self._written == self._version and not self._closed:
+                    self._changed.wait()
+                if self._closed:
+                    return
+                snapshot, version = self._current, self._version
+            self._write(snapshot)
+            with self._changed:
+                self._written = version
+                self._changed.notify_all()
+                # Rate limit: rest unless a flush (a final phase, close) wants the file now.
+                self._changed.wait_for(
+                    lambda: self._closed or self._flush_requested, timeout=self._min_interval
+                )
+                self._flush_requested = False
+
+    def _write(self, snapshot: Progress) -> None:
+        assert self._path is not None
         tmp = self._path.with_name(f".{self._path.name}.tmp")
         try:
             tmp.write_text(json.dumps(snapshot.to_json()) + "\n")

@@ -29,6 +29,7 @@ def test_updates_land_in_the_file_the_log_and_the_endpoints(tmp_path: Path) -> N
     try:
         with capture_logs() as logs:
             tracker.update(phase="training", step=3, max_steps=10, loss=1.5, eta_seconds=7.0)
+        tracker.flush()
         document = json.loads((tmp_path / PROGRESS_FILE).read_text())
         assert document == {
             "phase": "training",
@@ -58,12 +59,24 @@ def test_updates_land_in_the_file_the_log_and_the_endpoints(tmp_path: Path) -> N
         assert err.value.code == 404
     finally:
         server.close()
+        tracker.close()
+
+
+def test_final_phases_are_on_disk_when_update_returns(tmp_path: Path) -> None:
+    tracker = ProgressTracker(tmp_path)
+    for step in range(1, 50):
+        tracker.update(phase="training", step=step, max_steps=50)
+    tracker.update(phase="completed", step=50)
+    document = json.loads((tmp_path / PROGRESS_FILE).read_text())
+    assert (document["phase"], document["step"]) == ("completed", 50)
+    tracker.close()
 
 
 def test_an_unwritable_output_only_logs(tmp_path: Path) -> None:
     tracker = ProgressTracker(tmp_path / "missing")
     with capture_logs() as logs:
         tracker.update(step=1)
+        tracker.close()
     assert any(e["event"] == "progress_file_unwritable" for e in logs)
 
 
@@ -91,3 +104,4 @@ def test_the_callback_computes_tokens_per_second_and_eta(tmp_path: Path) -> None
     callback.on_log(args, state, control, logs={"train_runtime": 3.0})  # summary: ignored
     assert tracker.current.loss == 1.0
     assert callback.total_tokens == 1000
+    tracker.close()
