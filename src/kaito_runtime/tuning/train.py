@@ -30,7 +30,7 @@ from kaito_runtime.tuning.outputs import (
 )
 from kaito_runtime.tuning.progress import ProgressTracker
 from kaito_runtime.tuning.targets import resolve_target_modules
-from kaito_runtime.tuning.termination import ConfigError, OutputError
+from kaito_runtime.tuning.termination import ConfigError, InputError, OutputError
 
 __all__ = ("TRAINING_DEFAULTS", "TuningResult", "TuningSettings", "run_tuning")
 
@@ -349,7 +349,10 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
         )
 
     tracker.update(phase="loading", message=f"loading {settings.model}")
-    tokenizer, tokenizer_changed = _load_tokenizer(settings)
+    try:
+        tokenizer, tokenizer_changed = _load_tokenizer(settings)
+    except (OSError, ValueError) as exc:
+        raise _model_error(settings, exc) from None
     if data.format.kind == "messages" and not tokenizer.chat_template:
         raise ConfigError(
             f"the dataset is conversational but the tokenizer of {settings.model!r} has no chat "
@@ -359,6 +362,8 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
         model = _load_model(settings, gpu is not None)
     except torch.OutOfMemoryError:
         raise out_of_memory("loading the model") from None
+    except (OSError, ValueError) as exc:
+        raise _model_error(settings, exc) from None
     lora_config = _lora_config(settings, model)
     trainer, progress = _trainer(
         model=model,
@@ -414,6 +419,17 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
     tracker.update(phase="completed", step=metadata.steps, eta_seconds=0.0)
     log.info("tuning_completed", steps=metadata.steps, final_loss=metadata.final_loss)
     return result
+
+
+def _model_error(settings: TuningSettings, exc: Exception) -> InputError:
+    reason = " ".join(str(exc).split())[:400]
+    hint = "pass --model with a directory holding config.json, the weights and the tokenizer"
+    if settings.config.model.local_files_only:
+        hint += (
+            " (ModelConfig.local_files_only is true, so nothing is downloaded; set it to false "
+            "to download a Hugging Face model id)"
+        )
+    return InputError(f"cannot load the base model {settings.model!r}: {reason}; {hint}")
 
 
 def _quiet_libraries() -> None:

@@ -112,6 +112,14 @@ def test_no_target_modules_for_an_architecture_peft_does_not_know_exits_2(
     )
 
 
+def test_a_missing_base_model_exits_3_with_the_fix(tmp_path: Path, termination_log: Path) -> None:
+    write_parquet(tmp_path / "data" / "d.parquet", chat_rows(8))
+    assert _run(tmp_path, tmp_path / "no-such-model") == 3
+    message = termination_log.read_text()
+    assert message.startswith(f"cannot load the base model '{tmp_path / 'no-such-model'}'")
+    assert "ModelConfig.local_files_only is true, so nothing is downloaded" in message
+
+
 def test_an_unreadable_config_and_no_model_exit_2(tmp_path: Path, termination_log: Path) -> None:
     code = cli.main(["--config", str(tmp_path / "none.yaml"), "--metrics-port", "0"])
     assert code == 2
