@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,16 +51,16 @@ def _phi3_mini(directory: Path) -> Path:
     config = AutoConfig.from_pretrained(directory, **PHI3_MINI)
     torch.manual_seed(0)
     with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)  # type: ignore[no-untyped-call]
     model.save_pretrained(directory, max_shard_size="2GB")
     del model
     torch.cuda.empty_cache()
     return directory
 
 
-def _long_chats(n: int) -> list[dict[str, object]]:
+def _long_chats(n: int) -> list[dict[str, Any]]:
     corpus = sample_corpus(2000)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(n):
         answer = " ".join(corpus[(i * 31 + j) % len(corpus)] for j in range(30))
         rows.append(
