@@ -18,6 +18,20 @@ __all__ = ("LogFormat", "configure_logging")
 LogFormat = Literal["console", "json"]
 
 
+class _StderrLogger:
+    """Writes each event line to whatever ``sys.stderr`` is when it is written (never a stale,
+    closed stream)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _stderr_logger(*_args: object) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(level: str | None = None, fmt: LogFormat | None = None) -> None:
     """Configure structlog and stdlib logging for this process, writing to stderr.
 
@@ -45,7 +59,7 @@ def configure_logging(level: str | None = None, fmt: LogFormat | None = None) ->
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
