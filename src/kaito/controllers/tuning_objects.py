@@ -123,6 +123,9 @@ def _tuning_command(ws: Workspace, plan: TuningPlan) -> list[str]:
         ws.tuning.method or "lora",
     ]
     output = ws.tuning.output
+    if output.volume_source is not None:
+        # The results volume outlives the pod: checkpoint there so a retried Job resumes.
+        train += ["--checkpoint-dir", f"{RESULTS_DIR}/checkpoints"]
     if not output.image:
         return train
     push = [

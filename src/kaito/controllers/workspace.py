@@ -243,6 +243,7 @@ class WorkspaceReconciler:
                 else c.DEFAULT_LORA_CONFIG_TEMPLATE
             )
             data = self._config_data(self.settings.release_namespace, template)
+            return _download_at_runtime((data or {}).get(c.TUNING_CONFIG_KEY, ""))
         return (data or {}).get(c.TUNING_CONFIG_KEY, "")
 
     # -- inference ----------------------------------------------------------------------------
@@ -520,6 +521,18 @@ class WorkspaceReconciler:
                 dict(raw), f"{cond.type}{'True' if cond.status == 'True' else 'False'}",
                 f"{cond.reason}: {cond.message}", type=kind,
             )  # fmt: skip
+
+
+def _download_at_runtime(config_text: str) -> str:
+    """The default template with ``local_files_only: false``: our Jobs download the weights.
+
+    Upstream bakes weights into preset images, so its template reads local files only; here the
+    tuning container fetches the model into the weights volume. A user's ConfigMap is kept as is.
+    """
+    config = yaml.safe_load(config_text) or {}
+    model = config.setdefault("training_config", {}).setdefault("ModelConfig", {})
+    model["local_files_only"] = False
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def _termination_message(pods: list[dict[str, Any]]) -> str:

@@ -1,0 +1,10 @@
+"""Entry point of ``python -m kaito_runtime.adapters``."""
+
+from __future__ import annotations
+
+import sys
+
+from kaito_runtime.adapters.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
