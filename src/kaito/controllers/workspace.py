@@ -514,9 +514,8 @@ class WorkspaceReconciler:
                 and old is None
             ):
                 continue  # the first pending state of a new workspace is not news
-            kind: Literal["Normal", "Warning"] = (
-                "Warning" if cond.reason in _WARNING_REASONS else "Normal"
-            )
+            warn = cond.reason in _WARNING_REASONS and cond.type != c.ConditionType.NODES_READY
+            kind: Literal["Normal", "Warning"] = "Warning" if warn else "Normal"
             await self.events.event(
                 dict(raw), f"{cond.type}{'True' if cond.status == 'True' else 'False'}",
                 f"{cond.reason}: {cond.message}", type=kind,
