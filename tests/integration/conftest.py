@@ -58,12 +58,12 @@ def example(rel: str) -> dict[str, Any]:
 
 
 async def wait_for(
-    probe: Callable[[], Awaitable[Any]], *, timeout: float = 20.0, what: str = "condition"
+    probe: Callable[[], Awaitable[Any]], *, within: float = 20.0, what: str = "condition"
 ) -> Any:
     """Poll ``probe`` until it returns something truthy (bounded; integration tests only)."""
     last: Any = None
     try:
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(within):
             while True:
                 last = await probe()
                 if last:
@@ -89,7 +89,7 @@ async def wait_condition(
     *,
     reason: str | None = None,
     namespace: str = "default",
-    timeout: float = 20.0,
+    within: float = 20.0,
 ) -> dict[str, Any]:
     async def probe() -> dict[str, Any] | None:
         ws = await get_ws(kaito, name, namespace)
@@ -98,4 +98,4 @@ async def wait_condition(
             return ws
         return None
 
-    return await wait_for(probe, timeout=timeout, what=f"{name} {type_}={status} {reason or ''}")  # type: ignore[no-any-return]
+    return await wait_for(probe, within=within, what=f"{name} {type_}={status} {reason or ''}")  # type: ignore[no-any-return]

@@ -258,7 +258,7 @@ async def test_failed_tuning_job_reports_why(kaito: Embedded, kubelet: ScriptedK
         example("fine-tuning/kaito_workspace_tuning_phi_3.yaml"), namespace="default"
     )
     ws = await wait_condition(kaito, "workspace-tuning-phi-3", "WorkspaceSucceeded", "False",
-                              reason="workspaceFailed", timeout=30)  # fmt: skip
+                              reason="workspaceFailed", within=30)  # fmt: skip
     message = conditions(ws)["WorkspaceSucceeded"]["message"]
     assert "columns found: text, label" in message
     assert ws["status"]["state"] == "Failed"
