@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from kaito.api import workspace_crd
@@ -45,7 +46,9 @@ class CutAfter:
             if self.writes >= self.limit:
                 self.fired = True
                 self.scope.cancel()
-                await anyio.sleep(0)  # the cancellation lands here: the write is never sent
+                await (
+                    anyio.lowlevel.checkpoint()
+                )  # the cancellation lands here: the write is never sent
             return await attr(*args, **kwargs)
 
         return write
@@ -122,7 +125,7 @@ async def test_cut_at_every_write_then_restart_converges(tmp_path: Path) -> None
                     wrapper = CutAfter(real, limit, scope)
                     return wrapper
 
-                async with running_manager(real, cut) as (scope, _):
+                async with running_manager(real, cut) as _:
                     with anyio.move_on_after(20):
                         await _until(ready)
                 assert wrapper is not None
@@ -137,7 +140,7 @@ async def test_cut_at_every_write_then_restart_converges(tmp_path: Path) -> None
                     }  # fmt: skip
                 # Deletion, cut at the same point, then finished by a fresh manager: no orphans.
                 await cluster.client.delete("kaito.sh/v1beta1", "Workspace", name, "default")
-                async with running_manager(real, cut) as (scope, _):
+                async with running_manager(real, cut) as _:
                     with anyio.move_on_after(20):
                         await _until(lambda name=name: _gone(cluster, name))
                 async with running_manager(real):
