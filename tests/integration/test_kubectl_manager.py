@@ -68,11 +68,10 @@ def manager(tmp_path: Path, cluster: ThreadedCluster) -> Iterator[tuple[int, int
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{probe}/readyz", timeout=1)
                 break
-            except OSError:
+            except OSError as err:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"manager did not become ready: {proc.stdout.read() if proc.stdout else ''}"
-                    )
+                    output = proc.stdout.read() if proc.stdout else ""
+                    raise AssertionError(f"manager did not become ready: {output}") from err
                 time.sleep(0.1)
         yield probe, metrics
     finally:
