@@ -45,10 +45,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 @attrs.define
 class AppState:
-    """What an app holds: its engine, metrics and admission gate; ``loaded`` fires on load.
-
-    ``extra_metrics`` renders more Prometheus text (the vLLM engine's own metrics).
-    """
+    """What an app holds: its engine, metrics and admission gate; ``loaded`` fires on load."""
 
     settings: InferenceSettings
     holder: EngineHolder
@@ -56,7 +53,6 @@ class AppState:
     gate: AdmissionGate
     serving: Serving
     loaded: anyio.Event | None = None
-    extra_metrics: Callable[[], bytes] | None = None
 
 
 def _error(path: str, status: int, message: str, kind: str, **extra: Any) -> JSONResponse:
@@ -120,7 +116,8 @@ def build_app(
                 loaded.set()
                 await stop.wait()
         except Exception as err:
-            holder.failure = f"the model failed to load: {err}"
+            reason = " ".join(str(err).split())[:500] or type(err).__name__
+            holder.failure = f"the model failed to load: {reason}"
             log.exception("engine_load_failed")
             if on_load_failure is not None:
                 on_load_failure(err)
@@ -184,8 +181,8 @@ def build_app(
     @app.get("/metrics")
     async def prometheus() -> Response:
         body = generate_latest(metrics.registry)
-        if state.extra_metrics is not None:
-            body += state.extra_metrics()
+        if holder.engine is not None:
+            body += holder.engine.metrics_text()
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")

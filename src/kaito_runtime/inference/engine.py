@@ -107,3 +107,7 @@ class Engine(Protocol):
     def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationDelta]:
         """Generate for ``request``, yielding deltas; the last one has a finish reason."""
         ...
+
+    def metrics_text(self) -> bytes:
+        """Return the backend's own Prometheus metrics text (may be empty)."""
+        ...

@@ -130,6 +130,10 @@ class TransformersEngine:
         """Detokenize, skipping special tokens."""
         return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
 
+    def metrics_text(self) -> bytes:
+        """Return nothing: the server's own metrics cover this backend."""
+        return b""
+
     def _adapter_context(self, adapter: str | None) -> Any:
         key = self._default_key if adapter is None else self._adapter_keys[adapter]
         if not hasattr(self._model, "set_adapter"):
