@@ -189,7 +189,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr)
         write_termination_message(message)
         return EXIT_CONFIG
-    status = anyio.run(lambda: serve(settings, sock=sock))
-    if status != 0:
-        write_termination_message("inference server stopped: the model failed to load (see logs)")
-    return status
+    return anyio.run(lambda: serve(settings, sock=sock))

@@ -11,6 +11,7 @@ import socket
 import structlog
 import uvicorn
 
+from kaito_runtime.adapters.termination import write_termination_message
 from kaito_runtime.inference.app import EngineOpener, build_app
 from kaito_runtime.inference.settings import InferenceSettings
 
@@ -43,6 +44,8 @@ async def serve(
 
     def on_load_failure(err: BaseException) -> None:
         failed.append(err)
+        reason = " ".join(str(err).split()) or type(err).__name__
+        write_termination_message(f"inference server stopped: the model failed to load: {reason}")
         if server is not None:
             server.should_exit = True
 

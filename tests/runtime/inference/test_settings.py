@@ -129,3 +129,16 @@ def test_cli_refuses_a_bad_strength_before_binding_with_a_termination_message(
     assert result.returncode == 2
     assert "environment variable my-adapter='2' is invalid" in result.stderr
     assert log.read_text().startswith("inference server not started: environment variable")
+
+
+def test_cli_exits_1_with_the_reason_when_the_model_cannot_load(tmp_path: Path) -> None:
+    log = tmp_path / "termination-log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "KAITO_TERMINATION_LOG": str(log)}
+    result = subprocess.run(
+        [sys.executable, "-m", "kaito_runtime.inference", "--model", str(tmp_path / "missing"),
+         "--backend", "transformers", "--host", "127.0.0.1", "--port", "0", "--adapters-dir", ""],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert log.read_text().startswith("inference server stopped: the model failed to load: ")
+    assert str(tmp_path / "missing") in log.read_text()

@@ -183,7 +183,6 @@ class TransformersEngine:
         request = job.request
         sampling = request.sampling
         decoder = IncrementalDecoder(self.decode, sampling.stop)
-        engine = self
 
         def emit(delta: GenerationDelta) -> None:
             try:
@@ -201,16 +200,12 @@ class TransformersEngine:
                     self.prompt_seen = True
                     return
                 ids = [int(t) for t in value.reshape(-1).tolist()]
-                ids = [t for t in ids if t not in engine._eos_ids]
-                if value.numel():
-                    self.last = int(value.reshape(-1)[-1])
                 if not ids:
                     return
-                text = decoder.add(ids)
-                if text:
-                    emit(GenerationDelta(text=text, token_count=len(ids)))
-                elif ids:
-                    emit(GenerationDelta(text="", token_count=len(ids)))
+                self.last = ids[-1]
+                # Every generated token counts (an end-of-sequence one too, as in vLLM);
+                # special tokens decode to no text.
+                emit(GenerationDelta(text=decoder.add(ids), token_count=len(ids)))
 
             def end(self) -> None:
                 pass
