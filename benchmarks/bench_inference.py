@@ -106,6 +106,8 @@ async def _served(client: httpx.AsyncClient, model: str) -> _Sample:
             if not line.startswith("data: {"):
                 continue
             event = json.loads(line[6:])
+            if "error" in event:
+                raise RuntimeError(f"server stream failed: {event}")
             if event.get("usage"):
                 tokens = event["usage"]["completion_tokens"]
             elif first is None and event["choices"] and event["choices"][0]["text"]:
@@ -215,7 +217,12 @@ async def _main() -> list[str]:
         )
         label = "transformers-gpu-phi3-mini-size" if gpu else "transformers-cpu-small"
         lines += await _compare(
-            label, model, "transformers", open_transformers_engine, settings, []
+            label,
+            model=model,
+            backend="transformers",
+            opener=open_transformers_engine,
+            settings=settings,
+            server_flags=[],
         )
         if gpu and _has_vllm():
             from kaito_runtime.inference.backends.vllm_engine import open_vllm_engine

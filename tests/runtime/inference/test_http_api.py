@@ -101,6 +101,8 @@ async def test_health_is_503_with_a_reason_until_the_model_is_loaded(tiny_model:
         assert state.loaded is not None
         await state.loaded.wait()
         assert (await c.get("/health")).json() == {"status": "Healthy"}
+        answer = await c.post(CHAT, json={"messages": HELLO, "max_tokens": 2})  # no adapters
+        assert answer.status_code == 200, answer.text
 
 
 async def test_failed_load_reports_failed_health_and_tells_the_server(tmp_path: Path) -> None:

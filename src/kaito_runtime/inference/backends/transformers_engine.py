@@ -136,7 +136,7 @@ class TransformersEngine:
 
     def _adapter_context(self, adapter: str | None) -> Any:
         key = self._default_key if adapter is None else self._adapter_keys[adapter]
-        if not hasattr(self._model, "set_adapter"):
+        if not self._adapter_keys:  # no adapters: the model is not wrapped by PEFT
             return nullcontext()
         if key is None:
             return self._model.disable_adapter()
