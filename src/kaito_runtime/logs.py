@@ -18,6 +18,16 @@ __all__ = ("LogFormat", "configure_logging")
 LogFormat = Literal["console", "json"]
 
 
+class _CurrentStderr:
+    """Write to whatever ``sys.stderr`` is at the time of the write (it may be replaced)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str | None = None, fmt: LogFormat | None = None) -> None:
     """Configure structlog and stdlib logging for this process, writing to stderr.
 
@@ -47,7 +57,7 @@ def configure_logging(level: str | None = None, fmt: LogFormat | None = None) ->
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
