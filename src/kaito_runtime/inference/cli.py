@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens-limit", type=int, default=Limits().max_tokens)
     parser.add_argument("--max-body-bytes", type=int, default=Limits().max_body_bytes)
     parser.add_argument("--retry-after", type=int, default=Limits().retry_after_seconds)
+    parser.add_argument(
+        "--stream-interval",
+        type=float,
+        default=InferenceSettings.__attrs_attrs__.stream_interval.default,
+        help="seconds between streamed deltas after the first token (transformers backend)",
+    )
     parser.add_argument("--log-format", choices=("console", "json"), default=None)
     return parser
 
@@ -159,6 +165,7 @@ def settings_from_args(
         engine_args=config.engine_args,
         max_probe_steps=config.max_probe_steps,
         kv_cache_cpu_memory_utilization=config.kv_cache_cpu_memory_utilization,
+        stream_interval=max(0.0, args.stream_interval),
         limits=Limits(
             max_concurrent_requests=args.max_concurrent_requests,
             max_tokens=args.max_tokens_limit,

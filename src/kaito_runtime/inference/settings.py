@@ -45,3 +45,6 @@ class InferenceSettings:
     kv_cache_cpu_memory_utilization: float = 0.5
     limits: Limits = Limits()
     workdir: Path | None = None
+    # Streamed tokens after the first are handed over at most this often (seconds): fewer
+    # wake-ups of the event loop and the client per token, the first token is never delayed.
+    stream_interval: float = 0.02

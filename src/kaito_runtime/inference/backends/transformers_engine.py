@@ -10,9 +10,11 @@ token.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext, suppress
 from pathlib import Path
@@ -56,7 +58,30 @@ _DTYPES = {
 class _Job:
     request: GenerationRequest
     send: MemoryObjectSendStream[GenerationDelta | BaseException]
+    loop: asyncio.AbstractEventLoop
     cancelled: threading.Event = attrs.field(factory=threading.Event)
+
+    def deliver(self, delta: GenerationDelta) -> None:
+        """Hand ``delta`` to the request (on the event loop); a closed request is cancelled."""
+        try:
+            self.send.send_nowait(delta)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.cancelled.set()
+
+    def emit(self, delta: GenerationDelta) -> None:
+        """From the worker thread: queue ``delta`` without waiting for the event loop.
+
+        Callbacks run in order, and before the worker task resumes after the thread returns.
+        """
+        self.loop.call_soon_threadsafe(self.deliver, delta)
+
+
+def _merge(first: GenerationDelta, later: GenerationDelta) -> GenerationDelta:
+    return GenerationDelta(
+        text=first.text + later.text,
+        token_count=first.token_count + later.token_count,
+        finish_reason=later.finish_reason,
+    )
 
 
 def _torch_dtype(name: str, on_gpu: bool) -> Any:
@@ -88,6 +113,7 @@ class TransformersEngine:
         adapter_keys: dict[str, str],
         default_key: str | None,
         jobs: MemoryObjectSendStream[_Job],
+        stream_interval: float = 0.0,
     ) -> None:
         self._model = model
         self._tokenizer = tokenizer
@@ -95,6 +121,7 @@ class TransformersEngine:
         self._adapter_keys = adapter_keys
         self._default_key = default_key
         self._jobs = jobs
+        self._stream_interval = stream_interval
         self._lock = threading.Lock()
         eos = model.generation_config.eos_token_id
         if eos is None:
@@ -159,15 +186,25 @@ class TransformersEngine:
         if request.adapter is not None and request.adapter not in self._adapter_keys:
             raise KeyError(request.adapter)
         send, receive = anyio.create_memory_object_stream[GenerationDelta | BaseException](math.inf)
-        job = _Job(request=request, send=send)
+        job = _Job(request=request, send=send, loop=asyncio.get_running_loop())
         await self._jobs.send(job)
         try:
             async with receive:
                 async for item in receive:
                     if isinstance(item, BaseException):
                         raise item
-                    yield item
-                    if item.finish_reason is not None:
+                    # Deltas that queued up while the consumer was busy go out as one.
+                    merged = item
+                    while merged.finish_reason is None:
+                        try:
+                            later = receive.receive_nowait()
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                        if isinstance(later, BaseException):
+                            raise later
+                        merged = _merge(merged, later)
+                    yield merged
+                    if merged.finish_reason is not None:
                         return
         finally:
             job.cancelled.set()
@@ -184,16 +221,19 @@ class TransformersEngine:
         sampling = request.sampling
         decoder = IncrementalDecoder(self.decode, sampling.stop)
 
-        def emit(delta: GenerationDelta) -> None:
-            try:
-                anyio.from_thread.run_sync(job.send.send_nowait, delta)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                job.cancelled.set()
+        emit = job.emit
+
+        interval = self._stream_interval
 
         class _Streamer(BaseStreamer):
+            """Hand tokens to the request: the first at once, then at most every ``interval``."""
+
             def __init__(self) -> None:
                 self.prompt_seen = False
                 self.last: int | None = None
+                self.text: list[str] = []
+                self.tokens = 0
+                self.flushed_at: float | None = None
 
             def put(self, value: Any) -> None:
                 if not self.prompt_seen:
@@ -205,7 +245,16 @@ class TransformersEngine:
                 self.last = ids[-1]
                 # Every generated token counts (an end-of-sequence one too, as in vLLM);
                 # special tokens decode to no text.
-                emit(GenerationDelta(text=decoder.add(ids), token_count=len(ids)))
+                self.text.append(decoder.add(ids))
+                self.tokens += len(ids)
+                now = time.monotonic()
+                if self.flushed_at is None or now - self.flushed_at >= interval:
+                    self.flush(now)
+
+            def flush(self, now: float) -> None:
+                if self.tokens:
+                    emit(GenerationDelta(text="".join(self.text), token_count=self.tokens))
+                self.text, self.tokens, self.flushed_at = [], 0, now
 
             def end(self) -> None:
                 pass
@@ -238,6 +287,7 @@ class TransformersEngine:
                 torch.manual_seed(sampling.seed)
             ids = torch.tensor([list(request.prompt_token_ids)], device=self._model.device)
             self._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
+        streamer.flush(time.monotonic())
         tail = decoder.add([], final=True)
         finish: FinishReason
         if decoder.stopped or (streamer.last is not None and streamer.last in self._eos_ids):
@@ -335,6 +385,7 @@ async def open_transformers_engine(
             adapter_keys=keys,
             default_key=default_key,
             jobs=send,
+            stream_interval=settings.stream_interval,
         )
         log.info(
             "model_loaded",
