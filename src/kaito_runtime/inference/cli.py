@@ -10,6 +10,7 @@ message, also written to the termination-message file.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -196,4 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(message, file=sys.stderr)
         write_termination_message(message)
         return EXIT_CONFIG
-    return anyio.run(lambda: serve(settings, sock=sock))
+    # The event loop shares the process with generation threads whose Python code holds the GIL;
+    # a 1 ms switch interval (default 5 ms) lets it answer and stream without waiting behind them.
+    sys.setswitchinterval(0.001)
+    use_uvloop = importlib.util.find_spec("uvloop") is not None  # faster loop when installed
+    return anyio.run(lambda: serve(settings, sock=sock), backend_options={"use_uvloop": use_uvloop})

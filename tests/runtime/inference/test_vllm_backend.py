@@ -234,3 +234,35 @@ async def test_legacy_chat_and_metrics_over_vllm(base_url: str) -> None:
     assert answer.json()["Result"].startswith("kaito")
     assert "kaito_inference_generation_tokens_total" in metrics
     assert "vllm:" in metrics
+
+
+# -- engine arguments ----------------------------------------------------------------------------
+
+
+def test_configmap_entries_become_vllm_engine_arguments(tmp_path: Path, tiny_model: Path) -> None:
+    from kaito_runtime.inference.backends.vllm_engine import engine_args, engine_argv
+    from kaito_runtime.inference.cli import build_parser, settings_from_args
+    from kaito_runtime.inference.lora_weights import PreparedAdapters
+
+    config = tmp_path / "inference_config.yaml"
+    config.write_text(  # upstream's default ConfigMap, with two of its commented hints enabled
+        "kv_cache_cpu_memory_utilization: 0.5\n"
+        "vllm:\n  cpu-offload-gb: 0\n  enable-chunked-prefill: false\n  max-model-len: 2048\n"
+    )
+    args = build_parser().parse_args(
+        ["--model", str(tiny_model), "--kaito-config-file", str(config), "--adapters-dir", ""]
+    )
+    settings = settings_from_args(args, {})
+    parsed = engine_args(engine_argv(settings, PreparedAdapters(by_name={}, default=None)))
+    assert (parsed.cpu_offload_gb, parsed.enable_chunked_prefill) == (0, False)
+    assert parsed.max_model_len == 2048
+    assert parsed.gpu_memory_utilization == 0.84
+    assert not parsed.trust_remote_code
+
+
+def test_an_unknown_engine_argument_is_a_config_error_quoting_vllm(tiny_model: Path) -> None:
+    from kaito_runtime.inference import ConfigError
+    from kaito_runtime.inference.backends.vllm_engine import engine_args
+
+    with pytest.raises(ConfigError, match="vLLM says: unrecognized arguments: --no-such-flag"):
+        engine_args(["--model", str(tiny_model), "--no-such-flag", "1"])

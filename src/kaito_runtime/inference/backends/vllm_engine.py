@@ -13,6 +13,8 @@ adapters at their strengths.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -34,7 +36,7 @@ from kaito_runtime.inference.errors import ConfigError
 from kaito_runtime.inference.lora_weights import PreparedAdapters, prepare_adapters
 from kaito_runtime.inference.settings import InferenceSettings
 
-__all__ = ("VLLMEngine", "engine_argv", "open_vllm_engine")
+__all__ = ("VLLMEngine", "engine_args", "engine_argv", "open_vllm_engine")
 
 log = structlog.get_logger(__name__)
 
@@ -82,18 +84,27 @@ def engine_argv(settings: InferenceSettings, prepared: PreparedAdapters) -> list
     return argv
 
 
-def _engine_args(argv: list[str]) -> Any:
+def engine_args(argv: list[str]) -> Any:
+    """Parse engine flags with vLLM's own parser into ``AsyncEngineArgs``.
+
+    Raises:
+        ConfigError: vLLM refuses a flag (the message carries vLLM's complaint).
+    """
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     parser = AsyncEngineArgs.add_cli_args(FlexibleArgumentParser(prog="vllm engine"))
+    complaints = io.StringIO()
     try:
-        namespace = parser.parse_args(argv)
+        with contextlib.redirect_stderr(complaints):
+            namespace = parser.parse_args(argv)
     except SystemExit as err:
+        lines = [line for line in complaints.getvalue().splitlines() if line.strip()]
+        reason = lines[-1].removeprefix("vllm engine: error: ") if lines else "refused"
         raise ConfigError(
             "vllm engine arguments",
             " ".join(argv),
-            "vLLM refused them (its message is above)",
+            f"vLLM says: {reason}",
             fix="fix the flags or the vllm: entries of the inference ConfigMap",
         ) from err
     return AsyncEngineArgs.from_cli_args(namespace)
@@ -217,7 +228,7 @@ class VLLMEngine:
 def _start(argv: list[str]) -> Any:
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    return AsyncLLM.from_engine_args(_engine_args(argv))
+    return AsyncLLM.from_engine_args(engine_args(argv))
 
 
 @asynccontextmanager
