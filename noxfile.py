@@ -60,6 +60,7 @@ def slow(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: `nox -s bench -- NAME ...` runs the named ones, none runs all."""
     _install_project(session, "runtime,azure,test")
+    session.install("kopf")  # the engine_e2e baseline only; never a project dependency
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 

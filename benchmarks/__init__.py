@@ -1,1 +1,1 @@
-"""Benchmarks: ``python -m benchmarks NAME ...`` (``nox -s bench -- NAME ...``)."""
+"""Benchmarks: one module per subject (``bench_<name>.py``), run by ``nox -s bench -- NAME...``."""

@@ -13,6 +13,20 @@ __all__ = ("configure_logging",)
 LogFormat = Literal["console", "json"]
 
 
+class _StderrLogger:
+    """Writes each event line to whatever ``sys.stderr`` is when it is written (never a stale,
+    closed stream)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _stderr_logger(*_args: object) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(level: str = "info", fmt: LogFormat = "console") -> None:
     """Configure structlog (and stdlib logging) once for a process.
 
@@ -38,7 +52,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "console") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")

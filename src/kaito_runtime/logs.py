@@ -18,14 +18,18 @@ __all__ = ("LogFormat", "configure_logging")
 LogFormat = Literal["console", "json"]
 
 
-class _CurrentStderr:
-    """Write to whatever ``sys.stderr`` is at the time of the write (it may be replaced)."""
+class _StderrLogger:
+    """Writes each event line to whatever ``sys.stderr`` is when it is written (never a stale,
+    closed stream)."""
 
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
 
-    def flush(self) -> None:
-        sys.stderr.flush()
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _stderr_logger(*_args: object) -> _StderrLogger:
+    return _StderrLogger()
 
 
 def configure_logging(level: str | None = None, fmt: LogFormat | None = None) -> None:
@@ -57,7 +61,7 @@ def configure_logging(level: str | None = None, fmt: LogFormat | None = None) ->
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)

@@ -1,0 +1,162 @@
+"""``kaito cluster``: run the in-process Kubernetes API server (``kaito.testing``) on its own."""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+import attrs
+import click
+import structlog
+
+from kaito.cli import main
+from kaito.logging import configure_logging
+from kaito.testing import Controllers, start_cluster
+
+__all__ = ("cluster", "serve")
+
+log = structlog.get_logger(__name__)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_node(spec: str) -> tuple[str, int]:
+    name, _, gpus = spec.partition("=")
+    if not name or (gpus and not gpus.isdigit()):
+        raise click.BadParameter(
+            f"--node {spec!r} must look like NAME or NAME=GPUS, for example gpu-1=4"
+        )
+    return name, int(gpus or 0)
+
+
+@main.group()
+def cluster() -> None:
+    """The in-process Kubernetes API server used by tests, local development and CI."""
+
+
+@cluster.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port; 0 picks a free one.",
+)
+@click.option(
+    "--kubeconfig-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a kubeconfig here.",
+)
+@click.option(
+    "--tls/--no-tls", default=False, show_default=True, help="Serve HTTPS with a generated CA."
+)
+@click.option(
+    "--token",
+    envvar="KAITO_CLUSTER_TOKEN",
+    help="Require this bearer token (env KAITO_CLUSTER_TOKEN).",
+)
+@click.option(
+    "--crds",
+    "crds",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="CRD manifest file or directory to install at start (repeatable).",
+)
+@click.option(
+    "--node", "nodes", multiple=True, help="Register a Ready node NAME or NAME=GPUS (repeatable)."
+)
+@click.option(
+    "--controllers/--no-controllers",
+    default=True,
+    show_default=True,
+    help="Run the simulated scheduler, workload controllers, kubelet and garbage collector.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def serve(
+    *,
+    host: str,
+    port: int,
+    kubeconfig_out: Path | None,
+    tls: bool,
+    token: str | None,
+    crds: tuple[Path, ...],
+    nodes: tuple[str, ...],
+    controllers: bool,
+    log_level: str,
+) -> None:
+    """Serve a cluster until interrupted (SIGINT or SIGTERM)."""
+    configure_logging(log_level)
+    if not tls and not _is_loopback(host):
+        raise click.BadParameter(
+            f"--host {host!r} is not loopback; plain HTTP is only served on loopback, add --tls"
+        )
+    settings = _Settings(
+        host=host,
+        port=port,
+        kubeconfig_out=kubeconfig_out,
+        tls=tls,
+        token=token,
+        crds=crds,
+        nodes=tuple(_parse_node(n) for n in nodes),
+        controllers=controllers,
+    )
+    anyio.run(_serve, settings)
+
+
+@attrs.frozen
+class _Settings:
+    host: str
+    port: int
+    kubeconfig_out: Path | None
+    tls: bool
+    token: str | None
+    crds: tuple[Path, ...]
+    nodes: tuple[tuple[str, int], ...]
+    controllers: bool
+
+
+async def _serve(settings: _Settings) -> None:
+    kubeconfig_out = settings.kubeconfig_out
+    async with start_cluster(
+        host=settings.host,
+        port=settings.port,
+        tls=settings.tls,
+        token=settings.token,
+        crds=settings.crds,
+        controllers=Controllers.all() if settings.controllers else Controllers.api_only(),
+    ) as running:
+        for name, gpus in settings.nodes:
+            await running.add_node(name, gpus=gpus)
+        if kubeconfig_out is not None:
+            running.write_kubeconfig(kubeconfig_out)
+        log.info(
+            "cluster_ready",
+            url=running.url,
+            kubeconfig=str(kubeconfig_out) if kubeconfig_out else None,
+        )
+        print(
+            f"cluster ready at {running.url}"
+            + (f" (kubeconfig {kubeconfig_out})" if kubeconfig_out else ""),
+            flush=True,
+        )
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for received in signals:
+                log.info("cluster_stopping", signal=signal.Signals(received).name)
+                break
+    sys.stdout.flush()

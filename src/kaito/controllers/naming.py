@@ -1,0 +1,80 @@
+"""Names, labels, owner references and revision hashes of the objects a Workspace owns.
+
+Controller layer (pure functions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Final
+
+from kaito.api import constants as c
+from kaito.api import unstructure
+from kaito.api.v1beta1 import Workspace
+
+__all__ = (
+    "ADAPTER_DIR",
+    "CONFIG_DIR",
+    "controller_owner_reference",
+    "headless_service_name",
+    "inference_config_name",
+    "revision_hash",
+    "training_config_name",
+    "workspace_labels",
+)
+
+CONFIG_DIR: Final = "/mnt/config"
+ADAPTER_DIR: Final = "/mnt/adapter"
+DATA_DIR: Final = "/mnt/data"
+RESULTS_DIR: Final = "/mnt/results"
+WEIGHTS_DIR: Final = "/workspace/weights"
+
+
+def _meta(ws: Workspace) -> tuple[str, str]:
+    return ws.metadata.name or "", ws.metadata.namespace or "default"
+
+
+def workspace_labels(ws: Workspace) -> dict[str, str]:
+    """The labels every object of a Workspace carries (and its pods' selector)."""
+    name, namespace = _meta(ws)
+    return {c.LABEL_WORKSPACE: name, c.LABEL_WORKSPACE_NAMESPACE: namespace}
+
+
+def controller_owner_reference(ws: Workspace) -> dict[str, Any]:
+    """The ownerReference that makes the Workspace the managing controller (GC follows it)."""
+    return {
+        "apiVersion": ws.api_version,
+        "kind": c.KIND,
+        "name": ws.metadata.name,
+        "uid": ws.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def headless_service_name(ws: Workspace) -> str:
+    return f"{ws.metadata.name}-headless"
+
+
+def inference_config_name(ws: Workspace) -> str:
+    return f"{ws.metadata.name}-inference-params"
+
+
+def training_config_name(ws: Workspace) -> str:
+    return f"{ws.metadata.name}-training-params"
+
+
+def revision_hash(ws: Workspace, *extra: Any) -> str:
+    """A short hash of what the workload is rendered from (spec sections and ``extra`` inputs).
+
+    It changes when the spec (or a referenced ConfigMap's data passed in ``extra``) changes, so
+    the workload rolls; status and metadata do not take part.
+    """
+    wire = unstructure(ws)
+    relevant = {k: wire.get(k) for k in ("resource", "inference", "tuning")}
+    relevant["annotations"] = {
+        k: v for k, v in (ws.metadata.annotations or {}).items() if k.startswith("kaito.sh/")
+    }
+    payload = json.dumps([relevant, *extra], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,108 @@
+"""kaito.engine: the framework-free asyncio reconcile engine (knows nothing of Workspaces).
+
+Informers cache resources and turn events into keys; a work queue deduplicates and rate-limits
+them; controllers reconcile keys with N workers; a manager runs it all with leader election,
+probes and controller-runtime-compatible metrics. See ``docs/engine.md``.
+"""
+
+from __future__ import annotations
+
+from kaito.engine.backoff import Backoff
+from kaito.engine.client import (
+    Client,
+    KubeClient,
+    ListWatcher,
+    ObjectClient,
+    ObjectList,
+    PatchType,
+    WatchEvent,
+    load_client,
+)
+from kaito.engine.clock import Clock, FakeClock, MonotonicClock
+from kaito.engine.controller import Controller, ControllerStats, Reconciler, Result
+from kaito.engine.errors import ApiError, TerminalError
+from kaito.engine.events import EVENTS, EventRecorder
+from kaito.engine.handlers import (
+    EnqueueHandler,
+    EventHandler,
+    KeyMapper,
+    Predicate,
+    generation_changed,
+    map_by_label,
+    map_to_controller_owner,
+    map_to_self,
+)
+from kaito.engine.informer import Informer, InformerFactory
+from kaito.engine.keys import ObjectKey
+from kaito.engine.leader import (
+    LeaderElectionConfig,
+    LeaderElectionLost,
+    LeaderElector,
+    default_identity,
+)
+from kaito.engine.manager import Manager
+from kaito.engine.metrics import EngineMetrics
+from kaito.engine.queue import QueueShutDown, QueueStats, WorkQueue
+from kaito.engine.ratelimit import (
+    BucketRateLimiter,
+    ExponentialFailureRateLimiter,
+    MaxOfRateLimiter,
+    RateLimiter,
+    default_rate_limiter,
+)
+from kaito.engine.resources import LEASES, Resource
+from kaito.engine.store import OWNER_INDEX, IndexFunc, Store, index_by_owner_uid
+
+__all__ = (
+    "EVENTS",
+    "LEASES",
+    "OWNER_INDEX",
+    "ApiError",
+    "Backoff",
+    "BucketRateLimiter",
+    "Client",
+    "Clock",
+    "Controller",
+    "ControllerStats",
+    "EngineMetrics",
+    "EnqueueHandler",
+    "EventHandler",
+    "EventRecorder",
+    "ExponentialFailureRateLimiter",
+    "FakeClock",
+    "IndexFunc",
+    "Informer",
+    "InformerFactory",
+    "KeyMapper",
+    "KubeClient",
+    "LeaderElectionConfig",
+    "LeaderElectionLost",
+    "LeaderElector",
+    "ListWatcher",
+    "Manager",
+    "MaxOfRateLimiter",
+    "MonotonicClock",
+    "ObjectClient",
+    "ObjectKey",
+    "ObjectList",
+    "PatchType",
+    "Predicate",
+    "QueueShutDown",
+    "QueueStats",
+    "RateLimiter",
+    "Reconciler",
+    "Resource",
+    "Result",
+    "Store",
+    "TerminalError",
+    "WatchEvent",
+    "WorkQueue",
+    "default_identity",
+    "default_rate_limiter",
+    "generation_changed",
+    "index_by_owner_uid",
+    "load_client",
+    "map_by_label",
+    "map_to_controller_owner",
+    "map_to_self",
+)

@@ -1,0 +1,114 @@
+"""``python -m kaito_runtime.tuning``: the tuning Job's main container, also runnable by hand.
+
+Runtime layer. Flags fall back to upstream's environment and paths: ``--config`` to
+``$YAML_FILE_PATH`` then ``/mnt/config/training_config.yaml`` (upstream's template for
+``--method`` when that default file is absent), ``--data-dir`` to ``$DATASET_FOLDER_PATH`` then
+``/mnt/data``, ``--output-dir`` to ``TrainingArguments.output_dir`` then ``/mnt/results``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import structlog
+
+from kaito_runtime.logs import configure_logging
+from kaito_runtime.tuning.config import Method, default_target_modules, load_config
+from kaito_runtime.tuning.progress import ProgressServer, ProgressTracker
+from kaito_runtime.tuning.termination import ConfigError, run_main
+
+__all__ = ("DEFAULT_CONFIG", "DEFAULT_METRICS_PORT", "build_parser", "main")
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_CONFIG = Path("/mnt/config/training_config.yaml")
+DEFAULT_DATA_DIR = Path("/mnt/data")
+DEFAULT_OUTPUT_DIR = Path("/mnt/results")
+DEFAULT_METRICS_PORT = 5000
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m kaito_runtime.tuning",
+        description="Tune a LoRA/QLoRA adapter with TRL's SFTTrainer and write it for pushing.",
+    )
+    parser.add_argument("--config", type=Path, help="training_config.yaml (tuning ConfigMap)")
+    parser.add_argument("--data-dir", type=Path, help="directory holding the dataset")
+    parser.add_argument("--output-dir", type=Path, help="where the adapter is written")
+    parser.add_argument("--model", help="base model directory or Hugging Face id")
+    parser.add_argument("--preset", help="preset name (metadata, image annotation, defaults)")
+    parser.add_argument("--method", choices=("lora", "qlora"), help="default: from the config")
+    parser.add_argument(
+        "--checkpoint-dir", type=Path, help="checkpoint directory (default OUTPUT/checkpoints)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        help="port serving /progress and /metrics (0 disables)",
+    )
+    return parser
+
+
+def _config_path(flag: Path | None) -> Path | None:
+    """The config file to read, or None for the built-in template (default path absent)."""
+    if flag is not None:
+        return flag
+    env = os.environ.get("YAML_FILE_PATH")
+    if env:
+        return Path(env)
+    if DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    log.info("tuning_config_default_template", looked_at=str(DEFAULT_CONFIG))
+    return None
+
+
+def _run(args: argparse.Namespace) -> str:
+    from kaito_runtime.tuning.train import TuningSettings, run_tuning
+
+    method = cast(Method | None, args.method)
+    config = load_config(
+        _config_path(args.config), method, target_modules=default_target_modules(args.preset)
+    )
+    model = args.model or config.model.pretrained_model_name_or_path
+    if not model:
+        raise ConfigError(
+            "no base model: pass --model DIR-or-HF-id or set "
+            "ModelConfig.pretrained_model_name_or_path in the tuning ConfigMap"
+        )
+    output_dir = args.output_dir or Path(config.training.get("output_dir") or DEFAULT_OUTPUT_DIR)
+    data_dir = args.data_dir or Path(os.environ.get("DATASET_FOLDER_PATH") or DEFAULT_DATA_DIR)
+    settings = TuningSettings(
+        config=config,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        model=str(model),
+        method=method or config.method,
+        checkpoint_dir=args.checkpoint_dir or output_dir / "checkpoints",
+        preset=args.preset,
+        checkpoint_explicit=args.checkpoint_dir is not None,
+    )
+    tracker = ProgressTracker(output_dir)
+    server = ProgressServer(tracker, port=args.metrics_port) if args.metrics_port else None
+    try:
+        result = run_tuning(settings, tracker)
+    except BaseException as exc:
+        tracker.update(phase="failed", message=" ".join(str(exc).split())[:500] or repr(exc))
+        raise
+    finally:
+        if server is not None:
+            server.close()
+        tracker.close()
+    return result.summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a tuning job and return the exit code (the termination message is written)."""
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    return run_main(lambda: _run(args))
