@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 N = 1000
+WORKERS = int(__import__("os").environ.get("KAITO_BENCH_WORKERS", "5"))
 BASELINE = "no-op engine controller, one status PATCH each"
 
 
