@@ -66,3 +66,17 @@ async def test_strengths_on_the_gpu(gpu_engine: Any, tiny_model: Path, lora_adap
     assert torch.equal(gpu_engine.logits(ids, "zero"), expected_base)
     assert torch.allclose(gpu_engine.logits(ids, "full"), expected_adapter, atol=1e-4, rtol=1e-4)
     assert not torch.allclose(expected_base, expected_adapter, atol=1e-3)
+
+
+async def test_generation_streams_on_the_gpu(gpu_engine: Any) -> None:
+    """The path every HTTP request takes (stopping criteria included) works with CUDA tensors."""
+    from kaito_runtime.inference.engine import GenerationRequest, SamplingOptions
+
+    ids = tuple(gpu_engine.encode("the model serves requests"))
+    for adapter in (None, "full"):
+        request = GenerationRequest(
+            "gpu-1", ids, SamplingOptions(max_tokens=8, temperature=0), adapter=adapter
+        )
+        deltas = [d async for d in gpu_engine.generate(request)]
+        assert sum(d.token_count for d in deltas) == 8
+        assert deltas[-1].finish_reason == "length"

@@ -262,7 +262,9 @@ class TransformersEngine:
         class _Stop(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
                 done = job.cancelled.is_set() or decoder.stopped
-                return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
+                return torch.full(
+                    (input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device
+                )
 
         streamer = _Streamer()
         kwargs: dict[str, Any] = {
