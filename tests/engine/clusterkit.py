@@ -72,9 +72,7 @@ def widget(name: str, namespace: str, size: int = 1) -> JSON:
 async def engine_client(cluster: Cluster) -> AsyncIterator[KubeClient]:
     """A :class:`KubeClient` configured from the cluster's kubeconfig, closed on exit."""
     configuration = Configuration()
-    await config.load_kube_config_from_dict(
-        cluster.kubeconfig, client_configuration=configuration
-    )
+    await config.load_kube_config_from_dict(cluster.kubeconfig, client_configuration=configuration)
     client = KubeClient(ApiClient(configuration))
     try:
         yield client
@@ -166,8 +164,7 @@ async def server_until(
 def cached_versions(informer: Informer) -> dict[str, str]:
     """``name -> resourceVersion`` of what the informer's cache holds."""
     return {
-        obj["metadata"]["name"]: obj["metadata"]["resourceVersion"]
-        for obj in informer.store.list()
+        obj["metadata"]["name"]: obj["metadata"]["resourceVersion"] for obj in informer.store.list()
     }
 
 
