@@ -272,9 +272,9 @@ class _Statuses:
                         self.done[name] = now
                         self.changed.set()
 
-    async def wait_for(self, names: set[str], timeout: float) -> float:
+    async def wait_for(self, names: set[str], within: float) -> float:
         """Wait until every name in ``names`` is reconciled; return the last one's time."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while not names <= self.done.keys():
                 self.changed.clear()
                 await self.changed.wait()
@@ -422,15 +422,8 @@ def run() -> list[str]:
                 lines.append(_line(f"e2e_{n}_objects", ours, "kopf", theirs, "(target >= 5x)"))
             else:
                 lines.append(f"e2e_{n}_objects: kopf is not installed here; run nox -s bench")
-            lines.append(
-                _line(
-                    f"e2e_{n}_objects_floor",
-                    ours,
-                    "bare LIST+PATCH loop",
-                    floor,
-                    "(target >= 0.5x)",
-                )  # fmt: skip
-            )
+            floor_name = f"e2e_{n}_objects_floor"
+            lines.append(_line(floor_name, ours, "bare LIST+PATCH loop", floor, "(target >= 0.5x)"))
             ours_backlog = _rate("ours", n, tmp, runs, backlog=True)
             bare_backlog = _rate("bare", n, tmp, runs, backlog=True)
             lines.append(

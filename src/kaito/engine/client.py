@@ -318,11 +318,9 @@ def _read_environment_once(api_client: ApiClient) -> None:
         except (LookupError, ValueError):
             pass
         else:
+            if auth is not None:  # credentials ride in the URL, for plain and CONNECT proxying
+                proxy = proxy.with_user(auth.login).with_password(auth.password)
             rest.proxy = str(proxy)
-            if auth is not None:
-                headers = dict(rest.proxy_headers or {})
-                headers["Proxy-Authorization"] = auth.encode()
-                rest.proxy_headers = headers
     session._trust_env = False
 
 
