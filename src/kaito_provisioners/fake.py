@@ -228,7 +228,6 @@ class FakeProvisioner:
             "kubernetes.io/hostname": name,
             **_gpu_labels(sku),
         }
-        gpus = str(sku.gpu_count) if sku else "1"
         node = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -255,14 +254,11 @@ class FakeProvisioner:
             if err.status != 409:
                 raise
             created = node  # another ensure created it first
-        status = {
-            "capacity": {"cpu": "24", "memory": "220Gi", "pods": "110", "nvidia.com/gpu": gpus},
-            "allocatable": {"cpu": "23", "memory": "200Gi", "pods": "110", "nvidia.com/gpu": gpus},
-            "conditions": [self._ready_condition(False, now, "KubeletNotReady")],
-            "nodeInfo": {"kubeletVersion": "v1.32.4", "operatingSystem": "linux",
-                         "architecture": "amd64"},
-        }  # fmt: skip
-        created = await self.client.patch_status(NODES, ObjectKey("", name), status)
+        # The status (capacity, NotReady) goes in a second write; a node left without it by an
+        # interruption here gets it from _advance on the next ensure.
+        created = await self.client.patch_status(
+            NODES, ObjectKey("", name), self._status(created, ready=False)
+        )
         log.info("fake_node_created", node=name, instance_type=request.instance_type,
                  workspace=request.workspace, ready_at=ready_at)  # fmt: skip
         return created
@@ -287,19 +283,34 @@ class FakeProvisioner:
         except ValueError:
             return self.now()
 
+    def _status(self, node: Mapping[str, Any], *, ready: bool) -> dict[str, Any]:
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        sku = self.skus.get(labels.get("node.kubernetes.io/instance-type", ""))
+        gpus = str(sku.gpu_count) if sku else "1"
+        now = self.now()
+        return {
+            "capacity": {"cpu": "24", "memory": "220Gi", "pods": "110", "nvidia.com/gpu": gpus},
+            "allocatable": {"cpu": "23", "memory": "200Gi", "pods": "110", "nvidia.com/gpu": gpus},
+            "conditions": [
+                self._ready_condition(ready, now, "KubeletReady" if ready else "KubeletNotReady")
+            ],
+            "nodeInfo": {"kubeletVersion": "v1.32.4", "operatingSystem": "linux",
+                         "architecture": "amd64"},
+        }  # fmt: skip
+
     async def _advance(self, node: dict[str, Any]) -> dict[str, Any]:
-        """Turn the node Ready once its time has come."""
-        if _is_ready(node):
-            return node
+        """Turn the node Ready once its time has come; repair a status an interruption lost."""
         ready_at = ((node.get("metadata") or {}).get("annotations") or {}).get(READY_AT, "never")
-        if ready_at == "never":
+        due = ready_at != "never" and self.now() >= (
+            datetime.strptime(ready_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        )
+        has_capacity = "nvidia.com/gpu" in ((node.get("status") or {}).get("capacity") or {})
+        if has_capacity and _is_ready(node) == due:
             return node
-        due = datetime.strptime(ready_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-        if self.now() < due:
-            return node
-        status = {"conditions": [self._ready_condition(True, self.now(), "KubeletReady")]}
         name = node["metadata"]["name"]
-        return await self.client.patch_status(NODES, ObjectKey("", name), status)
+        return await self.client.patch_status(
+            NODES, ObjectKey("", name), self._status(node, ready=due)
+        )
 
     @staticmethod
     def _observe(node: Mapping[str, Any]) -> ProvisionedNode:

@@ -48,7 +48,9 @@ def configure_logging(level: str | None = None, fmt: LogFormat | None = None) ->
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if chosen == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[

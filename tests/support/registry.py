@@ -66,8 +66,16 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float) -> Non
 
 
 @contextmanager
-def run_registry(root: Path, *, auth: tuple[str, str] | None = None) -> Iterator[Registry]:
-    """Start ``docker-registry`` storing under ``root``; stop it on exit."""
+def run_registry(
+    root: Path,
+    *,
+    auth: tuple[str, str] | None = None,
+    auth_config: list[str] | None = None,
+) -> Iterator[Registry]:
+    """Start ``docker-registry`` storing under ``root``; stop it on exit.
+
+    ``auth_config`` is a raw ``auth:`` section (YAML lines), e.g. for token auth.
+    """
     binary = shutil.which(REGISTRY_BINARY)
     if binary is None:
         raise RuntimeError(
@@ -101,6 +109,8 @@ def run_registry(root: Path, *, auth: tuple[str, str] | None = None) -> Iterator
             "    realm: kaito-tests",
             f"    path: {root / 'htpasswd'}",
         ]
+    if auth_config is not None:
+        lines += auth_config
     config = root / "config.yml"
     config.write_text("\n".join(lines) + "\n")
     log = (root / "registry.log").open("wb")

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from kaito.testing import Cluster
-from kaito.testing._tls import generate_serving_certificate
+from kaito.tls import generate_serving_certificate
 from tests.testing._helpers import GADGETS, gadget, http, status_of
 
 pytestmark = pytest.mark.anyio

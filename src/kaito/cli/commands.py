@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+import kaito.cli.cluster
 import kaito.cli.crds
+import kaito.cli.manager
 import kaito.cli.up
 import kaito.cli.validate  # noqa: F401
-from kaito.cli import cluster  # noqa: F401

@@ -1,78 +1,191 @@
-"""``kaito up``: the embedded default.
+"""``kaito up``: the embedded default — KAITO on an in-process cluster with simulated GPU nodes.
 
-For now it validates the example Workspaces of the guide with the admission code and prints each
-one as the API server would store it (defaults applied, storage version) together with how it
-fits its GPU nodes. The in-process cluster and the manager replace this when they land.
+It starts the API server, installs the CRD and the admission webhooks, runs the manager with the
+fake provisioner, writes a kubeconfig, and prints how to use kubectl against it; ``--apply``
+applies Workspaces and shows their status table as it changes. It runs in the foreground until
+SIGINT/SIGTERM (or, with ``--until-ready``, until the applied Workspaces are ready).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
+import anyio
+import attrs
 import click
-import yaml
+import structlog
 
-from kaito.api import (
-    ValidationContext,
-    check_workspace,
-    convert_workspace,
-    default_workspace,
-    runtime_of,
-)
-from kaito.catalog import check_fit
 from kaito.cli import main
-from kaito.cli.documents import Document, read_documents
-from kaito.examples import examples_dir
+from kaito.cli.table import render_table, workspace_rows
+from kaito.embedded import Embedded, embedded_kaito
+from kaito.logging import configure_logging
+from kaito.options import ManagerOptions
 
 __all__ = ("up",)
+
+log = structlog.get_logger(__name__)
+_DONE = ("WorkspaceSucceeded", "WorkspaceReady")
 
 
 @main.command()
 @click.option(
-    "--examples",
-    "source",
-    type=click.Path(exists=True, path_type=Path),
-    help="Directory (or file) of Workspace YAML; default: the bundled guide examples.",
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="API server port (0: a free one).",
 )
-def up(source: Path | None) -> None:
-    """Validate and print the guide's example Workspaces (the embedded default)."""
-    root = source or examples_dir()
-    paths = sorted(str(p) for p in root.rglob("*.yaml")) if root.is_dir() else [str(root)]
-    ctx = ValidationContext(config_maps={})
-    failed = False
-    for doc in read_documents(paths):
-        if not isinstance(doc, Document):
-            click.echo(f"{doc.source}: {doc.message}", err=True)
-            failed = True
-            continue
-        if doc.kind != "Workspace":
-            continue
-        result = check_workspace(doc.data, ctx)
-        click.echo(f"# {doc.where} Workspace/{doc.name}: {'valid' if result.ok else 'INVALID'}")
-        for problem in result.errors:
-            click.echo(f"#   error: {problem}")
-        for problem in result.warnings:
-            click.echo(f"#   warning: {problem}")
-        failed |= not result.ok
-        ws = result.workspace
-        if ws is None:
-            continue
-        preset_spec = (
-            ws.inference.preset if ws.inference else ws.tuning.preset if ws.tuning else None
+@click.option(
+    "--kubeconfig-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("kaito.kubeconfig"),
+    show_default=True,
+    help="Where to write the kubeconfig for kubectl.",
+)
+@click.option(
+    "--apply",
+    "manifests",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Workspace YAML (file or directory) to apply once up (repeatable).",
+)
+@click.option(
+    "--node-delay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a simulated GPU node takes to become Ready.",
+)
+@click.option(
+    "--until-ready",
+    is_flag=True,
+    help="Exit once every applied Workspace is ready (0) or failed (1).",
+)
+@click.option(
+    "--timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="With --until-ready: give up after this many seconds.",
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def up(
+    *,
+    port: int,
+    kubeconfig_out: Path,
+    manifests: tuple[Path, ...],
+    node_delay: float,
+    until_ready: bool,
+    timeout: float,
+    log_level: str,
+) -> None:
+    """Run KAITO on an in-process cluster (the embedded default)."""
+    configure_logging(log_level)
+    settings = _UpSettings(
+        port, kubeconfig_out.resolve(), manifests, node_delay, until_ready, timeout
+    )
+    sys.exit(anyio.run(_up, settings))
+
+
+@attrs.frozen
+class _UpSettings:
+    port: int
+    kubeconfig_out: Path
+    manifests: tuple[Path, ...]
+    node_delay: float
+    until_ready: bool
+    ready_within: float
+
+
+async def _up(settings: _UpSettings) -> int:
+    port, kubeconfig_out, node_delay = settings.port, settings.kubeconfig_out, settings.node_delay
+    options = ManagerOptions(metrics_address=None, probe_address=None, node_provisioner="fake")
+    async with embedded_kaito(
+        port=port, kubeconfig_out=kubeconfig_out, options=options, node_delay=node_delay
+    ) as kaito:
+        click.echo(f"KAITO is up: API server {kaito.cluster.url}, webhooks {kaito.webhook_url}")
+        click.echo(f"  export KUBECONFIG={kubeconfig_out}")
+        click.echo("  kubectl apply -f examples/inference/kaito_workspace_phi_3.yaml")
+        click.echo("  kubectl get workspace -w")
+        names: list[tuple[str, str]] = []
+        for manifest in settings.manifests:
+            try:
+                applied = await kaito.cluster.client.apply_manifests(
+                    manifest, field_manager="kaito-up"
+                )
+            except Exception as err:  # the API server's answer (e.g. the webhook's denial)
+                click.echo(f"error: {manifest}: {getattr(err, 'message', err)}", err=True)
+                return 1
+            for obj in applied:
+                click.echo(f"{obj['kind'].lower()}/{obj['metadata']['name']} applied")
+                if obj["kind"] == "Workspace":
+                    names.append((obj["metadata"].get("namespace") or "default",
+                                  obj["metadata"]["name"]))  # fmt: skip
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_stop_on_signal, tg.cancel_scope)
+            outcome = await _watch_status(kaito, names, settings.until_ready, settings.ready_within)
+            if settings.until_ready:
+                tg.cancel_scope.cancel()
+                return outcome
+        return 0
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            click.echo(f"received {signal.Signals(signum).name}: stopping", err=True)
+            scope.cancel()
+            return
+
+
+async def _workspaces(kaito: Embedded, names: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    found = []
+    for namespace, name in names:
+        found.append(
+            await kaito.cluster.client.get("kaito.sh/v1beta1", "Workspace", name, namespace)
         )
-        preset = ctx.presets.get(preset_spec.name) if preset_spec else None
-        sku = ctx.skus.get(ws.resource.instance_type or "") if ws.resource else None
-        if preset and sku and ws.inference is not None:
-            runtime = runtime_of(ws, ctx)
-            fit = check_fit(
-                preset,
-                sku,
-                ws.resource.count or 1 if ws.resource else 1,
-                runtime="vllm" if runtime == "vllm" else "transformers",
-            )
-            click.echo(f"#   runtime {runtime}: {fit.reason}")
-        stored, _ = convert_workspace(default_workspace(doc.data))
-        click.echo(yaml.safe_dump(stored, sort_keys=False).rstrip())
-        click.echo("---")
-    sys.exit(1 if failed else 0)
+    return found
+
+
+def _finished(ws: dict[str, Any]) -> bool | None:
+    """True when ready/succeeded, False when failed, None while in progress."""
+    state = (ws.get("status") or {}).get("state")
+    if state in ("Ready", "Succeeded"):
+        return True
+    if state == "Failed":
+        return False
+    return None
+
+
+async def _watch_status(
+    kaito: Embedded, names: list[tuple[str, str]], until_ready: bool, within: float
+) -> int:
+    """Print the status table whenever it changes; with ``until_ready`` return the outcome."""
+    shown = ""
+    deadline = anyio.current_time() + within
+    while True:
+        if names:
+            workspaces = await _workspaces(kaito, names)
+            rows = workspace_rows(workspaces)
+            table = render_table([r[:-1] for r in rows])  # AGE changes every second; not news
+            if table != shown:
+                click.echo("")
+                click.echo(render_table(rows))
+                shown = table
+            outcomes = [_finished(ws) for ws in workspaces]
+            if until_ready and all(o is not None for o in outcomes):
+                return 0 if all(outcomes) else 1
+        elif until_ready:
+            return 0
+        if until_ready and anyio.current_time() > deadline:
+            click.echo(f"error: not ready within {within:g}s", err=True)
+            return 1
+        await anyio.sleep(0.5)

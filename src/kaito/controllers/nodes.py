@@ -91,10 +91,13 @@ async def ensure_nodes(
     provisioner: NodeProvisioner | None,
     *,
     disk_gib: float,
+    provisioned: Iterable[Mapping[str, Any]] = (),
 ) -> NodeObservation:
     """Make sure ``target`` ready GPU nodes serve the workspace; report what is there.
 
-    With a provisioner (node auto-provisioning), the missing nodes are requested; without one
+    ``provisioned`` are the cached nodes already labelled for this workspace; when enough of them
+    are Ready the provisioner is not called at all. With a provisioner (node auto-provisioning),
+    the missing nodes are requested; without one
     (bring-your-own), only matching nodes are counted and the message says what is missing.
     """
     byo = byo_ready_nodes(ws, nodes)[:target]
@@ -110,8 +113,13 @@ async def ensure_nodes(
         )
         return NodeObservation(target, tuple(byo), message=message, provisioned=False)
     if missing <= 0:
-        # Bring-your-own nodes cover it all; release anything provisioned earlier.
         return NodeObservation(target, tuple(byo), provisioned=True)
+    cached = sorted(
+        (n.get("metadata") or {}).get("name", "") for n in provisioned if is_ready_gpu_node(n)
+    )
+    if len(cached) >= missing:
+        # The cache already shows the provisioned nodes Ready: nothing to ask the provisioner.
+        return NodeObservation(target, (*byo, *cached[:missing]), provisioned=True)
     try:
         result = await provisioner.ensure(node_request(ws, missing, disk_gib=disk_gib))
     except ProvisioningError as err:

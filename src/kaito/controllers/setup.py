@@ -19,7 +19,14 @@ from kaito.controllers.resources import (
     WORKSPACES,
 )
 from kaito.controllers.settings import ControllerSettings
-from kaito.controllers.workspace import WorkspaceCaches, WorkspaceReconciler
+from kaito.controllers.workspace import (
+    UNMANAGED_INDEX,
+    WORKSPACE_INDEX,
+    WorkspaceCaches,
+    WorkspaceReconciler,
+    index_by_workspace,
+    index_unmanaged_nodes,
+)
 from kaito.engine import (
     Controller,
     KeyMapper,
@@ -38,18 +45,26 @@ MAX_CONCURRENT_RECONCILES: Final = 5
 RECONCILE_TIMEOUT_SECONDS: Final = 120.0
 
 
+CONFIG_INDEX: Final = "config"
+
+
+def index_by_config(obj: dict[str, Any]) -> list[str]:
+    """Index Workspaces by the ``namespace/name`` of the ConfigMap their ``config`` names."""
+    section = obj.get("inference") or obj.get("tuning") or {}
+    config = section.get("config") if isinstance(section, dict) else None
+    if not config:
+        return []
+    return [f"{(obj.get('metadata') or {}).get('namespace', '')}/{config}"]
+
+
 def _workspaces_using_config(workspaces: Store) -> KeyMapper:
     """Map a ConfigMap to the Workspaces of its namespace that name it in ``config``."""
 
     def mapper(obj: dict[str, Any]) -> list[ObjectKey]:
         meta = obj.get("metadata") or {}
-        namespace, name = meta.get("namespace") or "", meta.get("name")
-        keys = []
-        for ws in workspaces.list(namespace):
-            section = ws.get("inference") or ws.get("tuning") or {}
-            if section.get("config") == name:
-                keys.append(ObjectKey(namespace, ws["metadata"]["name"]))
-        return keys
+        return workspaces.keys_by_index(
+            CONFIG_INDEX, f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        )
 
     return mapper
 
@@ -71,6 +86,10 @@ def add_workspace_controller(
     jobs = manager.informer(JOBS, label_selector=owned)
     services = manager.informer(SERVICES, label_selector=owned)
     config_maps = manager.informer(CONFIG_MAPS)
+    workspaces.add_indexer(CONFIG_INDEX, index_by_config)
+    pods.add_indexer(WORKSPACE_INDEX, index_by_workspace)
+    nodes.add_indexer(WORKSPACE_INDEX, index_by_workspace)
+    nodes.add_indexer(UNMANAGED_INDEX, index_unmanaged_nodes)
     caches = WorkspaceCaches(
         workspaces=workspaces.store,
         nodes=nodes.store,

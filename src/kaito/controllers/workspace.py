@@ -8,6 +8,7 @@ duplicate nodes and no orphans.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -66,6 +67,30 @@ __all__ = ("WorkspaceCaches", "WorkspaceReconciler")
 log = structlog.get_logger(__name__)
 
 NODE_POLL_SECONDS: Final = 2.0
+#: Store index of pods and nodes by the ``namespace/name`` of the Workspace they belong to.
+WORKSPACE_INDEX: Final = "workspace"
+#: Store index of nodes KAITO did not provision (bring-your-own candidates), under "byo".
+UNMANAGED_INDEX: Final = "unmanaged"
+
+
+def index_by_workspace(obj: Mapping[str, Any]) -> list[str]:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    name = labels.get(c.LABEL_WORKSPACE)
+    if not name:
+        return []
+    namespace = labels.get(c.LABEL_WORKSPACE_NAMESPACE) or (obj.get("metadata") or {}).get(
+        "namespace", ""
+    )
+    return [f"{namespace}/{name}"]
+
+
+def index_unmanaged_nodes(obj: Mapping[str, Any]) -> list[str]:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if c.LABEL_NODEPOOL in labels or c.LABEL_WORKSPACE in labels:
+        return []
+    return ["byo"]
+
+
 _WARNING_REASONS: Final = frozenset(
     {
         c.Reason.IMAGE_PULL_ERROR,
@@ -104,19 +129,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _labelled_for(ws: Workspace, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    name, namespace = ws.metadata.name, ws.metadata.namespace
-    out = []
-    for obj in objects:
-        labels = (obj.get("metadata") or {}).get("labels") or {}
-        if (
-            labels.get(c.LABEL_WORKSPACE) == name
-            and labels.get(c.LABEL_WORKSPACE_NAMESPACE, namespace) == namespace
-        ):
-            out.append(obj)
-    return out
-
-
 class WorkspaceReconciler:
     """Reconciles Workspaces; ``reconcile`` is the engine's reconcile function."""
 
@@ -136,6 +148,7 @@ class WorkspaceReconciler:
         self.events = events
         self.settings = settings
         self.now = now
+        self._validated: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.validation = ValidationContext(
             node_auto_provisioning=settings.node_auto_provisioning,
             vllm_enabled=settings.vllm_enabled,
@@ -157,7 +170,7 @@ class WorkspaceReconciler:
             return Result()
         if c.WORKSPACE_FINALIZER not in (ws.metadata.finalizers or ()):
             await self._add_finalizer(raw, key)
-        problems = check_workspace(raw, self.validation).errors
+        problems = self._problems(raw, ws)
         if problems:
             await self._write_status(raw, ws, self._invalid_status(ws, problems))
             raise TerminalError(f"workspace {key} is invalid: {problems[0]}")
@@ -167,9 +180,10 @@ class WorkspaceReconciler:
         nodes = await ensure_nodes(
             ws,
             target,
-            self.caches.nodes.list(),
+            self.caches.nodes.by_index(UNMANAGED_INDEX, "byo"),
             self.provisioner,
             disk_gib=preset.disk if preset else 1024.0,
+            provisioned=self.caches.nodes.by_index(WORKSPACE_INDEX, f"{key.namespace}/{key.name}"),
         )
         if ws.inference is not None:
             workload = await self._ensure_inference(ws, preset, sku, target, nodes)
@@ -182,6 +196,35 @@ class WorkspaceReconciler:
             return Result(requeue_after=NODE_POLL_SECONDS)
         return Result()
 
+    def _problems(self, raw: Mapping[str, Any], ws: Workspace) -> tuple[Any, ...]:
+        """Admission problems of this generation (validated once; referenced ConfigMaps change
+        the verdict too, so their data takes part in the cache key)."""
+        refs = tuple(sorted((k, str(v)) for k, v in (self._config_ref_data(ws) or {}).items()))
+        cache_key = (ws.metadata.uid, ws.metadata.generation, refs)
+        cached = self._validated.get(cache_key)
+        if cached is not None:
+            return cached
+        cached = check_workspace(raw, self._validation_for(ws)).errors
+        if len(self._validated) > 4096:
+            self._validated.clear()
+        self._validated[cache_key] = cached
+        return cached
+
+    def _config_ref_data(self, ws: Workspace) -> Mapping[str, str] | None:
+        section = ws.inference or ws.tuning
+        if section is None or not section.config:
+            return None
+        return self._config_data(ws.metadata.namespace or "default", section.config)
+
+    def _validation_for(self, ws: Workspace) -> ValidationContext:
+        section = ws.inference or ws.tuning
+        if section is None or not section.config:
+            return self.validation
+        namespace = ws.metadata.namespace or "default"
+        data = self._config_data(namespace, section.config)
+        config_maps = {} if data is None else {(namespace, section.config): dict(data)}
+        return attrs.evolve(self.validation, config_maps=config_maps)
+
     # -- plan -------------------------------------------------------------------------------
 
     def _preset(self, ws: Workspace) -> Preset | None:
@@ -189,11 +232,7 @@ class WorkspaceReconciler:
         return self.validation.presets.get(spec.name) if spec else None
 
     def _max_model_len(self, ws: Workspace) -> int | None:
-        config = self._inference_config(ws)
-        try:
-            return int(str((yaml.safe_load(config) or {}).get("vllm", {}).get("max-model-len")))
-        except (ValueError, TypeError, AttributeError, yaml.YAMLError):
-            return None
+        return _max_model_len(self._inference_config(ws))
 
     def _target_nodes(self, ws: Workspace, preset: Preset | None, sku: CatalogSKU | None) -> int:
         """``status.targetNodeCount`` once set; else the estimator (vLLM) or ``resource.count``."""
@@ -230,7 +269,7 @@ class WorkspaceReconciler:
         if ws.inference and ws.inference.config:
             data = self._config_data(ws.metadata.namespace or "default", ws.inference.config) or {}
             user = data.get(c.INFERENCE_CONFIG_KEY)
-        return merge_inference_config(default_text, user)
+        return _merged_config(default_text, user)
 
     def _training_config(self, ws: Workspace) -> str:
         assert ws.tuning is not None
@@ -296,8 +335,13 @@ class WorkspaceReconciler:
                 raw, "WorkloadUpdated", f"rolled StatefulSet {name} to the new spec"
             )
         status = (current or {}).get("status") or {}
-        pods = _labelled_for(ws, self.caches.pods.list(namespace))
-        nodes_by_name = {n["metadata"]["name"]: n for n in self.caches.nodes.list()}
+        pods = self.caches.pods.by_index(WORKSPACE_INDEX, f"{namespace}/{name}")
+        nodes_by_name = {
+            pod_node: node
+            for pod in pods
+            if (pod_node := (pod.get("spec") or {}).get("nodeName"))
+            and (node := self.caches.nodes.get(ObjectKey("", pod_node))) is not None
+        }
         return WorkloadObservation(
             exists=current is not None,
             replicas=target,
@@ -352,7 +396,9 @@ class WorkspaceReconciler:
 
     def _observe_job(self, ws: Workspace, job: Mapping[str, Any]) -> JobObservation:
         status = job.get("status") or {}
-        pods = _labelled_for(ws, self.caches.pods.list(ws.metadata.namespace or "default"))
+        pods = self.caches.pods.by_index(
+            WORKSPACE_INDEX, f"{ws.metadata.namespace or 'default'}/{ws.metadata.name}"
+        )
         failed = next(
             (
                 cond
@@ -514,15 +560,28 @@ class WorkspaceReconciler:
                 and old is None
             ):
                 continue  # the first pending state of a new workspace is not news
-            kind: Literal["Normal", "Warning"] = (
-                "Warning" if cond.reason in _WARNING_REASONS else "Normal"
-            )
+            warn = cond.reason in _WARNING_REASONS and cond.type != c.ConditionType.NODES_READY
+            kind: Literal["Normal", "Warning"] = "Warning" if warn else "Normal"
             await self.events.event(
                 dict(raw), f"{cond.type}{'True' if cond.status == 'True' else 'False'}",
                 f"{cond.reason}: {cond.message}", type=kind,
             )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=256)
+def _merged_config(default_text: str, user_text: str | None) -> str:
+    return merge_inference_config(default_text, user_text)
+
+
+@functools.lru_cache(maxsize=256)
+def _max_model_len(config_text: str) -> int | None:
+    try:
+        return int(str((yaml.safe_load(config_text) or {}).get("vllm", {}).get("max-model-len")))
+    except (ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return None
+
+
+@functools.lru_cache(maxsize=64)
 def _download_at_runtime(config_text: str) -> str:
     """The default template with ``local_files_only: false``: our Jobs download the weights.
 

@@ -32,7 +32,7 @@ from kaito.testing._resources import Catalog
 from kaito.testing._rest import RestApi
 from kaito.testing._sim import Kubelet, node_object
 from kaito.testing._store import MemoryStore, Store
-from kaito.testing._tls import ServingCertificate, generate_serving_certificate
+from kaito.tls import ServingCertificate, generate_serving_certificate
 
 __all__ = ("Cluster", "ThreadedCluster", "cluster_in_thread", "start_cluster")
 

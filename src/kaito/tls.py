@@ -1,4 +1,5 @@
-"""A throwaway certificate authority and serving certificate for the cluster's HTTPS mode."""
+"""TLS for kaito's servers: a throwaway certificate authority and serving certificates (the
+in-process cluster's HTTPS mode, the admission webhook)."""
 
 from __future__ import annotations
 

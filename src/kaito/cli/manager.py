@@ -1,0 +1,218 @@
+"""``kaito manager``: the KAITO manager against a real cluster (in-cluster or a kubeconfig).
+
+Runs the Workspace controller with leader election, health and metrics servers, the node
+provisioner chosen by flag, and the admission webhook server (HTTPS, port 9443 by default).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import anyio
+import attrs
+import click
+import structlog
+
+from kaito.api import ValidationContext
+from kaito.cli import main
+from kaito.engine import KubeClient, load_client
+from kaito.logging import configure_logging
+from kaito.operator import build_manager, controller_settings, make_provisioner
+from kaito.options import PROVISIONERS, ManagerOptions, parse_address, parse_feature_gates
+from kaito.tls import CertificateAuthority, ServingCertificate, generate_serving_certificate
+from kaito.webhooks.server import WebhookServer, webhook_configurations
+
+__all__ = ("manager",)
+
+log = structlog.get_logger(__name__)
+
+WEBHOOK_SECRET = "workspace-webhook-cert"
+
+
+@attrs.frozen
+class _WebhookOptions:
+    enabled: bool
+    port: int
+    cert_dir: Path | None
+    service: str | None
+
+
+@main.command()
+@click.option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig (default: in-cluster).")
+@click.option(
+    "--node-provisioner",
+    type=click.Choice(PROVISIONERS),
+    default="fake",
+    show_default=True,
+    help="Who creates GPU nodes.",
+)
+@click.option(
+    "--feature-gates", default="", help="e.g. vLLM=true,disableNodeAutoProvisioning=false"
+)
+@click.option(
+    "--metrics-bind-address",
+    default=":8080",
+    show_default=True,
+    help="Prometheus /metrics address; 0 disables.",
+)
+@click.option(
+    "--health-probe-bind-address",
+    default=":8081",
+    show_default=True,
+    help="/healthz and /readyz address; 0 disables.",
+)
+@click.option("--leader-elect/--no-leader-elect", default=False, show_default=True)
+@click.option(
+    "--release-namespace",
+    envvar="RELEASE_NAMESPACE",
+    default="kaito-workspace",
+    show_default=True,
+    help="Where KAITO is installed (env RELEASE_NAMESPACE).",
+)
+@click.option(
+    "--cloud",
+    envvar="CLOUD_PROVIDER",
+    default="azure",
+    show_default=True,
+    type=click.Choice(["azure", "aws", "arc"]),
+    help="Env CLOUD_PROVIDER.",
+)
+@click.option("--runtime-image", help="Image with kaito_runtime for the pods.")
+@click.option("--workers", default=5, show_default=True, type=click.IntRange(1, 64))
+@click.option("--webhook/--no-webhook", default=True, show_default=True)
+@click.option("--webhook-port", envvar="WEBHOOK_PORT", default=9443, show_default=True, type=int)
+@click.option(
+    "--webhook-cert-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="tls.crt, tls.key and ca.crt; generated when absent.",
+)
+@click.option(
+    "--webhook-service",
+    envvar="WEBHOOK_SERVICE",
+    help="NAMESPACE/NAME of the webhook Service: register the webhook configurations.",
+)
+@click.option(
+    "--log-format", type=click.Choice(["console", "json"]), default="json", show_default=True
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def manager(
+    *,
+    kubeconfig: str | None,
+    node_provisioner: str,
+    feature_gates: str,
+    metrics_bind_address: str,
+    health_probe_bind_address: str,
+    leader_elect: bool,
+    release_namespace: str,
+    cloud: str,
+    runtime_image: str | None,
+    workers: int,
+    webhook: bool,
+    webhook_port: int,
+    webhook_cert_dir: Path | None,
+    webhook_service: str | None,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """Run the KAITO manager (controllers, webhooks, leader election, probes, metrics)."""
+    configure_logging(log_level, "json" if log_format == "json" else "console")
+    try:
+        options = ManagerOptions(
+            kubeconfig=kubeconfig,
+            node_provisioner=node_provisioner,
+            feature_gates=parse_feature_gates(feature_gates),
+            metrics_address=parse_address(metrics_bind_address),
+            probe_address=parse_address(health_probe_bind_address),
+            leader_elect=leader_elect,
+            leader_election_namespace=release_namespace,
+            release_namespace=release_namespace,
+            cloud=cloud,
+            runtime_image=runtime_image,
+            workers=workers,
+        )
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    hooks = _WebhookOptions(webhook, webhook_port, webhook_cert_dir, webhook_service)
+    sys.exit(anyio.run(_run, options, hooks))
+
+
+def _certificate(cert_dir: Path | None, service: str | None) -> ServingCertificate:
+    if cert_dir is not None and (cert_dir / "tls.crt").exists():
+        ca_pem = (cert_dir / "ca.crt").read_bytes() if (cert_dir / "ca.crt").exists() else b""
+        return ServingCertificate(
+            CertificateAuthority(ca_pem, b""),
+            (cert_dir / "tls.crt").read_bytes(),
+            (cert_dir / "tls.key").read_bytes(),
+        )
+    hosts = ["localhost", "127.0.0.1"]
+    if service:
+        namespace, _, name = service.partition("/")
+        hosts += [f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
+    log.info("webhook_certificate_generated", hosts=hosts)
+    return generate_serving_certificate(hosts)
+
+
+async def _register_webhooks(
+    client: KubeClient, certificate: ServingCertificate, service: str, port: int
+) -> None:
+    from kaito.engine import ApiError, ObjectKey, Resource
+
+    namespace, _, name = service.partition("/")
+    for config in webhook_configurations(
+        ca_pem=certificate.ca.cert_pem, service=(namespace, name, port)
+    ):
+        resource = Resource(
+            "admissionregistration.k8s.io", "v1", config["kind"].lower() + "s", config["kind"],
+            namespaced=False,
+        )  # fmt: skip
+        key = ObjectKey("", config["metadata"]["name"])
+        try:
+            await client.create(resource, config)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+            await client.patch(resource, key, {"webhooks": config["webhooks"]})
+        log.info("webhook_configuration_registered", name=key.name)
+
+
+async def _run(options: ManagerOptions, hooks: _WebhookOptions) -> int:
+    client = await load_client(options.kubeconfig)
+    try:
+        provisioner = make_provisioner(options, client)
+    except ValueError as err:
+        click.echo(f"error: {err}", err=True)
+        return 2
+    manager = build_manager(options, client, provisioner)
+    try:
+        async with anyio.create_task_group() as tg:
+            if hooks.enabled:
+                settings = controller_settings(options)
+                certificate = _certificate(hooks.cert_dir, hooks.service)
+                server = WebhookServer(
+                    client,
+                    ValidationContext(
+                        node_auto_provisioning=settings.node_auto_provisioning,
+                        vllm_enabled=settings.vllm_enabled,
+                        cloud=settings.cloud,
+                        release_namespace=settings.release_namespace,
+                    ),
+                    certificate,
+                    port=hooks.port,
+                )
+                await tg.start(server.run)
+                if hooks.service and certificate.ca.cert_pem:
+                    await _register_webhooks(client, certificate, hooks.service, hooks.port)
+            log.info("manager_starting", pid=os.getpid(), provisioner=options.node_provisioner)
+            await manager.run_until_signalled()
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await client.close()
+    return 0

@@ -1,0 +1,50 @@
+"""Settings of the inference server: one frozen object built from flags, env and the ConfigMap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from kaito_runtime.inference.adapters import AdapterSpec
+from kaito_runtime.inference.config_file import EngineArgValue
+
+__all__ = ("Backend", "InferenceSettings", "Limits")
+
+Backend = Literal["auto", "vllm", "transformers"]
+
+
+@attrs.frozen
+class Limits:
+    """Per-request and server-wide limits protecting the process from running out of memory."""
+
+    max_concurrent_requests: int = 32
+    max_tokens: int = 4096
+    max_body_bytes: int = 1 << 20
+    retry_after_seconds: int = 1
+
+
+@attrs.frozen
+class InferenceSettings:
+    """Everything the server needs; immutable once the process has started."""
+
+    model: str
+    served_model_name: str
+    host: str = "0.0.0.0"
+    port: int = 5000
+    backend: Backend = "auto"
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.84
+    tensor_parallel_size: int = 1
+    trust_remote_code: bool = False
+    adapters: tuple[AdapterSpec, ...] = ()
+    engine_args: tuple[tuple[str, EngineArgValue], ...] = ()
+    max_probe_steps: int = 6
+    kv_cache_cpu_memory_utilization: float = 0.5
+    limits: Limits = Limits()
+    workdir: Path | None = None
+    # Streamed tokens after the first are handed over at most this often (seconds): fewer
+    # wake-ups of the event loop and the client per token, the first token is never delayed.
+    stream_interval: float = 0.02
