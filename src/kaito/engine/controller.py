@@ -10,14 +10,14 @@ cancelled and counts as an error. Every pass binds ``controller``, ``key`` and
 
 from __future__ import annotations
 
-import uuid
+import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import anyio
 import attrs
 import structlog
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from kaito.engine.clock import Clock, MonotonicClock
 from kaito.engine.errors import TerminalError
@@ -103,6 +103,7 @@ class Controller:
         )
         self.stats = ControllerStats()
         self._log = log.bind(controller=name)
+        self._ids = random.Random()  # reconcile IDs: unique enough, no syscall per pass
 
     def watch(
         self,
@@ -156,52 +157,56 @@ class Controller:
         clock = self.clock
         started = clock.now()
         stats.active_workers += 1
-        reconcile_id = uuid.uuid4().hex
+        reconcile_id = f"{self._ids.getrandbits(128):032x}"
+        # bind/reset rather than the bound_contextvars context manager: same effect, and this
+        # runs once per pass.
+        tokens = bind_contextvars(controller=self.name, key=str(key), reconcile_id=reconcile_id)
         try:
-            with bound_contextvars(controller=self.name, key=str(key), reconcile_id=reconcile_id):
-                try:
-                    if self.reconcile_timeout is None:
+            try:
+                if self.reconcile_timeout is None:
+                    result = await self.reconcile(key)
+                else:
+                    with clock.fail_after(self.reconcile_timeout):
                         result = await self.reconcile(key)
-                    else:
-                        with clock.fail_after(self.reconcile_timeout):
-                            result = await self.reconcile(key)
-                except TerminalError as err:
-                    stats.terminal_errors += 1
-                    stats.errors += 1
-                    stats.totals["error"] += 1
-                    self._log.error(
-                        "reconcile_failed_terminal",
-                        key=str(key),
-                        reconcile_id=reconcile_id,
-                        error=str(err),
-                    )
-                    return
-                except TimeoutError:
-                    stats.errors += 1
-                    stats.totals["error"] += 1
-                    queue.add_rate_limited(key)
-                    self._log.error(
-                        "reconcile_timed_out",
-                        key=str(key),
-                        reconcile_id=reconcile_id,
-                        timeout=self.reconcile_timeout,
-                        retries=queue.num_requeues(key),
-                    )
-                    return
-                except Exception as err:
-                    stats.errors += 1
-                    stats.totals["error"] += 1
-                    queue.add_rate_limited(key)
-                    self._log.error(
-                        "reconcile_failed",
-                        key=str(key),
-                        reconcile_id=reconcile_id,
-                        error=str(err) or type(err).__name__,
-                        error_type=type(err).__name__,
-                        retries=queue.num_requeues(key),
-                        exc_info=True,
-                    )
-                    return
+            except TerminalError as err:
+                stats.terminal_errors += 1
+                stats.errors += 1
+                stats.totals["error"] += 1
+                self._log.error(
+                    "reconcile_failed_terminal",
+                    key=str(key),
+                    reconcile_id=reconcile_id,
+                    error=str(err),
+                )
+                return
+            except TimeoutError:
+                stats.errors += 1
+                stats.totals["error"] += 1
+                queue.add_rate_limited(key)
+                self._log.error(
+                    "reconcile_timed_out",
+                    key=str(key),
+                    reconcile_id=reconcile_id,
+                    timeout=self.reconcile_timeout,
+                    retries=queue.num_requeues(key),
+                )
+                return
+            except Exception as err:
+                stats.errors += 1
+                stats.totals["error"] += 1
+                queue.add_rate_limited(key)
+                self._log.error(
+                    "reconcile_failed",
+                    key=str(key),
+                    reconcile_id=reconcile_id,
+                    error=str(err) or type(err).__name__,
+                    error_type=type(err).__name__,
+                    retries=queue.num_requeues(key),
+                    exc_info=True,
+                )
+                return
+            finally:
+                reset_contextvars(**tokens)
             after = result.requeue_after_seconds if result is not None else None
             if after is not None and after > 0:
                 queue.forget(key)

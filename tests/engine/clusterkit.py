@@ -1,0 +1,174 @@
+"""Helpers for the engine's integration tests against ``kaito.testing``'s in-process API server.
+
+The engine talks to the server the way an operator talks to a cluster: a kubeconfig loaded by
+``kubernetes_asyncio`` into the real :class:`~kaito.engine.KubeClient`. Waiting is driven by
+events: informer handlers and the server's commit listener wake the waiters, and a
+:class:`StepClock` says when something goes to sleep on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from kubernetes_asyncio import config
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from kaito.engine import FakeClock, Informer, KubeClient
+from kaito.testing import Cluster
+from tests.engine.support import Recorder
+
+JSON = dict[str, Any]
+API_VERSION = "example.com/v1"
+
+WIDGET_CRD: JSON = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "widgets.example.com"},
+    "spec": {
+        "group": "example.com",
+        "scope": "Namespaced",
+        "names": {"kind": "Widget", "plural": "widgets", "singular": "widget"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "properties": {"size": {"type": "integer"}},
+                            },
+                            "status": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            },
+                        },
+                    }
+                },
+            }
+        ],
+    },
+}
+
+
+def widget(name: str, namespace: str, size: int = 1) -> JSON:
+    """A Widget body."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Widget",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"size": size},
+    }
+
+
+@asynccontextmanager
+async def engine_client(cluster: Cluster) -> AsyncIterator[KubeClient]:
+    """A :class:`KubeClient` configured from the cluster's kubeconfig, closed on exit."""
+    configuration = Configuration()
+    await config.load_kube_config_from_dict(cluster.kubeconfig, client_configuration=configuration)
+    client = KubeClient(ApiClient(configuration))
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+class StepClock(FakeClock):
+    """A :class:`FakeClock` that tells the test each time a task starts sleeping on it.
+
+    With ``auto_advance`` every sleep jumps time to its own end at once (backoffs cost
+    nothing, timers due by then fire), so a test needs no stepping at all.
+    """
+
+    def __init__(self, *, auto_advance: bool = False) -> None:
+        super().__init__()
+        self.auto_advance = auto_advance
+        self.sleeps: list[float] = []
+        self._reported = 0
+        self._changed = anyio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self._changed.set()
+        if self.auto_advance:
+            self.advance(max(seconds, 0.0))
+            await anyio.lowlevel.checkpoint()
+            return
+        await super().sleep(seconds)
+
+    async def next_sleep(self, *, within: float = 10.0) -> float:
+        """Wait for the next sleep not reported yet; return its duration."""
+        with anyio.fail_after(within):
+            while len(self.sleeps) <= self._reported:
+                self._changed = anyio.Event()
+                await self._changed.wait()
+        self._reported += 1
+        return self.sleeps[self._reported - 1]
+
+
+class Changes(Recorder):
+    """Records an informer's events (as :class:`Recorder`) and wakes waiters after each one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = anyio.Event()
+
+    def on_add(self, obj: JSON) -> None:
+        super().on_add(obj)
+        self._changed.set()
+
+    def on_update(self, old: JSON, new: JSON) -> None:
+        super().on_update(old, new)
+        self._changed.set()
+
+    def on_delete(self, obj: JSON) -> None:
+        super().on_delete(obj)
+        self._changed.set()
+
+    async def until(self, check: Callable[[], bool], *, within: float = 10.0) -> None:
+        """Wait until ``check()`` holds, re-checking after every event (fail after ``within``)."""
+        with anyio.fail_after(within):
+            while not check():
+                self._changed = anyio.Event()
+                await self._changed.wait()
+
+
+async def server_until(
+    cluster: Cluster, check: Callable[[], Awaitable[bool]], *, within: float = 10.0
+) -> None:
+    """Wait until ``await check()`` holds, re-checking after every commit to the server's store."""
+    changed = [anyio.Event()]
+
+    def on_commit(*_: object) -> None:
+        changed[0].set()
+
+    remove = cluster.store.add_listener(on_commit)
+    try:
+        with anyio.fail_after(within):
+            while True:
+                changed[0] = anyio.Event()
+                if await check():
+                    return
+                await changed[0].wait()
+    finally:
+        remove()
+
+
+def cached_versions(informer: Informer) -> dict[str, str]:
+    """``name -> resourceVersion`` of what the informer's cache holds."""
+    return {
+        obj["metadata"]["name"]: obj["metadata"]["resourceVersion"] for obj in informer.store.list()
+    }
+
+
+async def served_versions(cluster: Cluster, namespace: str) -> dict[str, str]:
+    """``name -> resourceVersion`` of the Widgets the server holds in ``namespace``."""
+    items = await cluster.client.list(API_VERSION, "Widget", namespace)
+    return {obj["metadata"]["name"]: obj["metadata"]["resourceVersion"] for obj in items}
