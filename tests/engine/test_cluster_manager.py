@@ -202,5 +202,5 @@ async def test_cancelling_a_running_manager_leaves_nothing_behind(cluster: Clust
             await anyio.connect_tcp("127.0.0.1", manager.probe_port or 0)
     # The server saw the watch's connection go (polled: nothing on the server signals it).
     with anyio.fail_after(5):
-        while cluster.faults.open_watches:  # noqa: ASYNC110 - no event to wait on
+        while cluster.faults.open_watches:
             await anyio.sleep(0.01)
