@@ -89,10 +89,22 @@ def up(
 ) -> None:
     """Run KAITO on an in-process cluster (the embedded default)."""
     configure_logging(log_level)
-    settings = _UpSettings(
-        port, kubeconfig_out.resolve(), manifests, node_delay, until_ready, timeout
-    )
+    files = tuple(_manifest_files(manifests))
+    if manifests and not files:
+        raise click.UsageError(f"no .yaml, .yml or .json files in {', '.join(map(str, manifests))}")
+    settings = _UpSettings(port, kubeconfig_out.resolve(), files, node_delay, until_ready, timeout)
     sys.exit(anyio.run(_up, settings))
+
+
+def _manifest_files(paths: tuple[Path, ...]) -> list[Path]:
+    """Files to apply: each file as given, directories recursively (as ``kubectl apply -R``)."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
+        else:
+            out.append(path)
+    return out
 
 
 @attrs.frozen
