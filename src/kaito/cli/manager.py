@@ -159,6 +159,56 @@ def _certificate(cert_dir: Path | None, service: str | None) -> ServingCertifica
     return generate_serving_certificate(hosts)
 
 
+_SECRETS_PATH = ("", "v1", "secrets", "Secret")
+
+
+async def _shared_certificate(
+    client: KubeClient, namespace: str, service: str
+) -> ServingCertificate:
+    """The webhook certificate every replica serves: the Secret ``workspace-webhook-cert`` in the
+    release namespace, created by whichever replica comes first (as upstream names it)."""
+    import base64
+
+    from kaito.engine import ApiError, ObjectKey, Resource
+
+    secrets = Resource(*_SECRETS_PATH)
+    key = ObjectKey(namespace, WEBHOOK_SECRET)
+
+    def decode(secret: dict[str, object]) -> ServingCertificate:
+        data = secret.get("data") or {}
+        assert isinstance(data, dict)
+        raw = {k: base64.b64decode(str(v)) for k, v in data.items()}
+        return ServingCertificate(
+            CertificateAuthority(raw["ca.crt"], b""), raw["tls.crt"], raw["tls.key"]
+        )
+
+    try:
+        return decode(await client.get(secrets, key))
+    except ApiError as err:
+        if not err.not_found:
+            raise
+    certificate = _certificate(None, service)
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": WEBHOOK_SECRET, "namespace": namespace},
+        "data": {
+            "ca.crt": base64.b64encode(certificate.ca.cert_pem).decode(),
+            "tls.crt": base64.b64encode(certificate.cert_pem).decode(),
+            "tls.key": base64.b64encode(certificate.key_pem).decode(),
+        },
+    }
+    try:
+        await client.create(secrets, secret)
+    except ApiError as err:
+        if err.status != 409:
+            raise
+        return decode(await client.get(secrets, key))  # another replica won the race
+    log.info("webhook_certificate_stored", secret=WEBHOOK_SECRET, namespace=namespace)
+    return certificate
+
+
 async def _register_webhooks(
     client: KubeClient, certificate: ServingCertificate, service: str, port: int
 ) -> None:
@@ -194,7 +244,12 @@ async def _run(options: ManagerOptions, hooks: _WebhookOptions) -> int:
         async with anyio.create_task_group() as tg:
             if hooks.enabled:
                 settings = controller_settings(options)
-                certificate = _certificate(hooks.cert_dir, hooks.service)
+                if hooks.cert_dir is None and hooks.service:
+                    certificate = await _shared_certificate(
+                        client, options.release_namespace, hooks.service
+                    )
+                else:
+                    certificate = _certificate(hooks.cert_dir, hooks.service)
                 server = WebhookServer(
                     client,
                     ValidationContext(
