@@ -285,6 +285,11 @@ class WorkspaceReconciler:
             return _download_at_runtime((data or {}).get(c.TUNING_CONFIG_KEY, ""))
         return (data or {}).get(c.TUNING_CONFIG_KEY, "")
 
+    async def _ensure_config_map(self, config_map: dict[str, Any]) -> None:
+        meta = config_map["metadata"]
+        current = self.caches.config_maps.get(ObjectKey(meta["namespace"], meta["name"]))
+        await ensure_object(self.client, CONFIG_MAPS, config_map, current, fields=("data",))
+
     # -- inference ----------------------------------------------------------------------------
 
     async def _ensure_inference(
@@ -314,14 +319,7 @@ class WorkspaceReconciler:
             config_text=config_text,
             revision=revision_hash(ws, config_text, self.settings.runtime_image),
         )
-        config_map = inference_config_map(ws, plan)
-        await ensure_object(
-            self.client,
-            CONFIG_MAPS,
-            config_map,
-            self.caches.config_maps.get(ObjectKey(namespace, config_map["metadata"]["name"])),
-            fields=("data",),
-        )
+        await self._ensure_config_map(inference_config_map(ws, plan))
         if not nodes.ready:
             return WorkloadObservation(exists=False)
         desired = inference_statefulset(ws, plan, self.settings)
@@ -365,14 +363,7 @@ class WorkspaceReconciler:
             config_text=config_text,
             revision=revision_hash(ws, config_text, self.settings.runtime_image),
         )
-        config_map = training_config_map(ws, plan)
-        await ensure_object(
-            self.client,
-            CONFIG_MAPS,
-            config_map,
-            self.caches.config_maps.get(ObjectKey(namespace, config_map["metadata"]["name"])),
-            fields=("data",),
-        )
+        await self._ensure_config_map(training_config_map(ws, plan))
         if not nodes.ready:
             return JobObservation(exists=False)
         current = self.caches.jobs.get(ObjectKey(namespace, name))
