@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from kaito.api import constants as c
 from kaito.controllers.apply import WorkspaceClient
+from kaito.controllers.progress import ProgressReader, http_progress_reader
 from kaito.controllers.resources import (
     CONFIG_MAPS,
     JOBS,
@@ -76,6 +77,7 @@ def add_workspace_controller(
     settings: ControllerSettings,
     *,
     workers: int = MAX_CONCURRENT_RECONCILES,
+    progress_reader: ProgressReader | None = None,
 ) -> Controller:
     """Add the ``workspace`` controller to ``manager`` and return it."""
     owned = f"{c.LABEL_WORKSPACE}"
@@ -100,7 +102,12 @@ def add_workspace_controller(
         config_maps=config_maps.store,
     )
     reconciler = WorkspaceReconciler(
-        client, caches, provisioner, manager.event_recorder("workspace-controller"), settings
+        client,
+        caches,
+        provisioner,
+        manager.event_recorder("workspace-controller"),
+        settings,
+        progress_reader=progress_reader or http_progress_reader(),
     )
     controller = manager.add_controller(
         "workspace",

@@ -44,6 +44,7 @@ from kaito.controllers.inference_objects import (
 from kaito.controllers.naming import revision_hash
 from kaito.controllers.nodes import ensure_nodes
 from kaito.controllers.pod_health import diagnose_pods
+from kaito.controllers.progress import ProgressReader
 from kaito.controllers.resources import (
     CONFIG_MAPS,
     JOBS,
@@ -67,6 +68,7 @@ __all__ = ("WorkspaceCaches", "WorkspaceReconciler")
 log = structlog.get_logger(__name__)
 
 NODE_POLL_SECONDS: Final = 2.0
+PROGRESS_POLL_SECONDS: Final = 15.0
 #: Store index of pods and nodes by the ``namespace/name`` of the Workspace they belong to.
 WORKSPACE_INDEX: Final = "workspace"
 #: Store index of nodes KAITO did not provision (bring-your-own candidates), under "byo".
@@ -141,7 +143,9 @@ class WorkspaceReconciler:
         settings: ControllerSettings,
         *,
         now: Callable[[], str] = _now,
+        progress_reader: ProgressReader | None = None,
     ) -> None:
+        self.progress_reader = progress_reader
         self.client = client
         self.caches = caches
         self.provisioner = provisioner if settings.node_auto_provisioning else None
@@ -194,6 +198,8 @@ class WorkspaceReconciler:
         await self._write_status(raw, ws, status)
         if not nodes.ready:
             return Result(requeue_after=NODE_POLL_SECONDS)
+        if ws.tuning is not None and status.state == c.WorkspaceState.RUNNING:
+            return Result(requeue_after=PROGRESS_POLL_SECONDS)  # refresh the progress line
         return Result()
 
     def _problems(self, raw: Mapping[str, Any], ws: Workspace) -> tuple[Any, ...]:
@@ -379,11 +385,23 @@ class WorkspaceReconciler:
                     raw, "WorkloadUpdated", f"replacing Job {name} for the new spec"
                 )
                 return JobObservation(exists=False)
-            return self._observe_job(ws, current)
+            observed = self._observe_job(ws, current)
+            if observed.active and self.progress_reader is not None:
+                observed = attrs.evolve(observed, progress=await self._progress(ws))
+            return observed
         outcome = await ensure_object(self.client, JOBS, tuning_job(ws, plan, self.settings), None)
         if outcome == "created":
             await self.events.event(raw, "WorkloadCreated", f"created tuning Job {name}")
         return JobObservation(exists=True)
+
+    async def _progress(self, ws: Workspace) -> str | None:
+        assert self.progress_reader is not None
+        key = f"{ws.metadata.namespace or 'default'}/{ws.metadata.name}"
+        for pod in self.caches.pods.by_index(WORKSPACE_INDEX, key):
+            status = pod.get("status") or {}
+            if status.get("phase") == "Running" and status.get("podIP"):
+                return await self.progress_reader(str(status["podIP"]))
+        return None
 
     def _observe_job(self, ws: Workspace, job: Mapping[str, Any]) -> JobObservation:
         status = job.get("status") or {}
