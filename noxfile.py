@@ -50,13 +50,6 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
-def slow(session: nox.Session) -> None:
-    """Checks too slow for every CI run (long soaks, large property searches)."""
-    _install_project(session, "runtime,azure,test")
-    session.run("pytest", "-m", "slow and not gpu and not vllm", *session.posargs)
-
-
-@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks: `nox -s bench -- NAME ...` runs the named ones, none runs all."""
     _install_project(session, "runtime,azure,test")
