@@ -12,6 +12,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kaito.api.validation.syntax import (
+    dns1123_label_problems as validate_dns1123_label,
+)
+from kaito.api.validation.syntax import (
+    dns1123_subdomain_problems as validate_dns1123_subdomain,
+)
+from kaito.api.validation.syntax import label_key_problems as _validate_qualified_name
+from kaito.api.validation.syntax import label_value_problems as _validate_label_value
 from kaito.testing._errors import FieldError
 
 __all__ = (
@@ -55,62 +63,15 @@ def generate_name_suffix() -> str:
 
 
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN = _DNS1123_LABEL + r"(\." + _DNS1123_LABEL + r")*"
 _DNS1035_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
-_QUALIFIED_NAME = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_LABEL_VALUE = r"(" + _QUALIFIED_NAME + r")?"
 
-_RE_LABEL = re.compile(_DNS1123_LABEL)
-_RE_SUBDOMAIN = re.compile(_DNS1123_SUBDOMAIN)
 _RE_DNS1035 = re.compile(_DNS1035_LABEL)
-_RE_QUALIFIED = re.compile(_QUALIFIED_NAME)
-_RE_LABEL_VALUE = re.compile(_LABEL_VALUE)
 
-_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
-    f"for validation is '{_DNS1123_SUBDOMAIN}')"
-)
-_LABEL_MSG = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
-    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
-    f"used for validation is '{_DNS1123_LABEL}')"
-)
 _DNS1035_MSG = (
     "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
     "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or "
     f"'abc-123', regex used for validation is '{_DNS1035_LABEL}')"
 )
-_QUALIFIED_MSG = (
-    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
-    "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
-    f"validation is '{_QUALIFIED_NAME}')"
-)
-_LABEL_VALUE_MSG = (
-    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
-    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
-    f"'my_value',  or '12345', regex used for validation is '{_LABEL_VALUE}')"
-)
-
-
-def validate_dns1123_subdomain(value: str) -> list[str]:
-    """Problems with ``value`` as an RFC 1123 subdomain (most object names)."""
-    problems = []
-    if len(value) > 253:
-        problems.append("must be no more than 253 characters")
-    if not _RE_SUBDOMAIN.fullmatch(value):
-        problems.append(_SUBDOMAIN_MSG)
-    return problems
-
-
-def validate_dns1123_label(value: str) -> list[str]:
-    """Problems with ``value`` as an RFC 1123 label (namespace names)."""
-    problems = []
-    if len(value) > 63:
-        problems.append("must be no more than 63 characters")
-    if not _RE_LABEL.fullmatch(value):
-        problems.append(_LABEL_MSG)
-    return problems
 
 
 def validate_dns1035_label(value: str) -> list[str]:
@@ -128,32 +89,6 @@ def validate_path_segment_name(value: str) -> list[str]:
     if value in (".", ".."):
         return [f"may not be '{value}'"]
     return [f"may not contain '{c}'" for c in ("/", "%") if c in value]
-
-
-def _validate_qualified_name(value: str) -> list[str]:
-    problems: list[str] = []
-    prefix, _, name = value.rpartition("/")
-    if "/" in value and not prefix:
-        return ["prefix part must be non-empty"]
-    if prefix:
-        problems.extend("prefix part " + p for p in validate_dns1123_subdomain(prefix))
-    if not name:
-        problems.append("name part must be non-empty")
-    else:
-        if len(name) > 63:
-            problems.append("name part must be no more than 63 characters")
-        if not _RE_QUALIFIED.fullmatch(name):
-            problems.append(_QUALIFIED_MSG)
-    return problems
-
-
-def _validate_label_value(value: str) -> list[str]:
-    problems = []
-    if len(value) > 63:
-        problems.append("must be no more than 63 characters")
-    if not _RE_LABEL_VALUE.fullmatch(value):
-        problems.append(_LABEL_VALUE_MSG)
-    return problems
 
 
 NameValidator = Callable[[str], list[str]]

@@ -20,12 +20,36 @@ __all__ = (
     "url_problems",
 )
 
-_DNS1123_LABEL: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN: Final = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# kube-apiserver's patterns and messages (k8s.io/apimachinery/pkg/util/validation), word for word,
+# so names are refused here exactly as the API server refuses them.
+DNS1123_LABEL: Final = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_SUBDOMAIN: Final = DNS1123_LABEL + r"(\." + DNS1123_LABEL + r")*"
+QUALIFIED_NAME: Final = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+LABEL_VALUE: Final = r"(" + QUALIFIED_NAME + r")?"
+_RE_LABEL: Final = re.compile(DNS1123_LABEL)
+_RE_SUBDOMAIN: Final = re.compile(DNS1123_SUBDOMAIN)
+_RE_QUALIFIED: Final = re.compile(QUALIFIED_NAME)
+_RE_LABEL_VALUE: Final = re.compile(LABEL_VALUE)
+_SUBDOMAIN_MSG: Final = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
+    f"for validation is '{DNS1123_SUBDOMAIN}')"
 )
-_QUALIFIED_NAME: Final = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_LABEL_VALUE: Final = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_LABEL_MSG: Final = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
+    "must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex "
+    f"used for validation is '{DNS1123_LABEL}')"
+)
+_QUALIFIED_MSG: Final = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+    "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+    f"validation is '{QUALIFIED_NAME}')"
+)
+_LABEL_VALUE_MSG: Final = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    f"'my_value',  or '12345', regex used for validation is '{LABEL_VALUE}')"
+)
 
 # The docker/distribution reference grammar: [domain[:port]/]path[:tag][@digest].
 _DOMAIN_COMPONENT: Final = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -46,53 +70,50 @@ _METADATA_HOSTS: Final = frozenset(
 
 def dns1123_label_problems(value: str, *, max_length: int = 63) -> list[str]:
     """Problems with ``value`` as an RFC 1123 label (names of containers, volumes, Workspaces)."""
-    out = []
+    problems = []
     if len(value) > max_length:
-        out.append(f"must be no more than {max_length} characters")
-    if not _DNS1123_LABEL.match(value):
-        out.append(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
-            "'-', and must start and end with an alphanumeric character (e.g. 'my-name')"
-        )
-    return out
+        problems.append(f"must be no more than {max_length} characters")
+    if not _RE_LABEL.fullmatch(value):
+        problems.append(_LABEL_MSG)
+    return problems
 
 
 def dns1123_subdomain_problems(value: str) -> list[str]:
     """Problems with ``value`` as an RFC 1123 subdomain (names of ConfigMaps, Secrets)."""
-    out = []
+    problems = []
     if len(value) > 253:
-        out.append("must be no more than 253 characters")
-    if not _DNS1123_SUBDOMAIN.match(value):
-        out.append(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-            "'-' or '.', and must start and end with an alphanumeric character "
-            "(e.g. 'example.com')"
-        )
-    return out
+        problems.append("must be no more than 253 characters")
+    if not _RE_SUBDOMAIN.fullmatch(value):
+        problems.append(_SUBDOMAIN_MSG)
+    return problems
 
 
 def label_key_problems(key: str) -> list[str]:
-    """Problems with ``key`` as a label key (``[prefix/]name``)."""
+    """Problems with ``key`` as a qualified name, e.g. a label key (``[prefix/]name``)."""
+    problems: list[str] = []
     prefix, _, name = key.rpartition("/")
-    out = []
+    if "/" in key and not prefix:
+        return ["prefix part must be non-empty"]
     if prefix:
-        out += [f"prefix part {p}" for p in dns1123_subdomain_problems(prefix)]
-    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
-        out.append(
-            "name part must consist of alphanumeric characters, '-', '_' or '.', must start and "
-            "end with an alphanumeric character and be at most 63 characters"
-        )
-    return out
+        problems.extend("prefix part " + p for p in dns1123_subdomain_problems(prefix))
+    if not name:
+        problems.append("name part must be non-empty")
+    else:
+        if len(name) > 63:
+            problems.append("name part must be no more than 63 characters")
+        if not _RE_QUALIFIED.fullmatch(name):
+            problems.append(_QUALIFIED_MSG)
+    return problems
 
 
 def label_value_problems(value: str) -> list[str]:
     """Problems with ``value`` as a label value."""
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
-        return [
-            "a valid label must be an empty string or consist of alphanumeric characters, '-', "
-            "'_' or '.', and must start and end with an alphanumeric character (at most 63)"
-        ]
-    return []
+    problems = []
+    if len(value) > 63:
+        problems.append("must be no more than 63 characters")
+    if not _RE_LABEL_VALUE.fullmatch(value):
+        problems.append(_LABEL_VALUE_MSG)
+    return problems
 
 
 def image_reference_problems(reference: str) -> list[str]:
