@@ -1,4 +1,4 @@
-"""The in-process API server (``kaito.testing``): create+watch throughput of 10,000 custom objects,
+"""The in-process API server (``kaito.cluster``): create+watch throughput of 10,000 custom objects,
 status-patch throughput, LIST latency and memory per stored object.
 
 The server runs in a child process (so client and server can use both cores); the client is
@@ -139,7 +139,7 @@ def _serve(conn: Connection) -> None:
     import anyio
     import structlog
 
-    from kaito.testing import Controllers, start_cluster
+    from kaito.cluster import Controllers, start_cluster
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
@@ -277,16 +277,16 @@ def _baseline(count: int) -> tuple[float, float, float]:
 def _memory(count: int) -> tuple[float, float]:
     import anyio
 
-    from kaito.testing import MemoryStore
-    from kaito.testing._builtins import builtin_types
-    from kaito.testing._crd import crd_resource_type
-    from kaito.testing._crd_registry import CrdRegistry
-    from kaito.testing._meta import system_clock
-    from kaito.testing._resources import Catalog
-    from kaito.testing._rest import NoAdmission, RestApi
+    from kaito.cluster import MemoryStorage
+    from kaito.cluster._builtins import builtin_types
+    from kaito.cluster._crd import crd_resource_type
+    from kaito.cluster._crd_registry import CrdRegistry
+    from kaito.cluster._meta import system_clock
+    from kaito.cluster._resource_types import Catalog
+    from kaito.cluster._rest import NoAdmission, RestApi
 
     async def fill() -> tuple[float, list[dict[str, Any]]]:
-        store = MemoryStore(history_window=1)
+        store = MemoryStorage(history_window=1)
         catalog = Catalog()
         for rt in builtin_types():
             catalog.add(rt)

@@ -1,6 +1,6 @@
 """End to end: N custom objects, each reconciled with one status patch, through an API server.
 
-The server is ``kaito.testing``'s in-process API server (``Controllers.api_only()``, a small
+The server is ``kaito.cluster``'s in-process API server (``Controllers.api_only()``, a small
 ``Widget`` CRD with a status subresource), run in a process of its own so that it does not
 share a GIL with the clients, as a real cluster would not. Each run gets a fresh server.
 Three contenders, each in its own process, one after another:
@@ -105,10 +105,10 @@ def _quiet() -> None:
 
 
 def serve(url_file: str) -> None:
-    """Run ``kaito.testing``'s API server until killed; write its URL to ``url_file``."""
+    """Run ``kaito.cluster``'s API server until killed; write its URL to ``url_file``."""
     import anyio
 
-    from kaito.testing import Controllers, start_cluster
+    from kaito.cluster import Controllers, start_cluster
 
     _quiet()
 

@@ -31,7 +31,7 @@ def _serve(conn: Connection) -> None:
     import structlog
 
     from kaito.api import workspace_crd
-    from kaito.testing import start_cluster
+    from kaito.cluster import start_cluster
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 

@@ -16,10 +16,10 @@ import attrs
 import structlog
 
 from kaito.api import ValidationContext, workspace_crd
+from kaito.cluster import Cluster, Kubelet, start_cluster
 from kaito.engine import KubeClient, Manager, load_client
 from kaito.operator import build_manager, controller_settings
 from kaito.options import ManagerOptions
-from kaito.testing import Cluster, Kubelet, start_cluster
 from kaito.tls import generate_serving_certificate
 from kaito.webhooks.server import WebhookServer, webhook_configurations
 from kaito_provisioners.fake import FakeProvisioner

@@ -1,4 +1,4 @@
-"""Helpers for the engine's integration tests against ``kaito.testing``'s in-process API server.
+"""Helpers for the engine's integration tests against ``kaito.cluster``'s in-process API server.
 
 The engine talks to the server the way an operator talks to a cluster: a kubeconfig loaded by
 ``kubernetes_asyncio`` into the real :class:`~kaito.engine.KubeClient`. Waiting is driven by
@@ -16,8 +16,8 @@ import anyio
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
+from kaito.cluster import Cluster
 from kaito.engine import FakeClock, Informer, KubeClient
-from kaito.testing import Cluster
 from tests.engine.support import Recorder
 
 JSON = dict[str, Any]

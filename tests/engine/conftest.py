@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kaito.testing import Cluster, Controllers, start_cluster
+from kaito.cluster import Cluster, Controllers, start_cluster
 from tests.engine.clusterkit import WIDGET_CRD
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from kaito.cluster import Cluster
 from kaito.engine import Informer
-from kaito.testing import Cluster
 from tests.engine.clusterkit import (
     API_VERSION,
     Changes,

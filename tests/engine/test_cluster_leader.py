@@ -11,8 +11,8 @@ from collections.abc import Callable
 import anyio
 import pytest
 
+from kaito.cluster import Cluster
 from kaito.engine import KubeClient, LeaderElectionConfig, Manager, ObjectKey, Result
-from kaito.testing import Cluster
 from tests.engine.clusterkit import engine_client, widget
 from tests.engine.support import WIDGETS
 

@@ -7,6 +7,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kaito.cluster import Cluster, RequestInfo
 from kaito.engine import (
     ApiError,
     Backoff,
@@ -17,7 +18,6 @@ from kaito.engine import (
     Result,
     map_to_controller_owner,
 )
-from kaito.testing import Cluster, RequestInfo
 from tests.engine.clusterkit import API_VERSION, engine_client, server_until, widget
 from tests.engine.support import WIDGETS
 

@@ -11,8 +11,8 @@ import attrs
 import pytest
 import yaml
 
+from kaito.cluster import PodStatusWriter
 from kaito.embedded import Embedded, embedded_kaito
-from kaito.testing import PodStatusWriter
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 WS_API = "kaito.sh/v1beta1"

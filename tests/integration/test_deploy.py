@@ -10,8 +10,8 @@ import yaml
 
 from kaito.api import workspace_crd
 from kaito.cli.manager import _shared_certificate
+from kaito.cluster import cluster_in_thread, start_cluster
 from kaito.engine import load_client
-from kaito.testing import cluster_in_thread, start_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 

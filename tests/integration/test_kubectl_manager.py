@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kaito.api import workspace_crd
-from kaito.testing import ThreadedCluster, cluster_in_thread
+from kaito.cluster import ThreadedCluster, cluster_in_thread
 
 pytestmark = pytest.mark.kubectl
 REPO = Path(__file__).resolve().parents[2]

@@ -13,11 +13,11 @@ import anyio.lowlevel
 import pytest
 
 from kaito.api import workspace_crd
+from kaito.cluster import Cluster, StatusError, start_cluster
 from kaito.controllers.setup import add_workspace_controller
 from kaito.engine import KubeClient, Manager, load_client
 from kaito.operator import controller_settings
 from kaito.options import ManagerOptions
-from kaito.testing import ApiError, Cluster, start_cluster
 from kaito_provisioners.fake import FakeProvisioner
 from tests.integration.conftest import conditions, example
 
@@ -72,7 +72,7 @@ async def running_manager(
 async def _ws(cluster: Cluster, name: str) -> dict[str, Any] | None:
     try:
         return await cluster.client.get("kaito.sh/v1beta1", "Workspace", name, "default")
-    except ApiError as err:
+    except StatusError as err:
         if err.code == 404:
             return None
         raise

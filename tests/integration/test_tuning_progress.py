@@ -9,12 +9,12 @@ import anyio
 import pytest
 
 from kaito.api import workspace_crd
+from kaito.cluster import PodStatusWriter, start_cluster
 from kaito.controllers.progress import describe_progress, http_progress_reader
 from kaito.controllers.setup import add_workspace_controller
 from kaito.engine import Manager, load_client
 from kaito.operator import controller_settings
 from kaito.options import ManagerOptions
-from kaito.testing import PodStatusWriter, start_cluster
 from kaito_provisioners.fake import FakeProvisioner
 from kaito_runtime.tuning.progress import ProgressServer, ProgressTracker
 from tests.integration.conftest import conditions, example

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from kaito.cluster import StatusError
 from kaito.embedded import Embedded
-from kaito.testing import ApiError
 from tests.integration.conftest import (
     ScriptedKubelet,
     conditions,
@@ -128,7 +128,7 @@ async def test_deletion_removes_nodes_and_owned_objects(kaito: Embedded) -> None
     async def gone() -> bool:
         try:
             await get_ws(kaito, "workspace-phi-3-mini")
-        except ApiError as err:
+        except StatusError as err:
             return err.code == 404
         return False
 
@@ -163,7 +163,7 @@ async def test_invalid_workspace_is_refused_by_the_webhook(kaito: Embedded) -> N
     doc["inference"]["adapters"] = [{"source": {"name": "My_Adapter", "image": "r.io/a:1"}}]
     doc["resource"]["instanceType"] = "Standard_NV6"  # 8Gi: too small for phi-3 (9Gi)
     doc["metadata"]["annotations"] = {"kaito.sh/runtime": "transformers"}
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(StatusError) as err:
         await kaito.cluster.client.create(doc, namespace="default")
     message = err.value.message
     assert 'admission webhook "validation.workspace.kaito.sh" denied the request' in message
@@ -176,7 +176,7 @@ async def test_the_schema_refuses_a_bad_strength_before_admission(kaito: Embedde
     doc["inference"]["adapters"] = [
         {"source": {"name": "a", "image": "r.io/a:1"}, "strength": "1.5"}
     ]
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(StatusError) as err:
         await kaito.cluster.client.create(doc, namespace="default")
     assert err.value.code == 422
     assert 'inference.adapters[0].strength: Invalid value: "1.5"' in err.value.message

@@ -1,4 +1,4 @@
-"""``kaito cluster``: run the in-process Kubernetes API server (``kaito.testing``) on its own."""
+"""``kaito cluster``: run the in-process Kubernetes API server (``kaito.cluster``) on its own."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import click
 import structlog
 
 from kaito.cli import main
+from kaito.cluster import Controllers, start_cluster
 from kaito.logging import configure_logging
-from kaito.testing import Controllers, start_cluster
 
 __all__ = ("cluster", "serve")
 

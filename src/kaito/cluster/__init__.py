@@ -1,0 +1,61 @@
+"""The in-process Kubernetes cluster: API server, storage, built-in controllers, scheduler and
+kubelets, for `kaito up`, local development and integration tests.
+
+``kubectl`` and ``kubernetes-asyncio`` talk to it unchanged::
+
+    async with start_cluster() as cluster:
+        cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        await cluster.install_crds("deploy/crds")
+
+See ``docs/testing-cluster.md`` for the full guide.
+"""
+
+import contextlib as _contextlib
+
+from kaito.cluster._client import LocalClient
+from kaito.cluster._cluster import Cluster, ThreadedCluster, cluster_in_thread, start_cluster
+from kaito.cluster._controllers import Controllers
+from kaito.cluster._errors import StatusError
+from kaito.cluster._faults import FaultRule, Faults, RequestInfo
+from kaito.cluster._sim import ImmediateKubelet, Kubelet, PodStatusWriter
+from kaito.cluster._store import (
+    GroupResource,
+    MemoryStorage,
+    ObjectIndex,
+    Snapshot,
+    Storage,
+    StorageEvent,
+    StorageWatch,
+    StoredObject,
+)
+
+__all__ = (
+    "Cluster",
+    "Controllers",
+    "FaultRule",
+    "Faults",
+    "GroupResource",
+    "ImmediateKubelet",
+    "Kubelet",
+    "LocalClient",
+    "MemoryStorage",
+    "ObjectIndex",
+    "PodStatusWriter",
+    "RequestInfo",
+    "Snapshot",
+    "StatusError",
+    "Storage",
+    "StorageEvent",
+    "StorageWatch",
+    "StoredObject",
+    "ThreadedCluster",
+    "cluster_in_thread",
+    "start_cluster",
+)
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("kaito.cluster."):
+        with _contextlib.suppress(AttributeError, TypeError):
+            _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,128 @@
+"""Content negotiation: what the client accepts (JSON, YAML, Table, metadata-only, aggregated
+discovery) and how request bodies are decoded."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import attrs
+
+from kaito.cluster._errors import StatusError, bad_request, not_acceptable, unsupported_media_type
+from kaito.cluster._json import JSONDecodeError, loads
+from kaito.cluster._yaml import YAMLError, load_yaml
+
+__all__ = ("MAX_BODY", "Accept", "decode_body", "parse_accept")
+
+MAX_BODY = 3 * 1024 * 1024
+_PROTOBUF = "application/vnd.kubernetes.protobuf"
+_JSONISH = ("application/json", "application/yaml", "*/*", "application/*")
+
+
+@attrs.frozen
+class MediaType:
+    """One entry of an ``Accept`` header."""
+
+    mime: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    def param(self, key: str) -> str:
+        """A parameter value, ``""`` when absent."""
+        return dict(self.params).get(key, "")
+
+
+@attrs.frozen
+class Accept:
+    """What the response should be."""
+
+    yaml: bool = False
+    table: bool = False
+    metadata_only: bool = False
+    discovery: str = ""
+    """``v2`` or ``v2beta1`` for aggregated discovery, ``""`` for the classic documents."""
+    protobuf_only: bool = False
+    types: tuple[MediaType, ...] = ()
+
+
+def _media_types(header: str) -> tuple[MediaType, ...]:
+    result = []
+    for entry in header.split(","):
+        parts = [p.strip() for p in entry.split(";") if p.strip()]
+        if not parts:
+            continue
+        params = []
+        for part in parts[1:]:
+            key, _, value = part.partition("=")
+            params.append((key.strip(), value.strip()))
+        result.append(MediaType(parts[0].lower(), tuple(params)))
+    return tuple(result)
+
+
+@lru_cache(maxsize=256)
+def parse_accept(header: str) -> Accept:
+    """Pick the first supported representation from an ``Accept`` header."""
+    types = _media_types(header or "application/json")
+    if not types:
+        return Accept()
+    if all(t.mime == _PROTOBUF or "protobuf" in t.mime for t in types):
+        return Accept(protobuf_only=True, types=types)
+    for media in types:
+        if media.mime not in _JSONISH:
+            continue
+        as_ = media.param("as")
+        group = media.param("g")
+        if as_ == "Table" and group == "meta.k8s.io":
+            return Accept(table=True, types=types)
+        if as_ in ("PartialObjectMetadata", "PartialObjectMetadataList") and group == "meta.k8s.io":
+            return Accept(metadata_only=True, types=types)
+        if as_ == "APIGroupDiscoveryList" and group == "apidiscovery.k8s.io":
+            version = media.param("v")
+            if version in ("v2", "v2beta1"):
+                return Accept(discovery=version, types=types)
+            continue
+        if as_:
+            continue
+        return Accept(yaml=media.mime == "application/yaml", types=types)
+    raise not_acceptable(["application/json", "application/yaml"])
+
+
+def decode_body(content_type: str, body: bytes, *, patch: bool = False) -> Any:
+    """Decode a request body by its media type (JSON or YAML; protobuf is refused).
+
+    Raises:
+        StatusError: 413 beyond 3 MiB, 415 for unsupported media types, 400 for bodies that do
+            not parse.
+    """
+    if len(body) > MAX_BODY:
+        raise StatusError(
+            413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
+        )
+    mime = (content_type or "application/json").split(";")[0].strip().lower()
+    if mime == _PROTOBUF or "protobuf" in mime:
+        raise unsupported_media_type(mime, ["application/json", "application/yaml"])
+    if mime in (
+        "application/yaml",
+        "application/apply-patch+yaml",
+        "text/yaml",
+        "application/x-yaml",
+    ):
+        try:
+            return load_yaml(body)
+        except YAMLError as error:
+            raise bad_request(f"error converting YAML to JSON: {error}") from None
+    if mime in (
+        "application/json",
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/strategic-merge-patch+json",
+        "*/*",
+        "",
+    ):
+        try:
+            return loads(body)
+        except JSONDecodeError as error:
+            what = "patch" if patch else "object"
+            raise bad_request(
+                f"couldn't get version/kind; json parse error: {error} (while decoding the {what})"
+            ) from None
+    raise unsupported_media_type(mime, ["application/json", "application/yaml"])

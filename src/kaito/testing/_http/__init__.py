@@ -1,5 +1,0 @@
-"""The HTTP layer of the in-process cluster (aiohttp)."""
-
-from kaito.testing._http._app import ApiHandler, ServerInfo
-
-__all__ = ("ApiHandler", "ServerInfo")
