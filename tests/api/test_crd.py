@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from kaito.api import printer_columns, render_crds, workspace_crd
-from tests.unit.api.test_examples import EXAMPLES
-from tests.unit.api.test_invalid_specs import CASES
+from tests.api.test_examples import EXAMPLES
+from tests.api.test_invalid_specs import CASES
 
-CRD_PATH = Path(__file__).resolve().parents[3] / "deploy" / "crds" / "kaito.sh_workspaces.yaml"
+CRD_PATH = Path(__file__).resolve().parents[2] / "deploy" / "crds" / "kaito.sh_workspaces.yaml"
 
 # Invalid specs the schema itself can reject (the rest need the admission rules).
 SCHEMA_REJECTS = {

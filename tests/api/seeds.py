@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO.parent / "shared" / "seeds"
 EXAMPLES = REPO / "examples"
 
@@ -36,6 +36,8 @@ def seed_documents() -> list[tuple[str, str]]:
                 found.setdefault(text, f"{path.name[:3]}-{name}-{len(found)}")
             else:
                 i += 1
+    if not found:
+        raise FileNotFoundError(f"no Workspace YAML found in the guide at {SEEDS}")
     return [(ident, text) for text, ident in found.items()]
 
 

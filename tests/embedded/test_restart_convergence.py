@@ -19,7 +19,7 @@ from kaito.engine import KubeClient, Manager, load_client
 from kaito.operator import controller_settings
 from kaito.options import ManagerOptions
 from kaito_provisioners.fake import FakeProvisioner
-from tests.integration.conftest import conditions, example
+from tests.embedded.conftest import conditions, example
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ from kaito.controllers.status import (
     WorkloadObservation,
     compute_status,
 )
-from tests.unit.controllers.test_objects import load
+from tests.controllers.test_objects import load
 
 T0 = "2026-11-25T10:00:00Z"
 T1 = "2026-11-25T10:05:00Z"

@@ -11,7 +11,7 @@ import pytest
 
 from kaito.api import ValidationContext
 from kaito.webhooks import mutate_review, validate_review
-from tests.unit.api.test_invalid_specs import DELETE, inference_ws
+from tests.api.test_invalid_specs import DELETE, inference_ws
 
 
 def review(obj: dict[str, Any], operation: str = "CREATE", old: Any = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from kaito.api import render_crds
 from kaito.cli import main
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(str(p) for p in (REPO / "examples").rglob("*.yaml"))
 
 BAD = """\

@@ -17,7 +17,7 @@ from kaito.api import (
     v1beta1,
     workspace_type,
 )
-from tests.unit.api.seeds import (
+from tests.api.seeds import (
     SEEDS,
     example_documents,
     seed_documents,

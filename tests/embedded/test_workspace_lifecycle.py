@@ -10,7 +10,7 @@ import pytest
 
 from kaito.cluster import StatusError
 from kaito.embedded import Embedded
-from tests.integration.conftest import (
+from tests.embedded.conftest import (
     ScriptedKubelet,
     conditions,
     example,

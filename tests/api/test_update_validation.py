@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kaito.api import ValidationContext, check_workspace
-from tests.unit.api.test_invalid_specs import DELETE, Replace, inference_ws, tuning_ws
+from tests.api.test_invalid_specs import DELETE, Replace, inference_ws, tuning_ws
 
 CASES: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("toggle-to-tuning", inference_ws(), tuning_ws(metadata={"name": "ws"}), "inference"),

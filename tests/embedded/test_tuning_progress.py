@@ -17,7 +17,7 @@ from kaito.operator import controller_settings
 from kaito.options import ManagerOptions
 from kaito_provisioners.fake import FakeProvisioner
 from kaito_runtime.tuning.progress import ProgressServer, ProgressTracker
-from tests.integration.conftest import conditions, example
+from tests.embedded.conftest import conditions, example
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,7 @@ from kaito.controllers.naming import revision_hash
 from kaito.controllers.settings import ControllerSettings
 from kaito.controllers.tuning_objects import TuningPlan, training_config_map, tuning_job
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SETTINGS = ControllerSettings(runtime_image="kaito-runtime:test")
 
 
