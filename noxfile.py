@@ -50,6 +50,28 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """The fuzz suite with a longer budget per target (`nox -s fuzz -- --seconds N`)."""
+    _install_project(session, "runtime,azure,test")
+    seconds = "120"
+    args = list(session.posargs)
+    if "--seconds" in args:
+        i = args.index("--seconds")
+        seconds = args[i + 1]
+        del args[i : i + 2]
+    session.run(
+        "pytest",
+        "-m",
+        "fuzz",
+        "-p",
+        "no:cacheprovider",
+        "-s",
+        *args,
+        env={"KAITO_FUZZ_SECONDS": seconds},
+    )
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks: `nox -s bench -- NAME ...` runs the named ones, none runs all."""
     _install_project(session, "runtime,azure,test")
