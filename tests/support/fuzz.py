@@ -24,12 +24,13 @@ def fuzz_seconds() -> float:
 
 
 def hypothesis_budget(**overrides: Any) -> settings:
-    """Hypothesis settings for a fuzz target: many examples, bounded by :func:`fuzz_seconds`.
+    """Hypothesis settings for a fuzz target: examples in proportion to :func:`fuzz_seconds`.
 
-    Use with :class:`FuzzBudget`, which stops the run once the time is spent.
+    Use with :class:`FuzzBudget`, whose ``spend()`` turns later examples into no-ops once the time
+    is spent, so a slow target still ends on time.
     """
     return settings(
-        max_examples=1_000_000,
+        max_examples=max(50, int(100 * fuzz_seconds())),
         deadline=None,
         derandomize=False,
         suppress_health_check=list(HealthCheck),
