@@ -34,7 +34,7 @@ from kaito_runtime.inference.openapi import (
     Health,
     LegacyAnswer,
     ModelList,
-    document_errors,
+    document_api,
     error_responses,
 )
 from kaito_runtime.inference.protocol import (
@@ -330,7 +330,7 @@ def build_app(
     async def legacy_chat(body: LegacyChatRequest) -> dict[str, Any]:
         return await serving.legacy_chat(body)
 
-    document_errors(app)
+    document_api(app, settings.limits)
     # Outermost last: metrics see everything; limits read the body and admit; only admitted
     # requests are watched for a disconnect.
     app.add_middleware(CancelOnDisconnect, paths=GENERATION_ROUTES)

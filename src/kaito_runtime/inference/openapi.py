@@ -1,10 +1,11 @@
-"""The server's OpenAPI document says what each route really answers.
+"""The server's OpenAPI document says what each route really takes and answers.
 
 Response bodies are described by the models below (the handlers build plain dicts; these exist
 for the document, and the schemathesis test holds the two together). Errors are 400, never
 FastAPI's default 422, so the 422 entries FastAPI adds are dropped, and every status the server
 gives is listed with its body: OpenAI's error shape on ``/v1/...``, ``{"detail": ...}`` on the
-legacy ``/chat``.
+legacy ``/chat``. The request schemas carry this server's limits (``max_tokens``, the stop
+strings' number and length), so a client generated from the document stays within them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from kaito_runtime.inference.protocol import ErrorResponse, LegacyError
+from kaito_runtime.inference.protocol import SEED_MAX, SEED_MIN, ErrorResponse, LegacyError
+from kaito_runtime.inference.settings import Limits
 
 __all__ = (
     "ChatCompletion",
@@ -24,7 +26,7 @@ __all__ = (
     "Health",
     "LegacyAnswer",
     "ModelList",
-    "document_errors",
+    "document_api",
     "error_responses",
 )
 
@@ -138,8 +140,39 @@ def error_responses(
     return {status: {"model": model, "description": _DESCRIPTIONS[status]} for status in statuses}
 
 
-def document_errors(app: FastAPI) -> None:
-    """Make ``app.openapi()`` drop the 422 responses FastAPI adds (the server answers 400)."""
+def _variants(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(schema.get("anyOf", [schema]))
+
+
+def _state_limits(schemas: dict[str, Any], limits: Limits) -> None:
+    """Write this server's limits into the request schemas (``max_tokens``, ``stop``).
+
+    Seed bounds are written again as integers: FastAPI's document model keeps ``minimum`` and
+    ``maximum`` as floats, and 2**63 - 1 is no float.
+    """
+    for model in schemas.values():
+        for variant in _variants(model.get("properties", {}).get("seed", {})):
+            if variant.get("type") == "integer":
+                variant.update(minimum=SEED_MIN, maximum=SEED_MAX)
+    for name, fields in (
+        ("CompletionRequest", ("max_tokens",)),
+        ("ChatCompletionRequest", ("max_tokens", "max_completion_tokens")),
+    ):
+        properties = schemas.get(name, {}).get("properties", {})
+        for field in fields:
+            for variant in _variants(properties.get(field, {})):
+                if variant.get("type") == "integer":
+                    variant["maximum"] = limits.max_tokens
+        for variant in _variants(properties.get("stop", {})):
+            text = variant.get("items", variant)
+            if text.get("type") == "string":
+                text.update(minLength=1, maxLength=limits.max_stop_string_chars)
+            if variant.get("type") == "array":
+                variant["maxItems"] = limits.max_stop_strings
+
+
+def document_api(app: FastAPI, limits: Limits) -> None:
+    """Make ``app.openapi()`` state ``limits`` and drop FastAPI's 422s (the server answers 400)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -153,6 +186,7 @@ def document_errors(app: FastAPI) -> None:
         schemas = schema.get("components", {}).get("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
+        _state_limits(schemas, limits)
         app.openapi_schema = schema
         return schema
 
