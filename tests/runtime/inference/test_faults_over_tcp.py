@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
+from functools import partial
 from typing import Any
 
 import anyio
@@ -194,7 +195,7 @@ async def test_normal_traffic_holds_up_among_slow_hanging_up_and_bursting_client
             while time.monotonic() < deadline:
                 body = {**NORMAL, "max_tokens": 200, "stream": rng.random() < 0.5}
                 wait = rng.choice([0.0, rng.uniform(0.0, 0.02)])
-                await abandon(server.host, server.port, CHAT, body, when=lambda: anyio.sleep(wait))
+                await abandon(server.host, server.port, CHAT, body, when=partial(anyio.sleep, wait))
                 hung_up += 1
                 await anyio.sleep(0.1)
 

@@ -38,7 +38,10 @@ CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "hello kaito"}]
 
 
-def _settings(model: Path, limits: Limits = Limits()) -> InferenceSettings:
+DEFAULT_LIMITS = Limits()
+
+
+def _settings(model: Path, limits: Limits = DEFAULT_LIMITS) -> InferenceSettings:
     return InferenceSettings(
         model=str(model), served_model_name=SERVED_NAME, backend="transformers", limits=limits
     )
