@@ -36,6 +36,9 @@ SEED_MAX = 2**63 - 1
 
 
 Seed = Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX)]
+# Penalized logits are divided by it: below this they overflow to infinity and sampling fails.
+MIN_REPETITION_PENALTY = 0.01
+RepetitionPenalty = Annotated[float, Field(ge=MIN_REPETITION_PENALTY)]
 
 
 def _check_unicode(value: object, path: str) -> None:
@@ -99,7 +102,7 @@ class _Sampling(_Request):
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     top_k: Annotated[int, Field(ge=-1)] | None = None
     min_tokens: Annotated[int, Field(ge=0)] = 0
-    repetition_penalty: Annotated[float, Field(gt=0.0)] | None = None
+    repetition_penalty: RepetitionPenalty | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     n: Annotated[int, Field(ge=1)] = 1
@@ -160,7 +163,7 @@ class LegacyGenerateKwargs(_Lenient):
     top_k: Annotated[int, Field(ge=0)] = 10
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     typical_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    repetition_penalty: Annotated[float, Field(gt=0.0)] = 1.0
+    repetition_penalty: RepetitionPenalty = 1.0
     pad_token_id: int | None = None
     eos_token_id: int | None = None
     seed: Seed | None = None

@@ -185,6 +185,18 @@ async def test_numbers_must_be_finite(client: httpx.AsyncClient, raw: str) -> No
         assert f"{field}=" in _openai_error(response)
 
 
+async def test_a_repetition_penalty_that_would_overflow_the_logits_is_a_400(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"prompt": "hi", "max_tokens": 2, "temperature": 1, "repetition_penalty": 1e-300}
+    message = _openai_error(await client.post(COMPLETIONS, json=body))
+    assert message == (
+        "invalid request: repetition_penalty=1e-300: Input should be greater than or equal to 0.01"
+    )
+    legacy = {"prompt": "hi", "generate_kwargs": {"repetition_penalty": 1e-300}}
+    assert (await client.post("/chat", json=legacy)).status_code == 400
+
+
 async def test_extreme_sampling_values_are_served_not_500(client: httpx.AsyncClient) -> None:
     for extra in (
         {"temperature": 1e-300},
@@ -192,6 +204,7 @@ async def test_extreme_sampling_values_are_served_not_500(client: httpx.AsyncCli
         {"top_k": -1},
         {"top_p": 1e-300, "temperature": 1},
         {"min_tokens": 10**30},
+        {"repetition_penalty": 1e300, "temperature": 1},
     ):
         response = await client.post(COMPLETIONS, json={"prompt": "hi", "max_tokens": 2, **extra})
         assert response.status_code == 200, (extra, response.text)
