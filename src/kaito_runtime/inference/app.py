@@ -231,7 +231,7 @@ def build_app(
             "server_error",
         )
 
-    @app.get("/")
+    @app.get("/", response_class=PlainTextResponse)
     async def home() -> PlainTextResponse:
         return PlainTextResponse("Server is running")
 
