@@ -654,7 +654,7 @@ class ApiHandler:
         try:
             stream = await self._rest.watch(rt, namespace, options)
         except StatusError as error:
-            if error.code != 410:
+            if error.code not in (410, 504):  # after the version parsed: an ERROR event
                 raise
             await response.prepare(request)
             await response.write(b'{"type":"ERROR","object":' + dumps(error.status()) + b"}\n")
@@ -679,8 +679,9 @@ class ApiHandler:
                     with anyio.move_on_after(wait):
                         result = await stream.next()
                 if result is _TIMED_OUT:
-                    if bookmarks:
-                        bookmark = WatchItem("BOOKMARK", None, self._rest.store.resource_version)
+                    current = self._rest.store.resource_version
+                    if bookmarks and current >= stream.resource_version:  # never backwards
+                        bookmark = WatchItem("BOOKMARK", None, current)
                         await response.write(self._frame(rt, bookmark, accept, include))
                     continue
                 if result is None:
