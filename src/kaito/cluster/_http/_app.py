@@ -20,7 +20,7 @@ from kaito.cluster._errors import (
     method_not_supported,
     unauthorized,
 )
-from kaito.cluster._faults import Faults, RequestInfo
+from kaito.cluster._faults import ConnectionDrop, Faults, RequestInfo
 from kaito.cluster._http._discovery import Discovery
 from kaito.cluster._http._negotiation import MAX_BODY, Accept, decode_body, parse_accept
 from kaito.cluster._http._openapi import OpenApi
@@ -169,6 +169,10 @@ class ApiHandler:
                 self._authenticate(request)
             if self._faults.active:
                 error = await self._faults.before_request(self._request_info(request, route))
+                if isinstance(error, ConnectionDrop):
+                    if request.transport is not None:
+                        request.transport.close()
+                    return web.Response(status=500)  # never sent: the connection is gone
                 if error is not None:
                     raise error
             return await self._dispatch(request, route, ctx)
