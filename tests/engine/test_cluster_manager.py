@@ -8,24 +8,20 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kaito.cluster import Cluster, RequestInfo
-from kaito.engine import (
-    ApiError,
-    Backoff,
-    LeaderElectionConfig,
-    Manager,
-    ObjectKey,
-    Resource,
-    Result,
-    map_to_controller_owner,
+from kaito.engine import LeaderElectionConfig, Manager, ObjectKey, Result
+from tests.engine.clusterkit import (
+    API_VERSION,
+    NS,
+    WIDGETS,
+    build_widget_operator,
+    converged,
+    engine_client,
+    server_until,
+    widget,
 )
-from tests.engine.clusterkit import API_VERSION, engine_client, server_until, widget
-from tests.engine.support import WIDGETS
 
 pytestmark = pytest.mark.anyio
-NS = "apps"
 LEASE_NS = "kaito-system"
-CONFIGMAPS = Resource("", "v1", "configmaps", "ConfigMap")
-JSON = dict[str, object]
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -35,60 +31,6 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-
-
-def build(manager: Manager) -> None:
-    """The operator under test: each Widget gets an owned ConfigMap, then its status."""
-    client = manager.client
-    widgets = manager.informer(WIDGETS, namespace=NS)
-    configmaps = manager.informer(CONFIGMAPS, namespace=NS)
-    for informer in (widgets, configmaps):
-        informer.backoff = Backoff(initial=0.01, cap=0.05)  # retry refused lists quickly
-
-    async def reconcile(key: ObjectKey) -> Result:
-        obj = widgets.store.get(key)
-        if obj is None:
-            return Result()
-        meta = obj["metadata"]
-        name = f"{key.name}-config"
-        if configmaps.store.get(ObjectKey(key.namespace, name)) is None:
-            owner = {
-                "apiVersion": API_VERSION,
-                "kind": "Widget",
-                "name": key.name,
-                "uid": meta["uid"],
-                "controller": True,
-            }
-            body = {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": key.namespace, "ownerReferences": [owner]},
-                "data": {"size": str(obj["spec"]["size"])},
-            }
-            try:
-                await client.create(CONFIGMAPS, body)
-            except ApiError as err:
-                if not err.conflict:  # already there, the cache had not seen it yet
-                    raise
-        status = {"observedGeneration": meta["generation"], "configMap": name}
-        if obj.get("status") != status:
-            await client.patch_status(WIDGETS, key, status)
-        return Result()
-
-    controller = manager.add_controller("widgets", reconcile, workers=4)
-    controller.watch(widgets)
-    controller.watch(configmaps, map_to_controller_owner("Widget", "example.com"))
-
-
-async def converged(cluster: Cluster, names: set[str]) -> bool:
-    """Every Widget has its ConfigMap and a status for its current generation."""
-    items = await cluster.client.list(API_VERSION, "Widget", NS)
-    configmaps = {c["metadata"]["name"] for c in await cluster.client.list("v1", "ConfigMap", NS)}
-    return {o["metadata"]["name"] for o in items} == names and all(
-        (o.get("status") or {}).get("observedGeneration") == o["metadata"]["generation"]
-        and f"{o['metadata']['name']}-config" in configmaps
-        for o in items
-    )
 
 
 async def test_manager_runs_a_controller_end_to_end(cluster: Cluster) -> None:
@@ -117,7 +59,7 @@ async def test_manager_runs_a_controller_end_to_end(cluster: Cluster) -> None:
             metrics_address=("127.0.0.1", 0),
             graceful_shutdown=5,
         )
-        build(manager)
+        build_widget_operator(manager)
         tg.start_soon(manager.run)
         await manager.started.wait()
         probes = f"http://127.0.0.1:{manager.probe_port}"
