@@ -13,7 +13,7 @@ import anyio
 import httpx
 import pytest
 
-from kaito.cluster import Controllers, MemoryStorage, start_cluster
+from kaito.cluster import Controllers, MemoryStorage
 from kaito.engine import Manager
 from tests.engine.clusterkit import (
     CONFIGMAPS,
