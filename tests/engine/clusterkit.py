@@ -26,8 +26,10 @@ from kaito.engine import (
     KubeClient,
     Manager,
     ObjectKey,
+    ObjectList,
     Resource,
     Result,
+    WatchEvent,
     map_to_controller_owner,
 )
 from tests.engine.support import Recorder
@@ -274,3 +276,50 @@ class ServerInTask:
                 await self._stop.wait()
         finally:
             self._stopped.set()
+
+
+class RecordingClient:
+    """The real client, with the informer's requests and every watch event (bookmarks too)
+    recorded; waiters wake after each. Every other call goes straight to the client."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+        self.lists: list[dict[str, Any]] = []
+        self.watches: list[str | None] = []
+        """The ``resourceVersion`` each watch asked for, in order."""
+        self.events: list[WatchEvent] = []
+        self._changed = anyio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def _note(self) -> None:
+        self._changed.set()
+
+    async def list(self, resource: Resource, **options: Any) -> ObjectList:
+        self.lists.append(options)
+        self._note()
+        return await self.client.list(resource, **options)
+
+    @asynccontextmanager
+    async def watch(
+        self, resource: Resource, **options: Any
+    ) -> AsyncIterator[AsyncIterator[WatchEvent]]:
+        self.watches.append(options.get("resource_version"))
+        self._note()
+        async with self.client.watch(resource, **options) as stream:
+
+            async def events() -> AsyncIterator[WatchEvent]:
+                async for event in stream:
+                    self.events.append(event)
+                    self._note()
+                    yield event
+
+            yield events()
+
+    async def until(self, check: Callable[[], bool], *, within: float = 10.0) -> None:
+        """Wait until ``check()`` holds, re-checking after every request and event."""
+        with anyio.fail_after(within):
+            while not check():
+                self._changed = anyio.Event()
+                await self._changed.wait()

@@ -124,14 +124,21 @@ def _error(status: int, message: str, retry_after: int | None) -> StatusError:
         error = internal_error(message or "injected fault")
     else:
         reasons = {
-            503: "ServiceUnavailable",
-            504: "Timeout",
+            400: "BadRequest",
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "NotFound",
+            405: "MethodNotAllowed",
             409: "Conflict",
             410: "Expired",
+            422: "Invalid",
             502: "InternalError",
+            503: "ServiceUnavailable",
+            504: "Timeout",
         }
+        fallback = "BadRequest" if status < 500 else "InternalError"
         error = StatusError(
-            status, reasons.get(status, "InternalError"), message or f"injected fault ({status})"
+            status, reasons.get(status, fallback), message or f"injected fault ({status})"
         )
     if retry_after is not None:
         error.headers["Retry-After"] = str(retry_after)
