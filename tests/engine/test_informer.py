@@ -164,7 +164,8 @@ async def test_failures_back_off_with_jitter_honour_retry_after_and_say_why(
     waits: list[float] = []
     failures: list[str | None] = []
     with capture_logs() as logs:
-        async with engine_client(cluster) as client, anyio.create_task_group() as tg:
+        async with engine_client(cluster) as real, anyio.create_task_group() as tg:
+            client = RecordingClient(real)
             informer = Informer(client, WIDGETS, namespace=NS, clock=clock, rng=random.Random(1))
             tg.start_soon(informer.run)
             for _ in range(3):
@@ -174,14 +175,29 @@ async def test_failures_back_off_with_jitter_honour_retry_after_and_say_why(
                 clock.advance_to_next()
             with anyio.fail_after(10):
                 await informer.wait_synced()
+            assert informer.failure is None
+            # A success starts the backoff over: the next failure waits the first step again.
+            await client.until(lambda: bool(client.events))  # a bookmark: the watch is open
+            cluster.faults.fail(503, verb="list", resource="widgets")  # the resume check
+            cluster.faults.drop_watches("widgets")
+            waits.append(await clock.next_sleep())
+            failures.append(informer.failure)
+            clock.advance_to_next()
+            await client.until(lambda: len(client.watches) == 2)
             tg.cancel_scope.cancel()
     assert 0.8 <= waits[0] <= 1.6  # the first jittered step
     assert waits[1] == 40  # the server's Retry-After beats the 1.6..3.2 s step
     assert 3.2 <= waits[2] <= 6.4
-    assert failures == ["500 InternalError", "429 TooManyRequests", "ServerDisconnectedError"]
-    assert informer.failure is None
+    assert 0.8 <= waits[3] <= 1.6
+    assert failures == [
+        "500 InternalError",
+        "429 TooManyRequests",
+        "ServerDisconnectedError",
+        "503 ServiceUnavailable",
+    ]
+    assert informer.stats["lists"] == 4  # three failed, one listed; the resume needed none
     logged = [e for e in logs if e["event"] == "list_watch_failed"]
-    assert [e.get("status") for e in logged] == [500, 429, None]
+    assert [e.get("status") for e in logged] == [500, 429, None, 503]
     assert issubclass(getattr(aiohttp, logged[2]["error_type"]), aiohttp.ClientError)
     assert cached_versions(informer).keys() == {"w"}
     assert hang_ups.hits == 2

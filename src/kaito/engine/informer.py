@@ -228,6 +228,7 @@ class Informer:
         self.resource_version = page.resource_version
         self._resuming = False
         self._failure = None
+        self.backoff.reset()
         if self.stats["lists"] > 1:
             self.stats["relists"] += 1
         self._log.debug("listed", count=len(items), resource_version=self.resource_version)
