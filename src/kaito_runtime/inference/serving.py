@@ -36,7 +36,7 @@ from kaito_runtime.inference.protocol import (
 )
 from kaito_runtime.inference.settings import Limits
 
-__all__ = ("Completed", "EngineHolder", "Serving")
+__all__ = ("Completed", "EngineHolder", "Serving", "shown")
 
 log = structlog.get_logger(__name__)
 
