@@ -330,14 +330,17 @@ async def _hostile(model: Path, label: str) -> list[str]:
                 f"ratio={normal / hostile:.2f} (baseline/ours)"
             )
 
-            long = {"prompt": PROMPT, "max_tokens": 400, "min_tokens": 400, "temperature": 0}
+            # A short prompt: 400 tokens must fit in the context with it.
+            long = {"prompt": "the operator", "max_tokens": 400, "min_tokens": 400}
+            long["temperature"] = 0
             started = await _tokens_generated(client)
 
             async def generating() -> None:
-                while True:
-                    if await _tokens_generated(client) > started:
-                        break
-                    await anyio.sleep(0.01)
+                with anyio.fail_after(120):
+                    while True:
+                        if await _tokens_generated(client) > started:
+                            break
+                        await anyio.sleep(0.01)
                 await anyio.sleep(0.2)  # a few tokens in
 
             await abandon("127.0.0.1", port, "/v1/completions", long, when=generating)
