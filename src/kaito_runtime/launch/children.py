@@ -119,7 +119,12 @@ class OwnedProcess:
             alive = self._living_members(pgid)
             if not alive:
                 return
-            log.info("child_group_leftovers", child=self.name, pids=sorted(alive), signal=signum)
+            log.info(
+                "child_group_leftovers",
+                child=self.name,
+                pids=sorted(alive),
+                signal=signal.Signals(signum).name,
+            )
             for pid in alive:
                 _signal_pid(pid, signum)
             for _ in range(max(1, round(grace / _POLL_SECONDS))):
