@@ -17,6 +17,7 @@ import structlog
 
 __all__ = (
     "COMPLETE_MARKER",
+    "discard_checkpoints",
     "is_complete",
     "latest_complete_checkpoint",
     "mark_complete",
@@ -75,4 +76,12 @@ def remove_incomplete_checkpoints(directory: Path) -> list[Path]:
             log.warning("checkpoint_incomplete_removed", path=str(path), step=step)
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
+    return removed
+
+
+def discard_checkpoints(directory: Path) -> list[Path]:
+    """Delete every checkpoint under ``directory`` (a fresh run must not save into old ones)."""
+    removed = [path for _, path in _checkpoints(directory)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
     return removed

@@ -16,6 +16,7 @@ import attrs
 import structlog
 
 from kaito_runtime.tuning.checkpoints import (
+    discard_checkpoints,
     is_complete,
     latest_complete_checkpoint,
     remove_incomplete_checkpoints,
@@ -316,7 +317,8 @@ def _resume_checkpoint(directory: Path, collective: Collective) -> Path | None:
     Rank 0 removes unmarked checkpoints and chooses; the others follow. When some process cannot
     see the chosen checkpoint (several nodes, each with its own output volume), all of them
     start from step 0 instead, since processes resuming from different steps cannot train
-    together.
+    together; rank 0 then discards its old checkpoints, which the new run would otherwise save
+    into while their old completion markers still stand.
     """
     chosen: str | None = None
     if collective.ranks.is_main:
@@ -330,9 +332,11 @@ def _resume_checkpoint(directory: Path, collective: Collective) -> Path | None:
     if collective.all_true(is_complete(path)):
         return path
     if collective.ranks.is_main:
+        discarded = discard_checkpoints(directory)
         log.warning(
             "checkpoint_not_shared",
             checkpoint=str(path),
+            discarded=[p.name for p in discarded],
             reason="some tuning processes cannot read it; put checkpoints on a shared volume",
         )
     return None

@@ -140,6 +140,11 @@ def runs(workdir: Workdir) -> Iterator[Runs]:
     )
     # Two pods: each its own output directory (an emptyDir), node 0 at a loopback address.
     main = ["--nodes", "2", "--main-address", "127.0.0.1", "--main-port", str(_free_port())]
+    # Node 0's volume holds a checkpoint from an earlier attempt that node 1 cannot see.
+    earlier = root / "node0" / "ckpt" / "checkpoint-2"
+    earlier.mkdir(parents=True)
+    (earlier / "trainer_state.json").write_text("{}")
+    (earlier / COMPLETE_MARKER).write_text("2\n")
     nodes = []
     for rank in (0, 1):
         out = root / f"node{rank}"
@@ -286,6 +291,10 @@ def test_two_nodes_rendezvous_and_node_zero_writes_the_adapter(runs: Runs) -> No
     assert node1.termination == "tuning process 1 of 2 finished"
     assert _by_rank(node0, "dataset_loaded") == [0]
     assert _by_rank(node1, "dataset_loaded") == [1]
+    # Rank 0 chose node 0's checkpoint, rank 1 could not see it: both started from step 0.
+    assert _by_rank(node0, "checkpoint_not_shared") == [0]
+    assert not [e for e in node0.events if e["event"] == "training_resumed"]
+    assert node0.metadata()["resumed_from_step"] == 0
     assert node0.losses() == pytest.approx(runs.one.losses(), rel=1e-4)
     one, first = _adapter(runs.one.out), _adapter(node0.out)
     assert sorted(one) == sorted(first)
@@ -294,7 +303,9 @@ def test_two_nodes_rendezvous_and_node_zero_writes_the_adapter(runs: Runs) -> No
     # Node 1's pod has nothing to push, and its partial checkpoints are never marked complete.
     assert not [p.name for p in node1.out.iterdir() if p.name != "ckpt"]
     assert (node0.out / COMPLETION_FILE).is_file()
-    assert (node0.out / "ckpt" / "checkpoint-2" / COMPLETE_MARKER).is_file()
+    saved = node0.out / "ckpt" / "checkpoint-2"
+    assert (saved / COMPLETE_MARKER).is_file()
+    assert json.loads((saved / "trainer_state.json").read_text())["global_step"] == 2
     partial = node1.out / "ckpt" / "checkpoint-2"
     assert (partial / "rng_state_1.pth").is_file()
     assert not (partial / COMPLETE_MARKER).exists()
