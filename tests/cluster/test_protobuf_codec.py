@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kaito.cluster._protobuf import (
@@ -362,7 +362,7 @@ def _message(name: str, depth: int) -> st.SearchStrategy[dict[str, Any]]:
     for field in message_for(name).fields:
         if field.inline:
             continue
-        if depth > 3 and (field.type.kind == "message" and field.type.name not in _SPECIAL):
+        if depth > 2 and (field.type.kind == "message" and field.type.name not in _SPECIAL):
             continue
         optional[field.json] = _field(field, depth)
     return st.fixed_dictionaries({}, optional=optional)
@@ -395,7 +395,8 @@ def test_every_kind_round_trips() -> None:
     the same bytes (the decoded form is what Go would write back)."""
     budget = FuzzBudget()
 
-    @hypothesis_budget()
+    # Objects of every kind are large: fewer examples per second than the default budget.
+    @settings(hypothesis_budget(), max_examples=max(20, int(15 * budget.seconds)))
     @given(_KIND_OBJECTS)
     def check(obj: dict[str, Any]) -> None:
         if not budget.spend():

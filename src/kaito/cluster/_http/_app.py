@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -15,15 +14,16 @@ import attrs
 import structlog
 from aiohttp import web
 
+from kaito.cluster._auth import LOOPBACK_ADMIN, REVIEW_RESOURCES, AccessControl
 from kaito.cluster._errors import (
     StatusError,
     bad_request,
     internal_error,
     method_not_supported,
     not_acceptable,
-    unauthorized,
 )
 from kaito.cluster._faults import Faults, RequestInfo
+from kaito.cluster._http._access import USER_KEY, authenticate, is_public, request_attributes
 from kaito.cluster._http._discovery import Discovery
 from kaito.cluster._http._negotiation import MAX_BODY, Accept, decode_body, parse_accept
 from kaito.cluster._http._openapi import OpenApi
@@ -59,7 +59,6 @@ log = structlog.get_logger(__name__)
 
 _JSON = "application/json"
 _NOT_FOUND = StatusError(404, "NotFound", "the server could not find the requested resource", {})
-_OPEN_PATHS = frozenset({"version", "health"})
 _TIMED_OUT = object()
 _WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
@@ -149,7 +148,7 @@ class ApiHandler:
         faults: Faults,
         server_address: Callable[[], str],
         info: ServerInfo,
-        token: str | None = None,
+        access: AccessControl,
         bookmark_interval: float = 10.0,
         clock: Callable[[], dt.datetime],
     ) -> None:
@@ -157,7 +156,7 @@ class ApiHandler:
         self._catalog = rest.catalog
         self._faults = faults
         self._info = info
-        self._token = token.encode() if token else None
+        self._access = access
         self._bookmark_interval = bookmark_interval
         self._clock = clock
         self._address = server_address
@@ -176,8 +175,12 @@ class ApiHandler:
         route = parse_path(request.path)
         ctx = RequestContext()
         try:
-            if self._token is not None and route.kind not in _OPEN_PATHS:
-                self._authenticate(request)
+            user = await authenticate(self._access, request)
+            if user is not None:
+                ctx = RequestContext(user=user.name, groups=user.groups, uid=user.uid)
+                await self._access.authorize(
+                    request_attributes(user, request, route), public=is_public(route)
+                )
             if self._faults.active:
                 error = await self._faults.before_request(self._request_info(request, route))
                 if error is not None:
@@ -188,15 +191,6 @@ class ApiHandler:
         except Exception as error:
             log.exception("request_failed", method=request.method, path=request.path)
             return self._error(request, internal_error(f"{type(error).__name__}: {error}"), ctx)
-
-    def _authenticate(self, request: web.BaseRequest) -> None:
-        header = request.headers.get("Authorization", "")
-        scheme, _, credential = header.partition(" ")
-        assert self._token is not None
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            credential.strip().encode(), self._token
-        ):
-            raise unauthorized()
 
     def _request_info(self, request: web.BaseRequest, route: Route) -> RequestInfo:
         if route.kind != "resource":
@@ -384,7 +378,20 @@ class ApiHandler:
             if _flag(query, "watch"):
                 return await self._watch(request, rt, namespace or None, accept)
             return await self._list(request, rt, namespace or None, accept)
+        if (rt.group, rt.plural) in REVIEW_RESOURCES:
+            if method != "POST" or name:
+                raise method_not_supported(
+                    rt.group, rt.plural, _WRITE_VERBS.get(method, method.lower())
+                )
+            body = await self._read_body(request, rt=rt)
+            user = request.get(USER_KEY) or LOOPBACK_ADMIN
+            review = await self._access.review(rt.plural, namespace, body, user)
+            return self._respond(request, dumps(review), 201, accept=accept)
         if method == "POST":
+            if sub == "token" and rt.group == "" and rt.plural == "serviceaccounts" and name:
+                body = await self._read_body(request, rt=rt, subresource=sub)
+                issued = await self._access.token_request(namespace, name, body or {})
+                return self._respond(request, dumps(issued), 201, accept=accept)
             if sub == "binding" and name:
                 body = await self._read_body(request, rt=rt, subresource=sub)
                 await self._rest.bind(rt, namespace, name, body or {}, ctx)
