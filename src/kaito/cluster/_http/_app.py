@@ -361,6 +361,15 @@ class ApiHandler:
         accept = parse_accept(request.headers.get("Accept", ""))
         if accept.protobuf_only and not accept.protobuf:
             raise not_acceptable(["application/json", "application/yaml"])
+        if (rt.group, rt.plural) in REVIEW_RESOURCES:
+            if method != "POST" or name:
+                raise method_not_supported(
+                    rt.group, rt.plural, _WRITE_VERBS.get(method, method.lower())
+                )
+            body = await self._read_body(request, rt=rt)
+            user = request.get(USER_KEY) or LOOPBACK_ADMIN
+            review = await self._access.review(rt.plural, namespace, body, user)
+            return self._respond(request, dumps(review), 201, accept=accept)
         if method == "GET":
             if accept.protobuf_only and rt.custom and sub != "scale":
                 raise not_acceptable(["application/json", "application/yaml"])
@@ -378,15 +387,6 @@ class ApiHandler:
             if _flag(query, "watch"):
                 return await self._watch(request, rt, namespace or None, accept)
             return await self._list(request, rt, namespace or None, accept)
-        if (rt.group, rt.plural) in REVIEW_RESOURCES:
-            if method != "POST" or name:
-                raise method_not_supported(
-                    rt.group, rt.plural, _WRITE_VERBS.get(method, method.lower())
-                )
-            body = await self._read_body(request, rt=rt)
-            user = request.get(USER_KEY) or LOOPBACK_ADMIN
-            review = await self._access.review(rt.plural, namespace, body, user)
-            return self._respond(request, dumps(review), 201, accept=accept)
         if method == "POST":
             if sub == "token" and rt.group == "" and rt.plural == "serviceaccounts" and name:
                 body = await self._read_body(request, rt=rt, subresource=sub)
