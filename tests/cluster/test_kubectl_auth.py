@@ -104,3 +104,17 @@ def test_create_token_and_use_it(admin: Kubectl, rbac_cluster: ThreadedCluster,
     refused = outsider("get", "pods", check=False)
     assert refused.returncode == 1
     assert "Unauthorized" in refused.stderr or "provide credentials" in refused.stderr
+
+
+def test_client_certificate_users_and_group_bindings(
+    admin: Kubectl, rbac_cluster: ThreadedCluster, tmp_path: Path
+) -> None:
+    config = rbac_cluster.cluster.kubeconfig_for_user("jane", ["devs"], namespace=admin.namespace)
+    jane = Kubectl(write_kubeconfig(config, tmp_path / "jane.kubeconfig"), tmp_path / "cache",
+                   admin.namespace)  # fmt: skip
+    denied = jane("create", "configmap", "by-jane", check=False)
+    assert 'User "jane" cannot create resource "configmaps"' in denied.stderr
+    admin("create", "rolebinding", "devs-edit", "--clusterrole=edit", "--group=devs")
+    jane("create", "configmap", "by-jane")
+    assert _can_i(jane, "create", "deployments.apps")
+    assert not _can_i(jane, "create", "rolebindings.rbac.authorization.k8s.io")

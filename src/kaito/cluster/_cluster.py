@@ -170,6 +170,24 @@ class Cluster:
             expiration_seconds=expiration_seconds,
         )
 
+    def kubeconfig_for_user(
+        self, user: str, groups: Iterable[str] = (), *, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """A kubeconfig whose client certificate (signed by this cluster's CA) authenticates as
+        ``user`` in ``groups``; TLS only."""
+        if self.certificate is None:
+            raise ValueError(
+                "kubeconfig_for_user needs a TLS cluster (start_cluster(tls=True)): client "
+                "certificates are only presented over TLS"
+            )
+        issued = issue_client_certificate(self.certificate.ca, user, list(groups))
+        return build_kubeconfig(
+            self.url,
+            ca_pem=self.ca_pem,
+            client_certificate=(issued.cert_pem, issued.key_pem),
+            namespace=namespace,
+        )
+
     def kubeconfig_for_token(self, token: str, *, namespace: str | None = None) -> dict[str, Any]:
         """A kubeconfig that authenticates with ``token`` (a ServiceAccount's, say); TLS only,
         since kubectl never sends a bearer token over plain HTTP."""
