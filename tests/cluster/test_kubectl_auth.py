@@ -118,3 +118,25 @@ def test_client_certificate_users_and_group_bindings(
     jane("create", "configmap", "by-jane")
     assert _can_i(jane, "create", "deployments.apps")
     assert not _can_i(jane, "create", "rolebindings.rbac.authorization.k8s.io")
+
+
+def test_the_managers_rbac_from_deploy_is_enforced_as_written(admin: Kubectl) -> None:
+    """``kubectl apply -k deploy/`` then ask, as the manager's ServiceAccount, what it may do:
+    subresources, resourceNames and the namespaced Roles count exactly as written."""
+    deploy = str(Path(__file__).resolve().parents[2] / "deploy")
+    admin("apply", "-k", deploy, "--namespace", "kaito-workspace")
+    manager = "--as=system:serviceaccount:kaito-workspace:kaito-workspace"
+    in_release = ("--namespace", "kaito-workspace")
+    assert _can_i(admin, "patch", "workspaces.kaito.sh", "--subresource=status", manager)
+    assert _can_i(admin, "update", "workspaces.kaito.sh", "--subresource=finalizers", manager)
+    assert not _can_i(admin, "delete", "workspaces.kaito.sh", manager)
+    assert _can_i(admin, "create", "statefulsets.apps", manager)
+    assert not _can_i(admin, "create", "deployments.apps", manager)
+    hook = "validatingwebhookconfigurations.admissionregistration.k8s.io"
+    assert _can_i(admin, "patch", f"{hook}/validation.workspace.kaito.sh", manager)
+    assert not _can_i(admin, "patch", f"{hook}/someone-elses", manager)
+    assert _can_i(admin, "update", "leases.coordination.k8s.io", manager, *in_release)
+    assert not _can_i(admin, "update", "leases.coordination.k8s.io", manager)  # elsewhere
+    assert _can_i(admin, "get", "secrets/workspace-webhook-cert", manager, *in_release)
+    assert not _can_i(admin, "get", "secrets/registry-password", manager, *in_release)
+    assert not _can_i(admin, "list", "secrets", manager, *in_release)

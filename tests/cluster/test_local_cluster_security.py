@@ -77,11 +77,11 @@ def test_cluster_serve_is_for_the_kubeconfig_owner_only(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "k.yaml"
     kubeconfig.write_text("stale")
     kubeconfig.chmod(0o644)
-    with _running("cluster", "serve", "--kubeconfig-out", str(kubeconfig), "--log-level",
-                  "warning", cwd=tmp_path, ready="cluster ready at"):  # fmt: skip
+    with _running("cluster", "serve", "--kubeconfig-out", str(kubeconfig), "--token", "s3cret",
+                  "--log-level", "warning", cwd=tmp_path, ready="cluster ready at"):  # fmt: skip
         assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
         user = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]
-        assert set(user) == {"client-certificate-data", "client-key-data"}
+        assert set(user) == {"client-certificate-data", "client-key-data", "token"}
         with _anonymous(kubeconfig) as anonymous:
             secrets = anonymous.get("/api/v1/namespaces/default/secrets")
             assert secrets.status_code == 401
@@ -90,6 +90,12 @@ def test_cluster_serve_is_for_the_kubeconfig_owner_only(tmp_path: Path) -> None:
         whoami = _kubectl(kubeconfig, tmp_path, "auth", "whoami", "-o", "jsonpath={.status}")
         assert '"username":"kaito-admin"' in whoami.stdout, whoami.stderr
         assert "system:masters" in whoami.stdout
+        # Over TLS the token is sent, and accepted on its own.
+        server, ca = _server_and_ca(kubeconfig)
+        token_only = tmp_path / "token.yaml"
+        write_kubeconfig(build_kubeconfig(server, ca_pem=ca.encode(), token="s3cret"), token_only)
+        by_token = _kubectl(token_only, tmp_path, "auth", "whoami", "-o", "jsonpath={.status}")
+        assert '"username":"kaito-admin"' in by_token.stdout, by_token.stderr
 
 
 def test_a_token_over_plain_http_is_refused() -> None:
@@ -103,18 +109,6 @@ def test_a_token_over_plain_http_is_refused() -> None:
     no_kubeconfig = CliRunner().invoke(main, ["cluster", "serve"])
     assert no_kubeconfig.exit_code == 2
     assert "--kubeconfig-out is required with TLS" in no_kubeconfig.output
-
-
-@pytest.mark.kubectl
-def test_a_token_over_tls_is_sent_and_accepted(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "k.yaml"
-    with _running("cluster", "serve", "--kubeconfig-out", str(kubeconfig), "--token", "s3cret",
-                  "--log-level", "warning", cwd=tmp_path, ready="cluster ready at"):  # fmt: skip
-        server, ca = _server_and_ca(kubeconfig)
-        token_only = tmp_path / "token.yaml"
-        write_kubeconfig(build_kubeconfig(server, ca_pem=ca.encode(), token="s3cret"), token_only)
-        whoami = _kubectl(token_only, tmp_path, "auth", "whoami", "-o", "jsonpath={.status}")
-        assert '"username":"kaito-admin"' in whoami.stdout, whoami.stderr
 
 
 def test_plain_http_warns_that_anyone_on_the_machine_can_use_it(tmp_path: Path) -> None:

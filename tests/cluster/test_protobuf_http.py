@@ -224,6 +224,12 @@ async def test_what_kube_apiserver_refuses_in_protobuf(cluster: Cluster) -> None
             GADGETS.format(ns="default") + "/g", headers={"Accept": PROTOBUF}
         )
         assert only_protobuf.status_code == 406
+        refused = await client.post(
+            GADGETS.format(ns="default"), json=gadget("never"), headers={"Accept": PROTOBUF}
+        )
+        assert refused.status_code == 406
+        missing = await client.get(GADGETS.format(ns="default") + "/never")
+        assert missing.status_code == 404  # negotiated before the write
         either = await client.get(
             GADGETS.format(ns="default") + "/g", headers={"Accept": f"{PROTOBUF}, application/json"}
         )

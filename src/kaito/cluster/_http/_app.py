@@ -359,7 +359,8 @@ class ApiHandler:
         name = route.name
         sub = route.subresource
         accept = parse_accept(request.headers.get("Accept", ""))
-        if accept.protobuf_only and not accept.protobuf:
+        if accept.protobuf_only and (not accept.protobuf or (rt.custom and sub != "scale")):
+            # Negotiated before anything is read or written, as kube-apiserver does.
             raise not_acceptable(["application/json", "application/yaml"])
         if (rt.group, rt.plural) in REVIEW_RESOURCES:
             if method != "POST" or name:
@@ -371,8 +372,6 @@ class ApiHandler:
             review = await self._access.review(rt.plural, namespace, body, user)
             return self._respond(request, dumps(review), 201, accept=accept)
         if method == "GET":
-            if accept.protobuf_only and rt.custom and sub != "scale":
-                raise not_acceptable(["application/json", "application/yaml"])
             if name:
                 stored = await self._rest.get(rt, namespace, name)
                 if sub == "scale":
