@@ -70,6 +70,9 @@ class Cluster:
     ) -> None:
         self.url = url
         """``http://127.0.0.1:PORT`` or ``https://...``."""
+        self.port = int(url.rsplit(":", 1)[1])
+        """The TCP port it listens on (pass it to the next :func:`start_cluster` to restart it
+        at the same address, e.g. with ``store=MemoryStorage.restore(backup)``)."""
         self.faults = faults
         """Fault injection: failures, latency, dropped watches, compaction."""
         self.client = LocalClient(rest)
@@ -342,7 +345,9 @@ async def start_cluster(
         authorization: ``AlwaysAllow`` (the default) or ``RBAC``: Roles, ClusterRoles and their
             bindings decide, with ``system:masters`` allowed everything, as kube-apiserver's
             ``--authorization-mode=RBAC``.
-        store: Storage backend; an in-memory :class:`MemoryStorage` by default.
+        store: Storage backend; an in-memory :class:`MemoryStorage` by default. A store
+            restored from a backup (``MemoryStorage.restore(cluster.store.backup())``) starts
+            the server where the backup was taken, as kube-apiserver over a restored etcd.
         controllers: Which simulated controllers run (``True`` all, ``False`` none).
         kubelet: Decides when Pods run, become Ready and finish (default: at once).
         crds: CRD manifests (paths, YAML text or dicts) installed before the block starts.
