@@ -426,3 +426,13 @@ def test_arbitrary_bytes_never_crash_the_decoder() -> None:
 
     check()
     budget.report("protobuf_decode_bytes")
+
+
+def test_every_built_in_kind_the_server_serves_has_a_protobuf_form() -> None:
+    from kaito.cluster._auth import REVIEW_RESOURCES
+    from kaito.cluster._builtins import builtin_types
+
+    for rt in builtin_types():
+        assert supports(rt.api_version, rt.kind), rt.qualified_kind
+        if (rt.group, rt.plural) not in REVIEW_RESOURCES:
+            assert supports(rt.api_version, rt.list_kind), rt.list_kind
