@@ -140,3 +140,29 @@ def test_the_managers_rbac_from_deploy_is_enforced_as_written(admin: Kubectl) ->
     assert _can_i(admin, "get", "secrets/workspace-webhook-cert", manager, *in_release)
     assert not _can_i(admin, "get", "secrets/registry-password", manager, *in_release)
     assert not _can_i(admin, "list", "secrets", manager, *in_release)
+
+
+def test_rbac_writes_cannot_grant_more_than_the_writer_holds(
+    admin: Kubectl, rbac_cluster: ThreadedCluster, tmp_path: Path
+) -> None:
+    config = rbac_cluster.cluster.kubeconfig_for_user("jane", ["devs"], namespace=admin.namespace)
+    jane = Kubectl(write_kubeconfig(config, tmp_path / "jane.kubeconfig"), tmp_path / "cache",
+                   admin.namespace)  # fmt: skip
+    admin("create", "rolebinding", "jane-admin", "--clusterrole=admin", "--user=jane")
+    jane("create", "role", "pod-reader", "--verb=get,list", "--resource=pods")
+    jane("create", "rolebinding", "devs-view", "--clusterrole=view", "--group=devs")
+    too_much = jane("create", "role", "node-reader", "--verb=get", "--resource=nodes", check=False)
+    assert too_much.returncode == 1
+    assert (
+        'roles.rbac.authorization.k8s.io "node-reader" is forbidden: user "jane" '
+        '(groups=["devs" "system:authenticated"]) is attempting to grant RBAC permissions not '
+        'currently held:\n{APIGroups:[""], Resources:["nodes"], Verbs:["get"]}'
+    ) in too_much.stderr
+    root = jane("create", "rolebinding", "jane-root", "--clusterrole=cluster-admin",
+                "--user=jane", check=False)  # fmt: skip
+    assert "is attempting to grant RBAC permissions not currently held" in root.stderr
+    admin("create", "clusterrole", "escalator", "--verb=escalate,bind",
+          "--resource=roles.rbac.authorization.k8s.io,clusterroles.rbac.authorization.k8s.io")  # fmt: skip
+    admin("create", "rolebinding", "jane-escalates", "--clusterrole=escalator", "--user=jane")
+    jane("create", "role", "node-reader", "--verb=get", "--resource=nodes")
+    jane("create", "rolebinding", "jane-root", "--clusterrole=cluster-admin", "--user=jane")

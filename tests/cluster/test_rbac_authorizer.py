@@ -230,3 +230,27 @@ async def test_aggregation_controller_writes_the_rules(rbac: Cluster) -> None:
     assert all(rule in edit["rules"] for rule in view["rules"])
     assert any("secrets" in r["resources"] and "create" in r["verbs"] for r in edit["rules"])
     assert not any("secrets" in r.get("resources", []) for r in view["rules"])
+
+
+COVER_CASES = [
+    # (owner rules, servant rules, covered)
+    ([{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}], [{"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments/scale"]}], True),
+    ([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"]}], [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}], True),
+    ([{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}], [{"verbs": ["*"], "apiGroups": [""], "resources": ["pods"]}], False),
+    ([{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}], [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods/log"]}], False),
+    ([{"verbs": ["get"], "apiGroups": [""], "resources": ["*/log"]}], [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods/log"]}], True),
+    ([{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"], "resourceNames": ["a"]}], [{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"], "resourceNames": ["a"]}], True),
+    ([{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"], "resourceNames": ["a"]}], [{"verbs": ["get"], "apiGroups": [""], "resources": ["secrets"]}], False),
+    ([{"verbs": ["get"], "nonResourceURLs": ["/apis/*"]}], [{"verbs": ["get"], "nonResourceURLs": ["/apis/apps"]}], True),
+    ([{"verbs": ["get"], "nonResourceURLs": ["/apis/*"]}], [{"verbs": ["get"], "nonResourceURLs": ["/metrics"]}], False),
+    ([], [], True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("owner", "servant", "covered"), COVER_CASES)
+def test_rule_coverage_for_escalation_checks(
+    owner: list[dict[str, Any]], servant: list[dict[str, Any]], covered: bool
+) -> None:
+    from kaito.cluster._auth import covers
+
+    assert covers([_rule(**r) for r in owner], [_rule(**r) for r in servant]) is covered

@@ -23,6 +23,7 @@ from kaito.cluster._auth import (
     AccessControl,
     ClientCertificate,
     ClusterRoleAggregator,
+    EscalationGuard,
     IssuedToken,
     bootstrap_policy,
     issue_client_certificate,
@@ -390,7 +391,7 @@ async def start_cluster(
         require_authentication=tls,
     )
     admission = WebhookAdmission(store, catalog)
-    rest = RestApi(store, catalog, admission, clock)
+    rest = RestApi(store, catalog, EscalationGuard(admission, access.authorizer, store), clock)
     admission.set_converter(
         lambda source, target, obj: rest.from_storage(
             target, rest.to_storage(source, copy.deepcopy(obj))

@@ -11,6 +11,7 @@ from kaito.cluster._auth._certificates import (
     server_context,
     user_from_peercert,
 )
+from kaito.cluster._auth._escalation import EscalationGuard, covers, uncovered
 from kaito.cluster._auth._rbac import (
     AlwaysAllow,
     Attributes,
@@ -55,6 +56,7 @@ __all__ = (
     "ClientCertificate",
     "ClusterRoleAggregator",
     "Decision",
+    "EscalationGuard",
     "IssuedToken",
     "PolicyRule",
     "RbacAuthorizer",
@@ -63,11 +65,13 @@ __all__ = (
     "UserInfo",
     "aggregated_rules",
     "bootstrap_policy",
+    "covers",
     "forbidden_message",
     "issue_client_certificate",
     "rule_allows",
     "server_context",
     "service_account_user",
     "split_service_account",
+    "uncovered",
     "user_from_peercert",
 )

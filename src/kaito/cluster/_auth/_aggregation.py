@@ -27,9 +27,9 @@ class ClusterRoleAggregator:
 
     def __init__(self, rest: RestApi) -> None:
         self._rest = rest
+        # In-process controllers act with the loopback administrator's groups.
         self._ctx = RequestContext(
-            user="system:serviceaccount:kube-system:clusterrole-aggregation-controller",
-            groups=("system:serviceaccounts", "system:authenticated"),
+            user="system:serviceaccount:kube-system:clusterrole-aggregation-controller"
         )
 
     def keys_for(self, gr: GroupResource, event: StorageEvent) -> Iterable[Hashable]:
