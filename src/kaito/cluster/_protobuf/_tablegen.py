@@ -18,6 +18,7 @@ import argparse
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -278,12 +279,18 @@ def _commit(source: Path, given: str) -> str:
 
 
 def generate(
-    api: Path, apimachinery: Path, *, api_commit: str = "", apimachinery_commit: str = ""
+    api: Path,
+    apimachinery: Path,
+    *,
+    api_commit: str = "",
+    apimachinery_commit: str = "",
+    roots: Sequence[tuple[str, str, str, str]] = ROOTS,
 ) -> str:
-    """The text of ``_tables.py`` for the given source trees."""
+    """The text of ``_tables.py`` for the given source trees (``roots``: the kinds to include,
+    as (apiVersion, kind, Go package, Go type))."""
     generator = _Generator(api, apimachinery)
     kinds: dict[tuple[str, str], str] = {}
-    for api_version, kind, path, go_name in ROOTS:
+    for api_version, kind, path, go_name in roots:
         kinds[(api_version, kind)] = generator.message(path, go_name)
         if f"{go_name}List" in generator.package(path).structs:
             kinds[(api_version, f"{kind}List")] = generator.message(path, f"{go_name}List")
