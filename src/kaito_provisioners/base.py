@@ -58,6 +58,8 @@ class NodeRequest:
     taints: tuple[Taint, ...] = (GPU_TAINT,)
     disk_gib: float = 1024.0
     node_image_family: str = "ubuntu"
+    #: The NodeClass the Workspace asked for (``kaito.sh/node-class-name``); empty: the default.
+    node_class: str = ""
 
     def names(self) -> list[str]:
         """The deterministic names of the ``count`` nodes (claims) of this request."""

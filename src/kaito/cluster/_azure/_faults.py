@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import attrs
 
-__all__ = ("AzureFault", "AzureFaults", "FaultKind")
+__all__ = ("AzureFault", "AzureFaults", "Fault", "FaultKind", "FaultTable")
+
+K = TypeVar("K", bound=str)
 
 #: ``quota`` and ``sku_unavailable`` refuse the PUT (ARM's preflight validation);
 #: ``capacity`` and ``pool_failed`` fail the create operation (the pool ends ``Failed``);
@@ -29,11 +31,11 @@ FaultKind = Literal[
 
 
 @attrs.define(eq=False)
-class AzureFault:
+class Fault(Generic[K]):
     """One injected fault. ``times`` (None: unlimited) and ``until`` (monotonic seconds) bound it;
     :meth:`lift` ends it. ``hits`` counts the requests it changed."""
 
-    kind: FaultKind
+    kind: K
     instance_type: str | None = None
     workspace: str | None = None
     #: Only for ``throttle``: which requests (``read``, ``write`` or both when None).
@@ -56,16 +58,16 @@ class AzureFault:
         return self.until is None or now < self.until
 
 
-class AzureFaults:
-    """The emulator's fault table; the first active matching fault applies."""
+class FaultTable(Generic[K]):
+    """A fault table; the first active matching fault applies."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._faults: list[AzureFault] = []
+        self._faults: list[Fault[K]] = []
         self._clock = clock
 
     def add(
         self,
-        kind: FaultKind,
+        kind: K,
         *,
         instance_type: str | None = None,
         workspace: str | None = None,
@@ -74,9 +76,9 @@ class AzureFaults:
         duration: float | None = None,
         retry_after: int = 1,
         message: str = "",
-    ) -> AzureFault:
+    ) -> Fault[K]:
         """Inject a fault; ``duration`` seconds from now (or ``times`` requests) bound it."""
-        fault = AzureFault(
+        fault = Fault(
             kind,
             instance_type=instance_type,
             workspace=workspace,
@@ -97,12 +99,12 @@ class AzureFaults:
 
     def match(
         self,
-        kinds: Iterable[FaultKind],
+        kinds: Iterable[K],
         *,
         instance_type: str = "",
         workspace: str = "",
         verb: str = "",
-    ) -> AzureFault | None:
+    ) -> Fault[K] | None:
         """The first active fault of ``kinds`` for this request, counted as a hit."""
         wanted = set(kinds)
         now = self._clock()
@@ -118,3 +120,8 @@ class AzureFaults:
             fault.hits += 1
             return fault
         return None
+
+
+#: The AKS emulator's faults.
+AzureFault = Fault[FaultKind]
+AzureFaults = FaultTable[FaultKind]
