@@ -43,9 +43,11 @@ def workspace_labels(request: NodeRequest) -> dict[str, str]:
 
 
 def _gpus(node: Mapping[str, Any]) -> int:
-    capacity = (node.get("status") or {}).get("allocatable") or (node.get("status") or {}).get(
-        "capacity"
-    ) or {}
+    capacity = (
+        (node.get("status") or {}).get("allocatable")
+        or (node.get("status") or {}).get("capacity")
+        or {}
+    )
     best = 0
     for resource in GPU_RESOURCES:
         try:
@@ -71,20 +73,39 @@ def observe_node(
 ) -> ProvisionedNode:
     """The state of ``claim`` given its Node (``None``: not joined; ``waiting`` says why)."""
     if node is None:
-        return ProvisionedNode(claim, False, instance_type, waiting,
-                               reason=r.NODE_CLAIM_NOT_READY, claim_ready=False)  # fmt: skip
+        return ProvisionedNode(
+            claim, False, instance_type, waiting, reason=r.NODE_CLAIM_NOT_READY, claim_ready=False
+        )
     name = str((node.get("metadata") or {}).get("name", ""))
     if (node.get("metadata") or {}).get("deletionTimestamp"):
-        return ProvisionedNode(claim, False, instance_type, f"node {name} is being deleted",
-                               node_name=name, reason=r.NODE_NOT_READY, claim_ready=False)  # fmt: skip
+        return ProvisionedNode(
+            claim,
+            False,
+            instance_type,
+            f"node {name} is being deleted",
+            node_name=name,
+            reason=r.NODE_NOT_READY,
+            claim_ready=False,
+        )
     ready, why = _ready(node)
     if not ready:
-        return ProvisionedNode(claim, False, instance_type,
-                               f"node {name} joined and is not Ready yet ({why})",
-                               node_name=name, reason=r.NODE_NOT_READY, claim_ready=True)  # fmt: skip
+        return ProvisionedNode(
+            claim,
+            False,
+            instance_type,
+            f"node {name} joined and is not Ready yet ({why})",
+            node_name=name,
+            reason=r.NODE_NOT_READY,
+            claim_ready=True,
+        )
     if _gpus(node) <= 0:
-        return ProvisionedNode(claim, False, instance_type,
-                               f"node {name} is Ready; waiting for the device plugin to "
-                               "advertise nvidia.com/gpu",
-                               node_name=name, reason=r.NODE_PLUGINS_NOT_READY, claim_ready=True)  # fmt: skip
+        return ProvisionedNode(
+            claim,
+            False,
+            instance_type,
+            f"node {name} is Ready; waiting for the device plugin to advertise nvidia.com/gpu",
+            node_name=name,
+            reason=r.NODE_PLUGINS_NOT_READY,
+            claim_ready=True,
+        )
     return ProvisionedNode(claim, True, instance_type, "", node_name=name, claim_ready=True)

@@ -57,7 +57,8 @@ class NodeRequest:
     labels: Mapping[str, str] = attrs.field(factory=dict)
     taints: tuple[Taint, ...] = (GPU_TAINT,)
     disk_gib: float = 1024.0
-    node_image_family: str = "ubuntu"
+    #: ``ubuntu`` or ``azurelinux`` (``kaito.sh/node-image-family``); empty: the backend's default.
+    node_image_family: str = ""
     #: The NodeClass the Workspace asked for (``kaito.sh/node-class-name``); empty: the default.
     node_class: str = ""
 

@@ -238,7 +238,7 @@ class FakeProvisioner:
                     READY_AT: ready_at,
                     REQUESTED_AT: _stamp(now),
                     "karpenter.sh/do-not-disrupt": "true",
-                    "kaito.sh/node-image-family": request.node_image_family,
+                    "kaito.sh/node-image-family": request.node_image_family or "ubuntu",
                 },
             },
             "spec": {

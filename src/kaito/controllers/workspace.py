@@ -62,6 +62,15 @@ from kaito.controllers.status import (
 from kaito.controllers.tuning_objects import TuningPlan, training_config_map, tuning_job
 from kaito.engine import ApiError, EventRecorder, ObjectKey, Result, Store, TerminalError
 from kaito_provisioners import NodeProvisioner
+from kaito_provisioners import reasons as provisioning
+
+#: Provisioning reasons that are a problem (a Warning Event), not progress.
+PROVISIONING_PROBLEMS: Final = frozenset(provisioning.FIXES) - {
+    provisioning.NODE_CLAIM_NOT_READY,
+    provisioning.NODE_NOT_READY,
+    provisioning.NODE_PLUGINS_NOT_READY,
+    provisioning.NODES_DELETING,
+}
 
 __all__ = ("WorkspaceCaches", "WorkspaceReconciler")
 
@@ -106,10 +115,8 @@ _WARNING_REASONS: Final = frozenset(
         c.Reason.TUNING_FAILED,
         c.Reason.FAILED,
         "InvalidWorkspace",
-        "QuotaExceeded",
-        "SKUNotAvailable",
-        "ProvisioningTimeout",
         "NodeNotReady",
+        *PROVISIONING_PROBLEMS,
     }
 )
 
@@ -197,7 +204,7 @@ class WorkspaceReconciler:
             status = compute_status(ws, nodes, now=self.now(), job=job)
         await self._write_status(raw, ws, status)
         if not nodes.ready:
-            return Result(requeue_after=NODE_POLL_SECONDS)
+            return Result(requeue_after=max(NODE_POLL_SECONDS, nodes.retry_after or 0.0))
         if ws.tuning is not None and status.state == c.WorkspaceState.RUNNING:
             return Result(requeue_after=PROGRESS_POLL_SECONDS)  # refresh the progress line
         return Result()

@@ -23,9 +23,14 @@ __all__ = ("arm_code", "classify", "pool_failure")
 
 MAX_MESSAGE: Final = 480
 _CAPACITY_CODES: Final = frozenset(
-    {"AllocationFailed", "ZonalAllocationFailed", "OverconstrainedAllocationRequest",
-     "OverconstrainedZonalAllocationRequest", "SkuNotAvailable"}
-)  # fmt: skip
+    {
+        "AllocationFailed",
+        "ZonalAllocationFailed",
+        "OverconstrainedAllocationRequest",
+        "OverconstrainedZonalAllocationRequest",
+        "SkuNotAvailable",
+    }
+)
 _SKU_CODES: Final = frozenset({"SkuNotAvailable", "VMSizeNotSupported", "InvalidVMSize"})
 _NOT_FOUND_CODES: Final = frozenset(
     {"ResourceNotFound", "ResourceGroupNotFound", "SubscriptionNotFound", "ParentResourceNotFound"}
@@ -88,18 +93,23 @@ def classify(err: AzureError, action: str, settings: AksSettings) -> Provisionin
         )
     if not isinstance(err, HttpResponseError):
         return ProvisioningError(
-            r.PROVIDER_ERROR, f"cannot {action}: {_short(str(err))}",
-            fix=r.FIXES[r.PROVIDER_ERROR], retry_after=settings.conflict_retry,
-        )  # fmt: skip
+            r.PROVIDER_ERROR,
+            f"cannot {action}: {_short(str(err))}",
+            fix=r.FIXES[r.PROVIDER_ERROR],
+            retry_after=settings.conflict_retry,
+        )
     code, message = arm_code(err)
     status = err.status_code or 0
     said = f"cannot {action}: ARM answered {status} {code}: {_short(message)}"
     if status == 429:
         wait = _retry_after(err, settings.throttle_retry)
         return ProvisioningError(
-            r.THROTTLED, f"{said} (retrying in {wait:g}s)", fix=r.FIXES[r.THROTTLED], cause=code,
+            r.THROTTLED,
+            f"{said} (retrying in {wait:g}s)",
+            fix=r.FIXES[r.THROTTLED],
+            cause=code,
             retry_after=wait,
-        )  # fmt: skip
+        )
     reason, retry, retryable = _reason_of(code, message, status, settings)
     return ProvisioningError(
         reason, said, fix=r.FIXES[reason], cause=code, retry_after=retry, retryable=retryable
@@ -128,17 +138,34 @@ def _reason_of(
     return r.PROVIDER_ERROR, settings.conflict_retry, True
 
 
-def pool_failure(name: str, error: Mapping[str, Any] | None, settings: AksSettings) -> ProvisioningError:
+def pool_failure(
+    name: str, error: Mapping[str, Any] | None, settings: AksSettings
+) -> ProvisioningError:
     """A pool in ``Failed``: its ``status.provisioningError`` as a Protocol error."""
     code = str((error or {}).get("code") or "Unknown")
     message = _short(str((error or {}).get("message") or "no provisioning error was reported"))
     said = f"agent pool {name} failed: {code}: {message}"
     if code == "QuotaExceeded":
-        return ProvisioningError(r.QUOTA_EXCEEDED, said, fix=r.FIXES[r.QUOTA_EXCEEDED], cause=code,
-                                 retry_after=settings.human_retry, retryable=False)  # fmt: skip
+        return ProvisioningError(
+            r.QUOTA_EXCEEDED,
+            said,
+            fix=r.FIXES[r.QUOTA_EXCEEDED],
+            cause=code,
+            retry_after=settings.human_retry,
+            retryable=False,
+        )
     if code in _CAPACITY_CODES:
-        return ProvisioningError(r.INSUFFICIENT_CAPACITY, said,
-                                 fix=r.FIXES[r.INSUFFICIENT_CAPACITY], cause=code,
-                                 retry_after=settings.failed_pool_retry)  # fmt: skip
-    return ProvisioningError(r.AGENT_POOL_FAILED, said, fix=r.FIXES[r.AGENT_POOL_FAILED],
-                             cause=code, retry_after=settings.failed_pool_retry)  # fmt: skip
+        return ProvisioningError(
+            r.INSUFFICIENT_CAPACITY,
+            said,
+            fix=r.FIXES[r.INSUFFICIENT_CAPACITY],
+            cause=code,
+            retry_after=settings.failed_pool_retry,
+        )
+    return ProvisioningError(
+        r.AGENT_POOL_FAILED,
+        said,
+        fix=r.FIXES[r.AGENT_POOL_FAILED],
+        cause=code,
+        retry_after=settings.failed_pool_retry,
+    )

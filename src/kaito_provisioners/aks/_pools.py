@@ -23,11 +23,13 @@ MIN_OS_DISK_GB: Final = 30
 
 
 def os_sku(node_image_family: str) -> str:
-    """``AzureLinux`` for the ``azurelinux`` image family, ``Ubuntu`` otherwise (upstream's rule)."""
+    """``AzureLinux`` for the ``azurelinux`` image family, else ``Ubuntu`` (upstream's rule)."""
     return "AzureLinux" if node_image_family.lower() == "azurelinux" else "Ubuntu"
 
 
-def agent_pool_body(request: NodeRequest, *, now: datetime | None = None) -> dict[str, Any]:
+def agent_pool_body(
+    request: NodeRequest, *, default_family: str = "ubuntu", now: datetime | None = None
+) -> dict[str, Any]:
     """One VMSS agent pool of one node: the VM size, OS, disk, taints and labels of the claim."""
     vm_size = request.instance_type
     labels = {
@@ -42,7 +44,7 @@ def agent_pool_body(request: NodeRequest, *, now: datetime | None = None) -> dic
             "vmSize": vm_size,
             "count": 1,
             "osType": "Linux",
-            "osSKU": os_sku(request.node_image_family),
+            "osSKU": os_sku(request.node_image_family or default_family),
             "osDiskSizeGB": max(MIN_OS_DISK_GB, math.ceil(request.disk_gib)),
             "nodeTaints": [str(t) for t in request.taints],
             "nodeLabels": labels,

@@ -21,8 +21,10 @@ import structlog
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.policies import AsyncRetryPolicy
 from azure.core.polling import AsyncLROPoller
+from azure.core.rest import AsyncHttpResponse, HttpRequest
 from azure.identity.aio import DefaultAzureCredential
 from azure.mgmt.containerservice.aio import ContainerServiceClient
+from azure.mgmt.containerservice.models import AgentPool
 
 from kaito.engine import ObjectList, Resource
 from kaito_provisioners import reasons as r
@@ -34,7 +36,12 @@ from kaito_provisioners._nodes import (
     workspace_selector,
 )
 from kaito_provisioners.aks._errors import arm_code, classify, pool_failure
-from kaito_provisioners.aks._pools import CREATION_LAYOUT, LABEL_CREATION, LABEL_NODEPOOL, agent_pool_body
+from kaito_provisioners.aks._pools import (
+    CREATION_LAYOUT,
+    LABEL_CREATION,
+    LABEL_NODEPOOL,
+    agent_pool_body,
+)
 from kaito_provisioners.aks._settings import AksSettings
 from kaito_provisioners.base import NodeRequest, NodeSetStatus, ProvisionedNode, ProvisioningError
 
@@ -52,7 +59,7 @@ class _NodeLister(Protocol):
     ) -> ObjectList: ...
 
 
-class _ArmRetryPolicy(AsyncRetryPolicy):
+class _ArmRetryPolicy(AsyncRetryPolicy[HttpRequest, AsyncHttpResponse]):
     """azure-core's retries, except throttling: a 429 comes back to the backend, which waits the
     ``Retry-After`` without holding a reconcile worker and shows it on the Workspace."""
 
@@ -110,19 +117,19 @@ class AksProvisioner:
         settings.check()
         self.settings = settings
         self.kube = kube
-        verify = {} if settings.connection_verify is True else {
-            "connection_verify": settings.connection_verify}  # fmt: skip
-        self.credential = credential or DefaultAzureCredential(**verify)
+        verify = settings.connection_verify
+        self.credential = credential or DefaultAzureCredential(connection_verify=verify)
         self.arm = ContainerServiceClient(
             self.credential,
             settings.subscription_id,
             base_url=settings.arm_endpoint,
-            retry_policy=_ArmRetryPolicy(retry_total=3, retry_backoff_factor=0.5,
-                                         retry_backoff_max=8),
+            retry_policy=_ArmRetryPolicy(
+                retry_total=3, retry_backoff_factor=0.5, retry_backoff_max=8
+            ),
             polling_interval=settings.poll_interval,
-            **verify,
+            connection_verify=verify,
             **client_options,
-        )  # fmt: skip
+        )
         self._creating: dict[str, AsyncLROPoller[Any]] = {}
         self._blocked: dict[tuple[str, str], tuple[float, ProvisioningError]] = {}
         self._throttled: tuple[float, ProvisioningError] | None = None
@@ -183,8 +190,7 @@ class AksProvisioner:
                 and _labels(pool).get(LABEL_WORKSPACE_NAMESPACE) == namespace
             ]
         except AzureError as err:
-            error = classify(err, f"list the agent pools of {namespace}/{workspace}",
-                             self.settings)  # fmt: skip
+            error = classify(err, f"list the agent pools of {namespace}/{workspace}", self.settings)
             if error.reason == r.THROTTLED:
                 self._block((namespace, workspace), error)
             raise error from err
@@ -232,8 +238,9 @@ class AksProvisioner:
                 continue
             name = str(pool.get("name"))
             if await self._delete(name, _state(pool)) is not None:
-                log.info("aks_orphan_pool_deleted", pool=name, workspace=workspace,
-                         namespace=namespace)  # fmt: skip
+                log.info(
+                    "aks_orphan_pool_deleted", pool=name, workspace=workspace, namespace=namespace
+                )
                 deleted += 1
         return deleted
 
@@ -241,9 +248,8 @@ class AksProvisioner:
 
     async def _pool(self, name: str, request: NodeRequest) -> _Pool:
         poller = self._creating.get(name)
-        if poller is not None:
-            if not await self._follow(name, poller):
-                return _Pool("Creating")
+        if poller is not None and not await self._follow(name, poller):
+            return _Pool("Creating")
         try:
             pool = await self.arm.agent_pools.get(
                 self.settings.resource_group, self.settings.cluster_name, name
@@ -255,8 +261,9 @@ class AksProvisioner:
         state = _state(pool)
         if state == "Failed":
             failure = pool_failure(name, _error(pool), self.settings)
-            log.warning("aks_agent_pool_failed", pool=name, reason=failure.reason,
-                        cause=failure.cause)  # fmt: skip
+            log.warning(
+                "aks_agent_pool_failed", pool=name, reason=failure.reason, cause=failure.cause
+            )
             await self._delete(name, state)
             raise failure
         return _Pool(state, _error(pool))
@@ -275,12 +282,17 @@ class AksProvisioner:
         return False
 
     async def _create(self, name: str, request: NodeRequest) -> _Pool:
-        body = agent_pool_body(request)
+        body = AgentPool(
+            agent_pool_body(request, default_family=self.settings.default_node_image_family)
+        )
         try:
             poller = await self.arm.agent_pools.begin_create_or_update(
-                self.settings.resource_group, self.settings.cluster_name, name, body,
+                self.settings.resource_group,
+                self.settings.cluster_name,
+                name,
+                body,
                 polling_interval=self.settings.poll_interval,
-            )  # fmt: skip
+            )
         except HttpResponseError as err:
             if err.status_code == 409 and _IN_PROGRESS_CREATE in arm_code(err)[1]:
                 log.info("aks_agent_pool_adopted", pool=name, state="Creating")
@@ -288,8 +300,13 @@ class AksProvisioner:
             raise classify(err, f"create agent pool {name}", self.settings) from err
         except AzureError as err:
             raise classify(err, f"create agent pool {name}", self.settings) from err
-        log.info("aks_agent_pool_create_started", pool=name, vm_size=request.instance_type,
-                 workspace=request.workspace, namespace=request.namespace)  # fmt: skip
+        log.info(
+            "aks_agent_pool_create_started",
+            pool=name,
+            vm_size=request.instance_type,
+            workspace=request.workspace,
+            namespace=request.namespace,
+        )
         self._creating[name] = poller
         if await self._follow(name, poller):
             return await self._pool(name, request)
@@ -301,9 +318,11 @@ class AksProvisioner:
             return None
         try:
             poller = await self.arm.agent_pools.begin_delete(
-                self.settings.resource_group, self.settings.cluster_name, name,
+                self.settings.resource_group,
+                self.settings.cluster_name,
+                name,
                 polling_interval=self.settings.poll_interval,
-            )  # fmt: skip
+            )
         except ResourceNotFoundError:
             return None
         except HttpResponseError as err:
@@ -320,24 +339,26 @@ class AksProvisioner:
     async def _observe(
         self, request: NodeRequest, pools: Mapping[str, _Pool]
     ) -> tuple[tuple[ProvisionedNode, ...], ProvisioningError | None]:
-        joined: dict[str, dict[str, Any]] = {}
+        joined: dict[str, Mapping[str, Any]] = {}
         if any(p.state == "Succeeded" for p in pools.values()):
             found = await self.kube.list(
                 NODES, label_selector=workspace_selector(request.namespace, request.workspace)
             )
-            for node in found.items:
-                labels = (node.get("metadata") or {}).get("labels") or {}
-                pool = next((labels[k] for k in _POOL_LABELS if k in labels), None)
-                if pool is not None:
-                    joined[pool] = node
+            for item in found.items:
+                labels = (item.get("metadata") or {}).get("labels") or {}
+                owner = next((labels[k] for k in _POOL_LABELS if k in labels), None)
+                if owner is not None:
+                    joined[owner] = item
         nodes = []
         timeout: ProvisioningError | None = None
         now = self._now()
         for name, pool in pools.items():
             node = joined.get(name)
             if pool.state != "Succeeded":
-                nodes.append(observe_node(name, None, instance_type=request.instance_type,
-                                          waiting=f"agent pool {name} is {pool.state}"))  # fmt: skip
+                waiting = f"agent pool {name} is {pool.state}"
+                nodes.append(
+                    observe_node(name, None, instance_type=request.instance_type, waiting=waiting)
+                )
                 continue
             if node is None:
                 since = self._unjoined_since.setdefault(name, now)
@@ -353,9 +374,14 @@ class AksProvisioner:
                     await self._delete(name, pool.state)
             else:
                 self._unjoined_since.pop(name, None)
-            nodes.append(observe_node(name, node, instance_type=request.instance_type,
-                                      waiting=f"agent pool {name} succeeded; waiting for its node "
-                                      "to join"))  # fmt: skip
+            nodes.append(
+                observe_node(
+                    name,
+                    node,
+                    instance_type=request.instance_type,
+                    waiting=f"agent pool {name} succeeded; waiting for its node to join",
+                )
+            )
         return tuple(nodes), timeout
 
     # -- backoff --------------------------------------------------------------------------
@@ -368,8 +394,14 @@ class AksProvisioner:
             self._throttled = (until, error)  # ARM throttles the whole subscription
         else:
             self._blocked[key] = (until, error)
-        log.warning("aks_provisioning_backoff", reason=error.reason, cause=error.cause,
-                    retry_after=error.retry_after, workspace=key[1], namespace=key[0])  # fmt: skip
+        log.warning(
+            "aks_provisioning_backoff",
+            reason=error.reason,
+            cause=error.cause,
+            retry_after=error.retry_after,
+            workspace=key[1],
+            namespace=key[0],
+        )
 
     def _waiting(self, key: tuple[str, str]) -> ProvisioningError | None:
         """The error to report again while its backoff runs (no ARM call meanwhile)."""
@@ -378,7 +410,12 @@ class AksProvisioner:
             if entry is None or now >= entry[0]:
                 continue
             until, err = entry
-            return ProvisioningError(err.reason, err.message, cause=err.cause,
-                                     retry_after=until - now, retryable=err.retryable)  # fmt: skip
+            return ProvisioningError(
+                err.reason,
+                err.message,
+                cause=err.cause,
+                retry_after=until - now,
+                retryable=err.retryable,
+            )
         self._blocked.pop(key, None)
         return None

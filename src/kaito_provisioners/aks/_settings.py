@@ -42,6 +42,8 @@ class AksSettings:
     cluster_name: str
     arm_endpoint: str | None = None
     connection_verify: str | bool = True
+    #: The image family of Workspaces that name none (``--default-node-image-family``).
+    default_node_image_family: str = "ubuntu"
     #: Seconds between LRO polls when ARM sends no ``Retry-After``.
     poll_interval: float = 10.0
     #: How long one ``ensure`` waits on a pool's create operation before reporting progress.

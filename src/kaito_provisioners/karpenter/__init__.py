@@ -2,7 +2,11 @@
 
 from kaito_provisioners.karpenter._nodeclaim import nodeclaim_manifest
 from kaito_provisioners.karpenter._provisioner import NODECLAIMS, NodeClaimProvisioner
-from kaito_provisioners.karpenter._settings import KarpenterSettings, NodeClassRef, parse_node_classes
+from kaito_provisioners.karpenter._settings import (
+    KarpenterSettings,
+    NodeClassRef,
+    parse_node_classes,
+)
 
 __all__ = (
     "NODECLAIMS",

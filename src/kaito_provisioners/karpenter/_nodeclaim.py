@@ -19,7 +19,6 @@ LABEL_NODEPOOL: Final = "karpenter.sh/nodepool"
 KAITO_NODEPOOL: Final = "kaito"
 DO_NOT_DISRUPT: Final = "karpenter.sh/do-not-disrupt"
 NODE_IMAGE_FAMILY: Final = "kaito.sh/node-image-family"
-_FAMILIES: Final = {"ubuntu": "ubuntu", "azurelinux": "azurelinux"}
 
 
 def nodeclaim_manifest(
@@ -51,7 +50,7 @@ def nodeclaim_manifest(
             "labels": {LABEL_NODEPOOL: KAITO_NODEPOOL, **workspace_labels(request)},
             "annotations": {
                 DO_NOT_DISRUPT: "true",
-                NODE_IMAGE_FAMILY: _FAMILIES.get(request.node_image_family.lower(), "ubuntu"),
+                NODE_IMAGE_FAMILY: settings.image_family(request.node_image_family),
             },
         },
         "spec": {

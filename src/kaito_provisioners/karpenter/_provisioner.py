@@ -138,8 +138,9 @@ class NodeClaimProvisioner:
             self._seen.pop(name, None)
             if not claim["metadata"].get("deletionTimestamp"):
                 await self.client.delete(NODECLAIMS, ObjectKey("", name))
-                log.info("nodeclaim_deleted", nodeclaim=name, workspace=workspace,
-                         namespace=namespace)  # fmt: skip
+                log.info(
+                    "nodeclaim_deleted", nodeclaim=name, workspace=workspace, namespace=namespace
+                )
         raise ProvisioningError(
             r.NODES_DELETING,
             f"waiting for Karpenter to terminate NodeClaims {', '.join(names)} of "
@@ -163,8 +164,12 @@ class NodeClaimProvisioner:
                 continue
             await self.client.delete(NODECLAIMS, ObjectKey("", meta["name"]))
             self._seen.pop(meta["name"], None)
-            log.info("orphan_nodeclaim_deleted", nodeclaim=meta["name"], workspace=workspace,
-                     namespace=namespace)  # fmt: skip
+            log.info(
+                "orphan_nodeclaim_deleted",
+                nodeclaim=meta["name"],
+                workspace=workspace,
+                namespace=namespace,
+            )
             deleted += 1
         return deleted
 
@@ -178,8 +183,13 @@ class NodeClaimProvisioner:
             if err.status != 409:
                 raise
             return manifest  # created meanwhile (another pass, or a manager before a restart)
-        log.info("nodeclaim_created", nodeclaim=name, instance_type=request.instance_type,
-                 workspace=request.workspace, namespace=request.namespace)  # fmt: skip
+        log.info(
+            "nodeclaim_created",
+            nodeclaim=name,
+            instance_type=request.instance_type,
+            workspace=request.workspace,
+            namespace=request.namespace,
+        )
         return created
 
     async def _vanished(self, name: str, seen: _Seen, request: NodeRequest) -> ProvisioningError:
@@ -251,8 +261,10 @@ class NodeClaimProvisioner:
             )
             launched = conditions.get("Launched", {})
             message = str(launched.get("message") or "")
-            if not _true(conditions, "Launched") and launched.get("reason") not in _BENIGN and (
-                message
+            if (
+                not _true(conditions, "Launched")
+                and launched.get("reason") not in _BENIGN
+                and (message)
             ):
                 reason = _launch_reason(message)
                 problem = problem or ProvisioningError(
@@ -262,12 +274,20 @@ class NodeClaimProvisioner:
                     cause=str(launched.get("reason")),
                 )
             node = joined.get(str((claim.get("status") or {}).get("nodeName") or ""))
-            observed = observe_node(name, node, instance_type=request.instance_type,
-                                    waiting=_waiting_for(name, claim, conditions))  # fmt: skip
+            observed = observe_node(
+                name,
+                node,
+                instance_type=request.instance_type,
+                waiting=_waiting_for(name, claim, conditions),
+            )
             if claim.get("metadata", {}).get("deletionTimestamp"):
-                observed = attrs.evolve(observed, ready=False, claim_ready=False,
-                                        reason=r.NODE_CLAIM_NOT_READY,
-                                        message=f"NodeClaim {name} is being deleted")  # fmt: skip
+                observed = attrs.evolve(
+                    observed,
+                    ready=False,
+                    claim_ready=False,
+                    reason=r.NODE_CLAIM_NOT_READY,
+                    message=f"NodeClaim {name} is being deleted",
+                )
             elif not _true(conditions, "Ready"):
                 observed = attrs.evolve(
                     observed,
@@ -288,8 +308,13 @@ class NodeClaimProvisioner:
         if now >= until:
             del self._blocked[key]
             return None
-        return ProvisioningError(err.reason, err.message, cause=err.cause,
-                                 retry_after=until - now, retryable=err.retryable)  # fmt: skip
+        return ProvisioningError(
+            err.reason,
+            err.message,
+            cause=err.cause,
+            retry_after=until - now,
+            retryable=err.retryable,
+        )
 
 
 def _waiting_for(name: str, claim: Mapping[str, Any], conditions: Mapping[str, Any]) -> str:

@@ -22,7 +22,10 @@ _DNS1123_SUBDOMAIN: Final = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
 #: Upstream's NodeClass names per node image family when no ``--karpenter-node-classes`` is set.
-IMAGE_FAMILY_CLASSES: Final = {"ubuntu": "image-family-ubuntu", "azurelinux": "image-family-azure-linux"}
+IMAGE_FAMILY_CLASSES: Final = {
+    "ubuntu": "image-family-ubuntu",
+    "azurelinux": "image-family-azure-linux",
+}
 
 
 @attrs.frozen
@@ -79,6 +82,8 @@ class KarpenterSettings:
     #: NodeClasses a Workspace may pick with ``kaito.sh/node-class-name`` (empty: any).
     node_class_names: tuple[str, ...] = ()
     cloud: str = "azure"
+    #: The image family of Workspaces that name none (``--default-node-image-family``).
+    default_node_image_family: str = "ubuntu"
     #: Wait before creating a NodeClaim again after the provider had no capacity.
     capacity_retry: float = 30.0
     clock: Callable[[], float] = time.monotonic
@@ -90,11 +95,14 @@ class KarpenterSettings:
             return cls("karpenter.k8s.aws", "EC2NodeClass", "default", cloud=cloud)
         return cls("kaito.sh", "KaitoNodeClass", "default", cloud=cloud)
 
+    def image_family(self, requested: str) -> str:
+        """The Workspace's node image family, else the default."""
+        family = (requested or self.default_node_image_family).lower()
+        return family if family in IMAGE_FAMILY_CLASSES else "ubuntu"
+
     def node_class(self, requested: str, image_family: str) -> NodeClassRef:
         """The NodeClass for a Workspace: the one it asked for when allowed, else the default."""
-        name = self.node_class_name or IMAGE_FAMILY_CLASSES.get(
-            image_family.lower(), IMAGE_FAMILY_CLASSES["ubuntu"]
-        )
+        name = self.node_class_name or IMAGE_FAMILY_CLASSES[self.image_family(image_family)]
         if requested and (not self.node_class_names or requested in self.node_class_names):
             name = requested
         return NodeClassRef(self.node_class_group, self.node_class_kind, name)

@@ -73,11 +73,16 @@ class ArmFrontEnd:
             response = web.json_response(err.body(), status=err.status, headers=err.headers)
         except TimeoutError:
             response = web.json_response(
-                {"error": {"code": "GatewayTimeout", "message": "The gateway did not receive a "
-                           "response from 'Microsoft.ContainerService' within the specified "
-                           "time period."}},
+                {
+                    "error": {
+                        "code": "GatewayTimeout",
+                        "message": "The gateway did not receive a "
+                        "response from 'Microsoft.ContainerService' within the specified "
+                        "time period.",
+                    }
+                },
                 status=504,
-            )  # fmt: skip
+            )
         response.headers["x-ms-request-id"] = request_id
         response.headers["x-ms-correlation-request-id"] = request_id
         return response
@@ -89,48 +94,73 @@ class ArmFrontEnd:
         self._throttle(verb, parts)
         claims = self._authenticate(request)
         if _lower(parts, 0) != "subscriptions" or len(parts) < 2:
-            raise ArmError(404, "InvalidResourceType", f"The resource path '{request.path}' is "
-                           "not served by this endpoint.")  # fmt: skip
+            raise ArmError(
+                404,
+                "InvalidResourceType",
+                f"The resource path '{request.path}' is not served by this endpoint.",
+            )
         if parts[1].lower() != emu.subscription_id.lower():
-            raise ArmError(404, "SubscriptionNotFound",
-                           f"The subscription '{parts[1]}' could not be found.")  # fmt: skip
+            raise ArmError(
+                404, "SubscriptionNotFound", f"The subscription '{parts[1]}' could not be found."
+            )
         if _lower(parts, 2) == "providers" and _lower(parts, 4) == "locations":
             return self._operation(request, parts)
         api_version = request.query.get("api-version")
         if api_version is None:
-            raise ArmError(400, "MissingApiVersionParameter", "The api-version query parameter "
-                           "(?api-version=) is required for all requests.")  # fmt: skip
+            raise ArmError(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
         if api_version not in SUPPORTED_API_VERSIONS:
-            raise ArmError(400, "NoRegisteredProviderFound", f"No registered resource provider "
-                           f"found for location '{emu.location}' and API version '{api_version}' "
-                           "for type 'managedClusters'. The supported api-versions are "
-                           f"'{', '.join(SUPPORTED_API_VERSIONS)}'. The supported locations are "
-                           f"'{emu.location}'.")  # fmt: skip
+            raise ArmError(
+                400,
+                "NoRegisteredProviderFound",
+                f"No registered resource provider "
+                f"found for location '{emu.location}' and API version '{api_version}' "
+                "for type 'managedClusters'. The supported api-versions are "
+                f"'{', '.join(SUPPORTED_API_VERSIONS)}'. The supported locations are "
+                f"'{emu.location}'.",
+            )
         self._check_cluster(parts)
         if _lower(parts, 8) != "agentpools":
-            raise ArmError(404, "InvalidResourceType", f"The resource type '{'/'.join(parts[6:])}'"
-                           " could not be found in the namespace 'Microsoft.ContainerService' "
-                           f"for api version '{api_version}'.")  # fmt: skip
+            raise ArmError(
+                404,
+                "InvalidResourceType",
+                f"The resource type '{'/'.join(parts[6:])}'"
+                " could not be found in the namespace 'Microsoft.ContainerService' "
+                f"for api version '{api_version}'.",
+            )
         name = parts[9] if len(parts) > 9 else None
         self._authorize(claims, request.method, request.path)
         emu.requests[f"{request.method} agentPools{'' if name else ' (list)'}"] += 1
         if name is None:
             if request.method != "GET":
-                raise ArmError(405, "MethodNotAllowed", f"The requested resource does not "
-                               f"support http method '{request.method}'.")  # fmt: skip
+                raise ArmError(
+                    405,
+                    "MethodNotAllowed",
+                    f"The requested resource does not support http method '{request.method}'.",
+                )
             return self._list(request)
         if request.method == "GET":
             pool = emu.pools.get(name)
             if pool is None:
-                raise ArmError(404, "NotFound", f"Agent Pool not found: could not find agent pool "
-                               f"'{name}' in managed cluster '{emu.cluster_name}'.")  # fmt: skip
+                raise ArmError(
+                    404,
+                    "NotFound",
+                    f"Agent Pool not found: could not find agent pool "
+                    f"'{name}' in managed cluster '{emu.cluster_name}'.",
+                )
             return web.json_response(pool.body(emu.pool_id(name)))
         if request.method == "PUT":
             return await self._put(request, name)
         if request.method == "DELETE":
             return await self._delete(name)
-        raise ArmError(405, "MethodNotAllowed",
-                       f"The requested resource does not support http method '{request.method}'.")
+        raise ArmError(
+            405,
+            "MethodNotAllowed",
+            f"The requested resource does not support http method '{request.method}'.",
+        )
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -149,31 +179,41 @@ class ArmFrontEnd:
             or f"Number of '{verb}' requests for subscription '{sub}' actually exceeded the "
             f"limit of '{limit}' for time interval '01:00:00'. Please try again after "
             f"'{fault.retry_after}' seconds.",
-            headers={"Retry-After": str(fault.retry_after),
-                     f"x-ms-ratelimit-remaining-subscription-{verb}s": "0"},
-        )  # fmt: skip
+            headers={
+                "Retry-After": str(fault.retry_after),
+                f"x-ms-ratelimit-remaining-subscription-{verb}s": "0",
+            },
+        )
 
     def _authenticate(self, request: web.Request) -> dict[str, Any]:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise ArmError(401, "AuthenticationFailed", "Authentication failed. The "
-                           "'Authorization' header is missing.")  # fmt: skip
+            raise ArmError(
+                401,
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing.",
+            )
         try:
             return self.emulator.tenant.verify_access_token(token.strip())
         except JwtError as err:
-            code = "ExpiredAuthenticationToken" if "expired" in str(err) else (
-                "InvalidAuthenticationToken")  # fmt: skip
+            code = (
+                "ExpiredAuthenticationToken"
+                if "expired" in str(err)
+                else ("InvalidAuthenticationToken")
+            )
             raise ArmError(401, code, f"The access token is invalid: {err}.") from None
 
     def _check_cluster(self, parts: list[str]) -> None:
         emu = self.emulator
         if _lower(parts, 2) != "resourcegroups" or len(parts) < 4:
-            raise ArmError(404, "InvalidResourceType", "The resource group is missing from the "
-                           "path.")  # fmt: skip
+            raise ArmError(
+                404, "InvalidResourceType", "The resource group is missing from the path."
+            )
         if parts[3].lower() != emu.resource_group.lower():
-            raise ArmError(404, "ResourceGroupNotFound",
-                           f"Resource group '{parts[3]}' could not be found.")
+            raise ArmError(
+                404, "ResourceGroupNotFound", f"Resource group '{parts[3]}' could not be found."
+            )
         if (
             _lower(parts, 4) != "providers"
             or _lower(parts, 5) != "microsoft.containerservice"
@@ -181,10 +221,14 @@ class ArmFrontEnd:
             or _lower(parts, 7) != emu.cluster_name.lower()
         ):
             name = parts[7] if len(parts) > 7 else ""
-            raise ArmError(404, "ResourceNotFound", f"The Resource 'Microsoft.ContainerService/"
-                           f"managedClusters/{name}' under resource group '{parts[3]}' was not "
-                           "found. For more details please go to "
-                           "https://aka.ms/ARMResourceNotFoundFix")  # fmt: skip
+            raise ArmError(
+                404,
+                "ResourceNotFound",
+                f"The Resource 'Microsoft.ContainerService/"
+                f"managedClusters/{name}' under resource group '{parts[3]}' was not "
+                "found. For more details please go to "
+                "https://aka.ms/ARMResourceNotFoundFix",
+            )
 
     def _authorize(self, claims: dict[str, Any], method: str, path: str) -> None:
         emu = self.emulator
@@ -192,10 +236,14 @@ class ArmFrontEnd:
         if object_id in emu.role_assignments:
             return
         action = _ACTIONS.get(method, _ACTIONS["GET"])
-        raise ArmError(403, "AuthorizationFailed", f"The client '{claims.get('appid')}' with "
-                       f"object id '{object_id}' does not have authorization to perform action "
-                       f"'{action}' over scope '{path}' or the scope is invalid. If access was "
-                       "recently granted, please refresh your credentials.")  # fmt: skip
+        raise ArmError(
+            403,
+            "AuthorizationFailed",
+            f"The client '{claims.get('appid')}' with "
+            f"object id '{object_id}' does not have authorization to perform action "
+            f"'{action}' over scope '{path}' or the scope is invalid. If access was "
+            "recently granted, please refresh your credentials.",
+        )
 
     # -- verbs ----------------------------------------------------------------------------
 
@@ -223,8 +271,11 @@ class ArmFrontEnd:
         try:
             body = json.loads(raw or b"null")
         except ValueError:
-            raise ArmError(400, "InvalidRequestContent", "The request content was invalid and "
-                           "could not be deserialized.") from None  # fmt: skip
+            raise ArmError(
+                400,
+                "InvalidRequestContent",
+                "The request content was invalid and could not be deserialized.",
+            ) from None
         await emu.hook("before", "PUT", name)
         status, pool, operation = emu.put_pool(name, body)
         await emu.hook("after", "PUT", name)
@@ -261,8 +312,10 @@ class ArmFrontEnd:
         if kind == "operations":
             return web.json_response(operation.body(), headers=emu.retry_hint())
         if not operation.done:
-            return web.Response(status=202, headers={
-                "Location": emu.operation_url(op_id, result=True), **emu.retry_hint()})  # fmt: skip
+            return web.Response(
+                status=202,
+                headers={"Location": emu.operation_url(op_id, result=True), **emu.retry_hint()},
+            )
         if operation.status == "Failed" and operation.error:
             raise ArmError(400, operation.error["code"], operation.error["message"])
         return web.Response(status=204)

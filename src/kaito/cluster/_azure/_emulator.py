@@ -22,7 +22,14 @@ from anyio.abc import TaskGroup, TaskStatus
 from kaito.cluster._azure._arm import OPERATIONS_API_VERSION, ArmFrontEnd
 from kaito.cluster._azure._entra import CLUSTER_ISSUER, EntraTenant, FederatedCredential
 from kaito.cluster._azure._faults import AzureFaults
-from kaito.cluster._azure._pools import AgentPool, ArmError, Operation, parse_taint, stamp, validate_pool_body
+from kaito.cluster._azure._pools import (
+    AgentPool,
+    ArmError,
+    Operation,
+    parse_taint,
+    stamp,
+    validate_pool_body,
+)
 from kaito.cluster._azure._vm import BootTimes, VirtualMachineNodes, gpu_count, node_name_for
 from kaito.cluster._client import LocalClient
 from kaito.tls import generate_serving_certificate
@@ -48,7 +55,7 @@ class AzureTimes:
     create: float = 2.0
     update: float = 0.5
     delete: float = 1.0
-    boot: BootTimes = BootTimes()
+    boot: BootTimes = attrs.field(factory=BootTimes)
     #: ``Retry-After`` on long-running operation responses (0: none; clients use their own).
     poll_hint: int = 0
 
@@ -100,8 +107,9 @@ class AzureEmulator:
         self.ca_file = Path()
         self.token_file = Path()
         self.client_id = self.tenant.register_app(secret=f"s3cr3t-{uuid.uuid4()}")
-        self.tenant.federate(self.client_id, FederatedCredential(CLUSTER_ISSUER,
-                                                                 MANAGER_SERVICE_ACCOUNT))  # fmt: skip
+        self.tenant.federate(
+            self.client_id, FederatedCredential(CLUSTER_ISSUER, MANAGER_SERVICE_ACCOUNT)
+        )
         self.grant(self.client_id)
         self._vms = VirtualMachineNodes(client, times.boot)
         self._tasks: TaskGroup | None = None
@@ -111,7 +119,7 @@ class AzureEmulator:
     @property
     def client_secret(self) -> str:
         """The default application's client secret."""
-        secret = self.tenant._apps[self.client_id].secret  # noqa: SLF001 - the emulator's own tenant
+        secret = self.tenant._apps[self.client_id].secret
         assert secret is not None
         return secret
 
@@ -192,10 +200,14 @@ class AzureEmulator:
         operation = self._current_operation(pool.name)
         verb = {"Creating": "create", "Updating": "update", "Deleting": "delete"}[pool.state]
         started = operation.started if operation else stamp()
-        return ArmError(409, "OperationNotAllowed", f"Operation is not allowed because there's "
-                        f"an in progress {verb} node pool operation started at {started}. Please "
-                        "wait for it to finish before starting a new operation. See "
-                        "https://aka.ms/aks-pending-operation for more details")  # fmt: skip
+        return ArmError(
+            409,
+            "OperationNotAllowed",
+            f"Operation is not allowed because there's "
+            f"an in progress {verb} node pool operation started at {started}. Please "
+            "wait for it to finish before starting a new operation. See "
+            "https://aka.ms/aks-pending-operation for more details",
+        )
 
     def put_pool(self, name: str, body: Any) -> tuple[int, AgentPool, Operation]:
         """Create or update an agent pool; the operation continues in the background."""
@@ -208,32 +220,47 @@ class AzureEmulator:
         scope = {"instance_type": instance_type, "workspace": workspace}
         conflict = self.faults.match(("conflict",), **scope)
         if conflict is not None:
-            raise ArmError(409, "OperationNotAllowed", conflict.message or "Operation is not "
-                           "allowed because there's an in progress upgrade managed cluster "
-                           f"operation on '{self.cluster_name}' started at {stamp()}. Please wait "
-                           "for it to finish before starting a new operation. See "
-                           "https://aka.ms/aks-pending-operation for more details")  # fmt: skip
+            raise ArmError(
+                409,
+                "OperationNotAllowed",
+                conflict.message
+                or "Operation is not "
+                "allowed because there's an in progress upgrade managed cluster "
+                f"operation on '{self.cluster_name}' started at {stamp()}. Please wait "
+                "for it to finish before starting a new operation. See "
+                "https://aka.ms/aks-pending-operation for more details",
+            )
         refused = self.faults.match(("quota", "sku_unavailable"), **scope)
         if refused is not None and refused.kind == "quota":
             cores = max(gpu_count(instance_type), 1) * 24 * int(props.get("count", 1) or 1)
-            raise ArmError(400, "QuotaExceeded", refused.message or f"Preflight validation check "
-                           f"for resource(s) for container service {self.cluster_name} in "
-                           f"resource group MC_{self.resource_group}_{self.cluster_name}_"
-                           f"{self.location} failed. Message: Operation could not be completed as "
-                           f"it results in exceeding approved {_quota_family(instance_type)} "
-                           "Cores quota. Additional details - Deployment Model: Resource "
-                           f"Manager, Location: {self.location}, Current Limit: 0, Current "
-                           f"Usage: 0, Additional Required: {cores}, (Minimum) New Limit "
-                           f"Required: {cores}. Submit a request for Quota increase at "
-                           "https://aka.ms/ProdportalCRP/#blade/Microsoft_Azure_Capacity/"
-                           "UsageAndQuota.ReactView by specifying parameters listed in the "
-                           "'Details' section for deployment to succeed.")  # fmt: skip
+            raise ArmError(
+                400,
+                "QuotaExceeded",
+                refused.message
+                or f"Preflight validation check "
+                f"for resource(s) for container service {self.cluster_name} in "
+                f"resource group MC_{self.resource_group}_{self.cluster_name}_"
+                f"{self.location} failed. Message: Operation could not be completed as "
+                f"it results in exceeding approved {_quota_family(instance_type)} "
+                "Cores quota. Additional details - Deployment Model: Resource "
+                f"Manager, Location: {self.location}, Current Limit: 0, Current "
+                f"Usage: 0, Additional Required: {cores}, (Minimum) New Limit "
+                f"Required: {cores}. Submit a request for Quota increase at "
+                "https://aka.ms/ProdportalCRP/#blade/Microsoft_Azure_Capacity/"
+                "UsageAndQuota.ReactView by specifying parameters listed in the "
+                "'Details' section for deployment to succeed.",
+            )
         if refused is not None:
-            raise ArmError(400, "SkuNotAvailable", refused.message or f"The requested VM size "
-                           f"'{instance_type}' is currently not available in location "
-                           f"'{self.location}'. Please try another size or deploy to a different "
-                           "location or different zone. See https://aka.ms/azureskunotavailable "
-                           "for details.")  # fmt: skip
+            raise ArmError(
+                400,
+                "SkuNotAvailable",
+                refused.message
+                or f"The requested VM size "
+                f"'{instance_type}' is currently not available in location "
+                f"'{self.location}'. Please try another size or deploy to a different "
+                "location or different zone. See https://aka.ms/azureskunotavailable "
+                "for details.",
+            )
         tasks = self._tasks_or_fail()
         if existing is not None and existing.state == "Succeeded":
             existing.properties = {**props, "count": existing.properties.get("count", 1)}
@@ -274,17 +301,24 @@ class AzureEmulator:
         failure = self.faults.match(("capacity", "pool_failed"), **scope)
         if failure is not None:
             if failure.kind == "capacity":
-                error = {"code": "AllocationFailed", "message": failure.message or "Allocation "
-                         "failed. We do not have sufficient capacity for the requested VM size "
-                         f"{pool.instance_type} in region {self.location}. Read more about "
-                         "improving likelihood of allocation success at "
-                         "http://aka.ms/allocation-guidance"}  # fmt: skip
+                error = {
+                    "code": "AllocationFailed",
+                    "message": failure.message
+                    or "Allocation "
+                    "failed. We do not have sufficient capacity for the requested VM size "
+                    f"{pool.instance_type} in region {self.location}. Read more about "
+                    "improving likelihood of allocation success at "
+                    "http://aka.ms/allocation-guidance",
+                }
             else:
-                error = {"code": "VMExtensionProvisioningError", "message": failure.message or
-                         "Unable to establish outbound connection from agents, please see "
-                         "https://aka.ms/aks-required-ports-and-addresses for more information. "
-                         "Details: instance 0 has extension error details : {vmssCSE error "
-                         "messages : {vmssCSE exit status=50}}"}  # fmt: skip
+                error = {
+                    "code": "VMExtensionProvisioningError",
+                    "message": failure.message
+                    or "Unable to establish outbound connection from agents, please see "
+                    "https://aka.ms/aks-required-ports-and-addresses for more information. "
+                    "Details: instance 0 has extension error details : {vmssCSE error "
+                    "messages : {vmssCSE exit status=50}}",
+                }
             pool.state, pool.error = "Failed", error
             operation.finish(error)
             log.info("aks_agent_pool_failed", pool=pool.name, code=error["code"])
@@ -410,7 +444,7 @@ async def azure_emulator(
         )
         try:
             async with anyio.create_task_group() as tasks:
-                emulator._tasks = tasks  # noqa: SLF001 - the emulator's own lifecycle
+                emulator._tasks = tasks
                 context = certificate.server_context()
                 arm_runner, arm_port = await _serve(arm, context)
                 runners.append(arm_runner)
@@ -418,14 +452,17 @@ async def azure_emulator(
                 runners.append(entra_runner)
                 emulator.arm_url = f"https://127.0.0.1:{arm_port}"
                 emulator.authority_host = f"https://127.0.0.1:{entra_port}"
-                log.info("azure_emulator_started", arm=emulator.arm_url,
-                         authority=emulator.authority_host)  # fmt: skip
+                log.info(
+                    "azure_emulator_started",
+                    arm=emulator.arm_url,
+                    authority=emulator.authority_host,
+                )
                 try:
                     yield emulator
                 finally:
                     tasks.cancel_scope.cancel()
         finally:
-            emulator._tasks = None  # noqa: SLF001
+            emulator._tasks = None
             with anyio.CancelScope(shield=True):
                 for runner in runners:
                     await runner.cleanup()

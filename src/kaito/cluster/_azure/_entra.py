@@ -24,7 +24,10 @@ TOKEN_EXCHANGE_AUDIENCE: Final = "api://AzureADTokenExchange"
 JWT_BEARER: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: The OIDC issuer the emulated cluster signs its service account tokens as.
 CLUSTER_ISSUER: Final = "https://oidc.kaito-emulated.azure.local/cluster/"
-_SCOPES: Final = {f"{ARM_AUDIENCE}/.default": ARM_AUDIENCE, f"{ARM_AUDIENCE}//.default": ARM_AUDIENCE}
+_SCOPES: Final = {
+    f"{ARM_AUDIENCE}/.default": ARM_AUDIENCE,
+    f"{ARM_AUDIENCE}//.default": ARM_AUDIENCE,
+}
 
 
 @attrs.frozen
@@ -88,7 +91,7 @@ class EntraTenant:
         self._apps[client_id].secret = secret
 
     def federate(self, client_id: str, credential: FederatedCredential) -> None:
-        """Let ``client_id`` be obtained with a token matching ``credential`` (workload identity)."""
+        """Let ``client_id`` sign in with a token matching ``credential`` (workload identity)."""
         self._apps[client_id].federated.append(credential)
 
     def object_id(self, client_id: str) -> str:
@@ -101,10 +104,16 @@ class EntraTenant:
         """A projected service account token as the cluster's OIDC issuer signs it."""
         now = int(time.time())
         return encode_jwt(
-            {"iss": CLUSTER_ISSUER, "sub": subject, "aud": audience, "iat": now, "nbf": now,
-             "exp": now + lifetime},
+            {
+                "iss": CLUSTER_ISSUER,
+                "sub": subject,
+                "aud": audience,
+                "iat": now,
+                "nbf": now,
+                "exp": now + lifetime,
+            },
             self._cluster_key,
-        )  # fmt: skip
+        )
 
     def verify_access_token(self, token: str) -> dict[str, Any]:
         """The claims of an access token this tenant issued for ARM (raises ``JwtError``)."""
@@ -119,28 +128,44 @@ class EntraTenant:
         """``POST /{tenant}/oauth2/v2.0/token`` (client credentials grant)."""
         tenant = request.match_info["tenant"]
         if tenant not in (self.tenant_id, "organizations"):
-            return _error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found. Check to "
-                          "make sure you have the correct tenant ID and are signing into the "
-                          "correct cloud.")  # fmt: skip
+            return _error(
+                400,
+                "invalid_request",
+                90002,
+                f"Tenant '{tenant}' not found. Check to "
+                "make sure you have the correct tenant ID and are signing into the "
+                "correct cloud.",
+            )
         form = await request.post()
         fields = {k: str(v) for k, v in form.items()}
         return self._token(fields)
 
     def _token(self, form: Mapping[str, str]) -> web.Response:
         if form.get("grant_type") != "client_credentials":
-            return _error(400, "unsupported_grant_type", 70003, "The app requested an "
-                          "unsupported grant type.")  # fmt: skip
+            return _error(
+                400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type."
+            )
         client_id = form.get("client_id", "")
         app = self._apps.get(client_id)
         if app is None:
-            return _error(400, "unauthorized_client", 700016, f"Application with identifier "
-                          f"'{client_id}' was not found in the directory '{self.tenant_id}'.")  # fmt: skip
+            return _error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier "
+                f"'{client_id}' was not found in the directory '{self.tenant_id}'.",
+            )
         scope = form.get("scope", "")
         audience = _SCOPES.get(scope)
         if audience is None:
-            return _error(400, "invalid_scope", 1002012, f"The provided value for scope {scope} "
-                          "is not valid. Client credential flows must have a scope value with "
-                          "/.default suffixed to the resource identifier (application ID URI).")  # fmt: skip
+            return _error(
+                400,
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {scope} "
+                "is not valid. Client credential flows must have a scope value with "
+                "/.default suffixed to the resource identifier (application ID URI).",
+            )
         if "client_assertion" in form:
             problem = self._check_assertion(app, form)
             if problem is not None:
@@ -149,25 +174,47 @@ class EntraTenant:
             if app.secret is None or not secrets.compare_digest(
                 app.secret.encode(), form["client_secret"].encode()
             ):
-                return _error(401, "invalid_client", 7000215, "Invalid client secret provided. "
-                              "Ensure the secret being sent in the request is the client secret "
-                              "value, not the client secret ID, for a secret added to app "
-                              f"'{client_id}'.")  # fmt: skip
+                return _error(
+                    401,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. "
+                    "Ensure the secret being sent in the request is the client secret "
+                    "value, not the client secret ID, for a secret added to app "
+                    f"'{client_id}'.",
+                )
         else:
-            return _error(401, "invalid_client", 7000218, "The request body must contain the "
-                          "following parameter: 'client_assertion' or 'client_secret'.")  # fmt: skip
+            return _error(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the "
+                "following parameter: 'client_assertion' or 'client_secret'.",
+            )
         now = int(time.time())
         token = encode_jwt(
-            {"aud": audience, "iss": f"https://sts.windows.net/{self.tenant_id}/",
-             "tid": self.tenant_id, "appid": client_id, "oid": app.object_id,
-             "sub": app.object_id, "iat": now, "nbf": now, "exp": now + self.token_lifetime},
+            {
+                "aud": audience,
+                "iss": f"https://sts.windows.net/{self.tenant_id}/",
+                "tid": self.tenant_id,
+                "appid": client_id,
+                "oid": app.object_id,
+                "sub": app.object_id,
+                "iat": now,
+                "nbf": now,
+                "exp": now + self.token_lifetime,
+            },
             self._key,
-        )  # fmt: skip
+        )
         self.issued[client_id] += 1
         return web.json_response(
-            {"token_type": "Bearer", "expires_in": self.token_lifetime,
-             "ext_expires_in": self.token_lifetime, "access_token": token}
-        )  # fmt: skip
+            {
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime,
+                "ext_expires_in": self.token_lifetime,
+                "access_token": token,
+            }
+        )
 
     def _check_assertion(self, app: _App, form: Mapping[str, str]) -> web.Response | None:
         if form.get("client_assertion_type") != JWT_BEARER:
@@ -175,14 +222,25 @@ class EntraTenant:
         try:
             claims = decode_jwt(form["client_assertion"], self._cluster_key)
         except JwtError as err:
-            return _error(400, "invalid_client", 700024, f"Client assertion is not within its "
-                          f"valid time range or is not trusted: {err}.")  # fmt: skip
+            return _error(
+                400,
+                "invalid_client",
+                700024,
+                f"Client assertion is not within its valid time range or is not trusted: {err}.",
+            )
         for credential in app.federated:
             if (claims.get("iss"), claims.get("sub"), claims.get("aud")) == (
-                credential.issuer, credential.subject, credential.audience
+                credential.issuer,
+                credential.subject,
+                credential.audience,
             ):
                 return None
-        return _error(400, "invalid_request", 70021, "No matching federated identity record "
-                      f"found for presented assertion. Assertion Issuer: '{claims.get('iss')}'. "
-                      f"Assertion Subject: '{claims.get('sub')}'. Assertion Audience: "
-                      f"'{claims.get('aud')}'.")  # fmt: skip
+        return _error(
+            400,
+            "invalid_request",
+            70021,
+            "No matching federated identity record "
+            f"found for presented assertion. Assertion Issuer: '{claims.get('iss')}'. "
+            f"Assertion Subject: '{claims.get('sub')}'. Assertion Audience: "
+            f"'{claims.get('aud')}'.",
+        )

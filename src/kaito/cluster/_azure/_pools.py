@@ -64,11 +64,18 @@ def _invalid(field: str, why: str = "") -> ArmError:
 def validate_pool_body(name: str, body: Any) -> dict[str, Any]:
     """The ``properties`` of a valid agent pool PUT, normalised; raises :class:`ArmError`."""
     if not _POOL_NAME.match(name):
-        raise _invalid("name", "Agent pool names must start with a lowercase letter, have max "
-                       "length of 12, and only have characters a-z0-9.")  # fmt: skip
+        raise _invalid(
+            "name",
+            "Agent pool names must start with a lowercase letter, have max "
+            "length of 12, and only have characters a-z0-9.",
+        )
     if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
-        raise ArmError(400, "InvalidRequestContent", "The request content was invalid and could "
-                       "not be deserialized: 'properties' must be an object.")  # fmt: skip
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            "The request content was invalid and could "
+            "not be deserialized: 'properties' must be an object.",
+        )
     props = dict(body["properties"])
     vm_size = props.get("vmSize")
     if not isinstance(vm_size, str) or not vm_size:

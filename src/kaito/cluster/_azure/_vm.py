@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import anyio
-from anyio.abc import TaskStatus
 import attrs
 import structlog
+from anyio.abc import TaskStatus
 
 from kaito.catalog import sku_catalog
 from kaito.cluster._client import LocalClient
@@ -128,12 +128,18 @@ class VirtualMachineNodes:
                 {"type": "Hostname", "address": name},
             ],
             "nodeInfo": {
-                "kubeletVersion": "v1.32.4", "kubeProxyVersion": "v1.32.4",
-                "osImage": "Ubuntu 22.04.5 LTS", "kernelVersion": "5.15.0-1079-azure",
-                "containerRuntimeVersion": "containerd://1.7.27-1", "operatingSystem": "linux",
-                "architecture": "amd64", "machineID": "", "systemUUID": "", "bootID": "",
+                "kubeletVersion": "v1.32.4",
+                "kubeProxyVersion": "v1.32.4",
+                "osImage": "Ubuntu 22.04.5 LTS",
+                "kernelVersion": "5.15.0-1079-azure",
+                "containerRuntimeVersion": "containerd://1.7.27-1",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
             },
-        }  # fmt: skip
+        }
         registered = await self._patch_status(name, status)
         task_status.started()
         if not registered:

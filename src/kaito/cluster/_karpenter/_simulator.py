@@ -63,7 +63,7 @@ class KarpenterTimes:
     launch: float = 1.0
     #: From launch to the instance's Node registering.
     register: float = 1.0
-    boot: BootTimes = BootTimes()
+    boot: BootTimes = attrs.field(factory=BootTimes)
     launch_retry: float = 5.0
     #: Karpenter's ``LaunchTimeout`` (5 min) and ``registrationTimeout`` (15 min).
     launch_timeout: float = 300.0
@@ -138,14 +138,27 @@ class KarpenterSimulator:
             return await self._terminate(claim)
         if TERMINATION_FINALIZER not in (claim["metadata"].get("finalizers") or ()):
             finalizers = [*(claim["metadata"].get("finalizers") or ()), TERMINATION_FINALIZER]
-            await self.client.patch(API, "NodeClaim", name, {"metadata": {
-                "finalizers": finalizers, "resourceVersion": claim["metadata"]["resourceVersion"]}})  # fmt: skip
+            await self.client.patch(
+                API,
+                "NodeClaim",
+                name,
+                {
+                    "metadata": {
+                        "finalizers": finalizers,
+                        "resourceVersion": claim["metadata"]["resourceVersion"],
+                    }
+                },
+            )
             return 0.0
         conditions = _conditions(claim)
         if not conditions:
-            await self._set(claim, {t: ("Unknown", "AwaitingReconciliation",
-                                        "object is awaiting reconciliation")
-                                    for t in (*LIFECYCLE, "Ready")})  # fmt: skip
+            await self._set(
+                claim,
+                dict.fromkeys(
+                    (*LIFECYCLE, "Ready"),
+                    ("Unknown", "AwaitingReconciliation", "object is awaiting reconciliation"),
+                ),
+            )
             return 0.0
         if conditions.get("Launched", {}).get("status") != "True":
             return await self._launch(claim, conditions)
@@ -167,34 +180,45 @@ class KarpenterSimulator:
         now = _now()
         current = _conditions(claim)
         generation = claim["metadata"].get("generation", 1)
-        for type_, (status, reason, message) in changes.items():
+        for type_, (state, reason, message) in changes.items():
             old = current.get(type_)
             current[type_] = {
-                "type": type_, "status": status, "reason": reason, "message": message,
+                "type": type_,
+                "status": state,
+                "reason": reason,
+                "message": message,
                 "observedGeneration": generation,
                 "lastTransitionTime": old["lastTransitionTime"]
-                if old and old.get("status") == status else now,
-            }  # fmt: skip
+                if old and old.get("status") == state
+                else now,
+            }
         lifecycle = [current.get(t, {"status": "Unknown"}) for t in LIFECYCLE]
         if all(c["status"] == "True" for c in lifecycle):
             ready = ("True", "Ready", "")
-        elif falses := [t for t, c in zip(LIFECYCLE, lifecycle, strict=True)
-                        if c["status"] == "False"]:  # fmt: skip
+        elif falses := [
+            t for t, c in zip(LIFECYCLE, lifecycle, strict=True) if c["status"] == "False"
+        ]:
             ready = ("False", "UnhealthyDependents", ", ".join(f"{t}=False" for t in falses))
         else:
-            unknown = [t for t, c in zip(LIFECYCLE, lifecycle, strict=True)
-                       if c["status"] != "True"]  # fmt: skip
+            unknown = [
+                t for t, c in zip(LIFECYCLE, lifecycle, strict=True) if c["status"] != "True"
+            ]
             ready = ("Unknown", "ReconcilingDependents", ", ".join(f"{t}=Unknown" for t in unknown))
         old_ready = current.get("Ready")
         current["Ready"] = {
-            "type": "Ready", "status": ready[0], "reason": ready[1], "message": ready[2],
+            "type": "Ready",
+            "status": ready[0],
+            "reason": ready[1],
+            "message": ready[2],
             "observedGeneration": generation,
             "lastTransitionTime": old_ready["lastTransitionTime"]
-            if old_ready and old_ready.get("status") == ready[0] else now,
-        }  # fmt: skip
+            if old_ready and old_ready.get("status") == ready[0]
+            else now,
+        }
         status = {**(extra or {}), "conditions": [current[t] for t in sorted(current)]}
-        return await self.client.patch(API, "NodeClaim", claim["metadata"]["name"],
-                                       {"status": status}, subresource="status")  # fmt: skip
+        return await self.client.patch(
+            API, "NodeClaim", claim["metadata"]["name"], {"status": status}, subresource="status"
+        )
 
     # -- launch ---------------------------------------------------------------------------
 
@@ -227,8 +251,9 @@ class KarpenterSimulator:
                 "creating instance, insufficient capacity, all requested instance types were "
                 f"unavailable during launch (instance types: [{instance_type}])"
             )
-            await self._event(claim, "InsufficientCapacityError",
-                              f"NodeClaim {name} event: {message}")  # fmt: skip
+            await self._event(
+                claim, "InsufficientCapacityError", f"NodeClaim {name} event: {message}"
+            )
             log.info("karpenter_insufficient_capacity", nodeclaim=name)
             await self._delete_claim(name)
             return None
@@ -246,8 +271,13 @@ class KarpenterSimulator:
             f"{node.removesuffix('000000')}/virtualMachines/0"
         )
         gpus = gpu_count(instance_type)
-        resources = {"cpu": "24", "memory": "220Gi", "pods": "110", "ephemeral-storage": "1Ti",
-                     **({"nvidia.com/gpu": str(gpus)} if gpus else {})}  # fmt: skip
+        resources = {
+            "cpu": "24",
+            "memory": "220Gi",
+            "pods": "110",
+            "ephemeral-storage": "1Ti",
+            **({"nvidia.com/gpu": str(gpus)} if gpus else {}),
+        }
         labels = {
             **_requirement_labels(claim),
             "karpenter.sh/capacity-type": "on-demand",
@@ -257,9 +287,16 @@ class KarpenterSimulator:
         await self.client.patch(API, "NodeClaim", name, {"metadata": {"labels": labels}})
         claim = await self.client.get(API, "NodeClaim", name)
         image = "AKSUbuntu-2204gen2containerd-202511.01.0"
-        await self._set(claim, {"Launched": ("True", "Launched", "")},
-                        {"providerID": provider_id, "imageID": image,
-                         "capacity": resources, "allocatable": resources})  # fmt: skip
+        await self._set(
+            claim,
+            {"Launched": ("True", "Launched", "")},
+            {
+                "providerID": provider_id,
+                "imageID": image,
+                "capacity": resources,
+                "allocatable": resources,
+            },
+        )
         log.info("karpenter_launched", nodeclaim=name, instance_type=instance_type, node=node)
         if self._fault(claim, "never_register") is None:
             self._claim_of_node[node] = name
@@ -300,61 +337,92 @@ class KarpenterSimulator:
         node = await self._node(self.node_name(name))
         if node is None:
             launched = conditions.get("Launched", {}).get("lastTransitionTime", _now())
-            age = (datetime.now(UTC) - datetime.strptime(launched, "%Y-%m-%dT%H:%M:%SZ")
-                   .replace(tzinfo=UTC)).total_seconds()  # fmt: skip
+            age = (
+                datetime.now(UTC)
+                - datetime.strptime(launched, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            ).total_seconds()
             if age >= self.times.registration_timeout:
                 log.info("karpenter_registration_timeout", nodeclaim=name)
                 await self._delete_claim(name)
                 return None
             if conditions.get("Registered", {}).get("reason") != "NodeNotFound":
-                await self._set(claim, {"Registered": ("Unknown", "NodeNotFound",
-                                                       "Node not registered with cluster")})  # fmt: skip
+                await self._set(
+                    claim,
+                    {"Registered": ("Unknown", "NodeNotFound", "Node not registered with cluster")},
+                )
             return min(1.0, self.times.registration_timeout)
         meta = node["metadata"]
-        taints = [t for t in (node.get("spec") or {}).get("taints") or []
-                  if t.get("key") != UNREGISTERED_TAINT["key"]]  # fmt: skip
+        taints = [
+            t
+            for t in (node.get("spec") or {}).get("taints") or []
+            if t.get("key") != UNREGISTERED_TAINT["key"]
+        ]
         for taint in (claim.get("spec") or {}).get("taints") or []:
-            if not any(t.get("key") == taint["key"] and t.get("effect") == taint["effect"]
-                       for t in taints):  # fmt: skip
+            if not any(
+                t.get("key") == taint["key"] and t.get("effect") == taint["effect"] for t in taints
+            ):
                 taints.append(taint)
-        owner = {"apiVersion": API, "kind": "NodeClaim", "name": name,
-                 "uid": claim["metadata"]["uid"], "blockOwnerDeletion": True}  # fmt: skip
-        await self.client.patch("v1", "Node", meta["name"], {
-            "metadata": {
-                "labels": {**(claim["metadata"].get("labels") or {}), LABEL_REGISTERED: "true"},
-                "annotations": claim["metadata"].get("annotations") or {},
-                "finalizers": sorted({*(meta.get("finalizers") or ()), TERMINATION_FINALIZER}),
-                "ownerReferences": [owner],
-                "resourceVersion": meta["resourceVersion"],
+        owner = {
+            "apiVersion": API,
+            "kind": "NodeClaim",
+            "name": name,
+            "uid": claim["metadata"]["uid"],
+            "blockOwnerDeletion": True,
+        }
+        await self.client.patch(
+            "v1",
+            "Node",
+            meta["name"],
+            {
+                "metadata": {
+                    "labels": {**(claim["metadata"].get("labels") or {}), LABEL_REGISTERED: "true"},
+                    "annotations": claim["metadata"].get("annotations") or {},
+                    "finalizers": sorted({*(meta.get("finalizers") or ()), TERMINATION_FINALIZER}),
+                    "ownerReferences": [owner],
+                    "resourceVersion": meta["resourceVersion"],
+                },
+                "spec": {"taints": taints},
             },
-            "spec": {"taints": taints},
-        })  # fmt: skip
-        await self._set(claim, {"Registered": ("True", "Registered", "")},
-                        {"nodeName": meta["name"]})  # fmt: skip
+        )
+        await self._set(
+            claim, {"Registered": ("True", "Registered", "")}, {"nodeName": meta["name"]}
+        )
         log.info("karpenter_registered", nodeclaim=name, node=meta["name"])
         return 0.0
 
     async def _initialize(self, claim: Obj) -> float | None:
         node = await self._node((claim.get("status") or {}).get("nodeName", ""))
         if node is None:
-            await self._set(claim, {"Initialized": ("Unknown", "NodeNotFound",
-                                                    "Node not registered with cluster")})  # fmt: skip
+            await self._set(
+                claim,
+                {"Initialized": ("Unknown", "NodeNotFound", "Node not registered with cluster")},
+            )
             return 1.0
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in (node.get("status") or {}).get("conditions") or ())  # fmt: skip
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (node.get("status") or {}).get("conditions") or ()
+        )
         if not ready:
             await self._set_once(claim, "Initialized", "NodeNotReady", "Node status is NotReady")
             return None
         allocatable = (node.get("status") or {}).get("allocatable") or {}
-        for resource, quantity in ((claim.get("spec") or {}).get("resources") or {}).get(
-            "requests", {}
-        ).items():
+        for resource, quantity in (
+            ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).items()
+        ):
             if "/" in resource and str(quantity) not in ("0", "") and not allocatable.get(resource):
-                await self._set_once(claim, "Initialized", "ResourceNotRegistered",
-                                     f'Resource "{resource}" was requested but not registered')  # fmt: skip
+                await self._set_once(
+                    claim,
+                    "Initialized",
+                    "ResourceNotRegistered",
+                    f'Resource "{resource}" was requested but not registered',
+                )
                 return None
-        await self.client.patch("v1", "Node", node["metadata"]["name"],
-                                {"metadata": {"labels": {LABEL_INITIALIZED: "true"}}})  # fmt: skip
+        await self.client.patch(
+            "v1",
+            "Node",
+            node["metadata"]["name"],
+            {"metadata": {"labels": {LABEL_INITIALIZED: "true"}}},
+        )
         await self._set(claim, {"Initialized": ("True", "Initialized", "")})
         log.info("karpenter_initialized", nodeclaim=claim["metadata"]["name"])
         return None
@@ -373,18 +441,36 @@ class KarpenterSimulator:
             if not node["metadata"].get("deletionTimestamp"):
                 await self.client.delete("v1", "Node", node_name)
                 return self.times.drain
-            finalizers = [f for f in node["metadata"].get("finalizers") or ()
-                          if f != TERMINATION_FINALIZER]  # fmt: skip
-            await self.client.patch("v1", "Node", node_name, {"metadata": {
-                "finalizers": finalizers or None,
-                "resourceVersion": node["metadata"]["resourceVersion"]}})  # fmt: skip
+            finalizers = [
+                f for f in node["metadata"].get("finalizers") or () if f != TERMINATION_FINALIZER
+            ]
+            await self.client.patch(
+                "v1",
+                "Node",
+                node_name,
+                {
+                    "metadata": {
+                        "finalizers": finalizers or None,
+                        "resourceVersion": node["metadata"]["resourceVersion"],
+                    }
+                },
+            )
             return 0.0
         self._claim_of_node.pop(node_name, None)
-        finalizers = [f for f in claim["metadata"].get("finalizers") or ()
-                      if f != TERMINATION_FINALIZER]  # fmt: skip
-        await self.client.patch(API, "NodeClaim", name, {"metadata": {
-            "finalizers": finalizers or None,
-            "resourceVersion": claim["metadata"]["resourceVersion"]}})  # fmt: skip
+        finalizers = [
+            f for f in claim["metadata"].get("finalizers") or () if f != TERMINATION_FINALIZER
+        ]
+        await self.client.patch(
+            API,
+            "NodeClaim",
+            name,
+            {
+                "metadata": {
+                    "finalizers": finalizers or None,
+                    "resourceVersion": claim["metadata"]["resourceVersion"],
+                }
+            },
+        )
         self._first_seen.pop(name, None)
         log.info("karpenter_nodeclaim_terminated", nodeclaim=name, node=node_name)
         return None
@@ -403,8 +489,12 @@ class KarpenterSimulator:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"name": f"{claim['metadata']['name']}.{digest}", "namespace": "default"},
-            "involvedObject": {"apiVersion": API, "kind": "NodeClaim",
-                               "name": claim["metadata"]["name"], "uid": claim["metadata"]["uid"]},
+            "involvedObject": {
+                "apiVersion": API,
+                "kind": "NodeClaim",
+                "name": claim["metadata"]["name"],
+                "uid": claim["metadata"]["uid"],
+            },
             "reason": reason,
             "message": message,
             "type": "Warning",
@@ -413,7 +503,7 @@ class KarpenterSimulator:
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
-        }  # fmt: skip
+        }
         try:
             await self.client.create(event)
         except StatusError as err:
