@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from kaito.engine import Resource
+from kaito.engine import ApiError, Resource
 from kaito_provisioners import reasons as r
-from kaito_provisioners.base import NodeRequest, ProvisionedNode
+from kaito_provisioners.base import NodeRequest, ProvisionedNode, ProvisioningError
 
 __all__ = (
     "GPU_RESOURCES",
@@ -18,6 +18,7 @@ __all__ = (
     "LABEL_WORKSPACE_NAMESPACE",
     "NODES",
     "observe_node",
+    "throttled",
     "workspace_labels",
     "workspace_selector",
 )
@@ -26,6 +27,21 @@ NODES: Final = Resource("", "v1", "nodes", "Node", namespaced=False)
 LABEL_WORKSPACE: Final = "kaito.sh/workspace"
 LABEL_WORKSPACE_NAMESPACE: Final = "kaito.sh/workspacenamespace"
 GPU_RESOURCES: Final = ("nvidia.com/gpu", "amd.com/gpu")
+
+
+def throttled(err: ApiError, action: str, *, default: float = 1.0) -> ProvisioningError | None:
+    """A 429 (or a 503 with ``Retry-After``) from the API server as a ``Throttled`` error."""
+    if err.status != 429 and not (err.status == 503 and err.retry_after):
+        return None
+    wait = err.retry_after or default
+    return ProvisioningError(
+        r.THROTTLED,
+        f"cannot {action}: the API server answered {err.status} {err.reason or 'TooManyRequests'}"
+        f" (retrying in {wait:g}s)",
+        fix=r.FIXES[r.THROTTLED],
+        cause=err.reason or "TooManyRequests",
+        retry_after=wait,
+    )
 
 
 def workspace_selector(namespace: str, workspace: str) -> str:

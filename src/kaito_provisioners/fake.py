@@ -21,6 +21,8 @@ import structlog
 
 from kaito.catalog import SKU, sku_catalog
 from kaito.engine import ApiError, ObjectKey, ObjectList, Resource
+from kaito_provisioners._nodes import throttled
+from kaito_provisioners.reasons import FIXES
 from kaito_provisioners.base import (
     NodeRequest,
     NodeSetStatus,
@@ -142,7 +144,21 @@ class FakeProvisioner:
     # -- the Protocol ---------------------------------------------------------------------
 
     async def ensure(self, request: NodeRequest) -> NodeSetStatus:
-        """Create missing nodes, turn due ones Ready, and report all of them."""
+        """Create missing nodes, turn due ones Ready, and report all of them.
+
+        A throttled API server (429) is reported as ``Throttled`` with its ``Retry-After``.
+        """
+        try:
+            return await self._ensure(request)
+        except ApiError as err:
+            slow_down = throttled(
+                err, f"create the nodes of {request.namespace}/{request.workspace}"
+            )
+            if slow_down is None:
+                raise
+            return NodeSetStatus((), slow_down)
+
+    async def _ensure(self, request: NodeRequest) -> NodeSetStatus:
         existing = await self._nodes(request.namespace, request.workspace)
         failure = self._failure_for(request)
         wanted = request.names()
@@ -185,14 +201,17 @@ class FakeProvisioner:
         reason, retryable = _FAILURE_REASONS[failure.kind]
         defaults = {
             "quota": f"not enough quota for {request.count} x {request.instance_type}: "
-            "the subscription's GPU core quota is exhausted; request a quota increase",
+            "the subscription's GPU core quota is exhausted",
             "capacity": f"{request.instance_type} is not available in this region right now",
             "timeout": f"no node of {request.instance_type} joined within {self.timeout:g}s",
             "never_ready": f"the {request.instance_type} node joined but never became Ready "
             f"within {self.timeout:g}s (kubelet not ready)",
         }
         return ProvisioningError(
-            reason, failure.message or defaults[failure.kind], retryable=retryable
+            reason,
+            failure.message or defaults[failure.kind],
+            fix=FIXES.get(reason, ""),
+            retryable=retryable,
         )
 
     async def _nodes(self, namespace: str, workspace: str) -> dict[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ from kaito_provisioners._nodes import (
     LABEL_WORKSPACE_NAMESPACE,
     NODES,
     observe_node,
+    throttled,
     workspace_selector,
 )
 from kaito_provisioners.base import NodeRequest, NodeSetStatus, ProvisionedNode, ProvisioningError
@@ -95,12 +96,28 @@ class NodeClaimProvisioner:
         self.settings = settings or KarpenterSettings()
         self._seen: dict[str, _Seen] = {}
         self._blocked: dict[tuple[str, str], tuple[float, ProvisioningError]] = {}
+        self._last: dict[tuple[str, str], tuple[ProvisionedNode, ...]] = {}
 
     # -- the Protocol ---------------------------------------------------------------------
 
     async def ensure(self, request: NodeRequest) -> NodeSetStatus:
         """Create the missing NodeClaims and report them and their Nodes."""
         key = (request.namespace, request.workspace)
+        waiting = self._waiting(key)
+        if waiting is not None and waiting.reason == r.THROTTLED:
+            return NodeSetStatus(self._last.get(key, ()), waiting)
+        try:
+            status = await self._ensure(key, request)
+        except ApiError as err:
+            slow_down = throttled(err, f"manage the NodeClaims of {key[0]}/{key[1]}")
+            if slow_down is None:
+                raise
+            self._blocked[key] = (self.settings.clock() + (slow_down.retry_after or 1.0), slow_down)
+            return NodeSetStatus(self._last.get(key, ()), slow_down)
+        self._last[key] = status.nodes
+        return status
+
+    async def _ensure(self, key: tuple[str, str], request: NodeRequest) -> NodeSetStatus:
         found = await self.client.list(
             NODECLAIMS, label_selector=workspace_selector(request.namespace, request.workspace)
         )
@@ -127,6 +144,7 @@ class NodeClaimProvisioner:
         Raises ``ProvisioningError`` (``NodesDeleting``) while any is still terminating.
         """
         self._blocked.pop((namespace, workspace), None)
+        self._last.pop((namespace, workspace), None)
         found = await self.client.list(
             NODECLAIMS, label_selector=workspace_selector(namespace, workspace)
         )
@@ -207,14 +225,17 @@ class NodeClaimProvisioner:
             return ProvisioningError(
                 r.NODE_NOT_REGISTERED,
                 f"NodeClaim {name} launched but its node never registered; Karpenter deleted it "
-                "and KAITO created it again",
+                f"and KAITO creates it again in {self.settings.capacity_retry:g}s",
                 fix=r.FIXES[r.NODE_NOT_REGISTERED],
+                retry_after=self.settings.capacity_retry,
             )
         return ProvisioningError(
             r.LAUNCH_FAILED,
             f"NodeClaim {name} was deleted before its node was ready (Karpenter's launch or "
-            "registration timeout, or a user); KAITO created it again",
+            "registration timeout, or a user); KAITO creates it again in "
+            f"{self.settings.capacity_retry:g}s",
             fix=r.FIXES[r.LAUNCH_FAILED],
+            retry_after=self.settings.capacity_retry,
         )
 
     async def _capacity_event(self, name: str, uid: str) -> str | None:

@@ -98,6 +98,8 @@ class AzureEmulator:
         self.pools: dict[str, AgentPool] = {}
         self.operations: dict[str, Operation] = {}
         self.requests: Counter[str] = Counter()
+        #: Agent pools created (not updated, not adopted), by name.
+        self.created: Counter[str] = Counter()
         self.role_assignments: set[str] = set()
         self.page_size = 100
         self.before_write: WriteHook | None = None
@@ -271,6 +273,7 @@ class AzureEmulator:
             return 200, existing, operation
         pool = AgentPool(name, props)
         self.pools[name] = pool
+        self.created[name] += 1
         operation = Operation(name, "create")
         self.operations[operation.id] = operation
         tasks.start_soon(self._provision, pool, operation)

@@ -112,6 +112,8 @@ class KarpenterSimulator:
         self._cluster_key = cluster_key
         self._claim_of_node: dict[str, str] = {}
         self._first_seen: dict[str, float] = {}
+        self._launched_at: dict[str, float] = {}
+        self._instances: dict[str, anyio.CancelScope] = {}
 
     # -- the ControlLoop ------------------------------------------------------------------
 
@@ -132,7 +134,7 @@ class KarpenterSimulator:
         except StatusError as err:
             if err.code != 404:
                 raise
-            self._first_seen.pop(name, None)
+            await self._reap(name)
             return None
         if claim["metadata"].get("deletionTimestamp"):
             return await self._terminate(claim)
@@ -298,12 +300,21 @@ class KarpenterSimulator:
             },
         )
         log.info("karpenter_launched", nodeclaim=name, instance_type=instance_type, node=node)
+        self._launched_at[name] = time.monotonic()
         if self._fault(claim, "never_register") is None:
             self._claim_of_node[node] = name
-            self._tasks.start_soon(self._boot, claim, node, provider_id)
+            instance = self._instances[name] = anyio.CancelScope()
+            self._tasks.start_soon(self._boot, claim, node, provider_id, instance)
         return self.times.register
 
-    async def _boot(self, claim: Obj, node: str, provider_id: str) -> None:
+    async def _boot(
+        self, claim: Obj, node: str, provider_id: str, instance: anyio.CancelScope
+    ) -> None:
+        """The instance boots and its kubelet registers; terminating it cancels this."""
+        with instance:
+            await self._run_instance(claim, node, provider_id)
+
+    async def _run_instance(self, claim: Obj, node: str, provider_id: str) -> None:
         await anyio.sleep(self.times.register)
         taints = [dict(UNREGISTERED_TAINT), *((claim.get("spec") or {}).get("taints") or [])]
         labels = {
@@ -336,11 +347,15 @@ class KarpenterSimulator:
         name = claim["metadata"]["name"]
         node = await self._node(self.node_name(name))
         if node is None:
-            launched = conditions.get("Launched", {}).get("lastTransitionTime", _now())
-            age = (
-                datetime.now(UTC)
-                - datetime.strptime(launched, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-            ).total_seconds()
+            launched_at = self._launched_at.get(name)
+            if launched_at is not None:
+                age = time.monotonic() - launched_at
+            else:  # launched before this simulator started: the condition's time (seconds)
+                launched = conditions.get("Launched", {}).get("lastTransitionTime", _now())
+                age = (
+                    datetime.now(UTC)
+                    - datetime.strptime(launched, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                ).total_seconds()
             if age >= self.times.registration_timeout:
                 log.info("karpenter_registration_timeout", nodeclaim=name)
                 await self._delete_claim(name)
@@ -435,6 +450,9 @@ class KarpenterSimulator:
 
     async def _terminate(self, claim: Obj) -> float | None:
         name = claim["metadata"]["name"]
+        instance = self._instances.pop(name, None)
+        if instance is not None:
+            instance.cancel()  # the cloud instance is terminated: its Node will not register
         node_name = (claim.get("status") or {}).get("nodeName") or self.node_name(name)
         node = await self._node(node_name)
         if node is not None:
@@ -472,8 +490,27 @@ class KarpenterSimulator:
             },
         )
         self._first_seen.pop(name, None)
+        self._launched_at.pop(name, None)
         log.info("karpenter_nodeclaim_terminated", nodeclaim=name, node=node_name)
         return None
+
+    async def _reap(self, name: str) -> None:
+        """The NodeClaim is gone: terminate its instance, and its Node if one registered late."""
+        self._first_seen.pop(name, None)
+        self._launched_at.pop(name, None)
+        instance = self._instances.pop(name, None)
+        if instance is not None:
+            instance.cancel()
+        node_name = self.node_name(name)
+        if self._claim_of_node.get(node_name) != name:
+            return
+        node = await self._node(node_name)
+        if node is None:
+            self._claim_of_node.pop(node_name, None)
+            return
+        await self.client.patch("v1", "Node", node_name, {"metadata": {"finalizers": None}})
+        await self.client.delete("v1", "Node", node_name)
+        log.info("karpenter_orphan_node_deleted", nodeclaim=name, node=node_name)
 
     async def _delete_claim(self, name: str) -> None:
         try:
