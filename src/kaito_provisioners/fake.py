@@ -22,13 +22,13 @@ import structlog
 from kaito.catalog import SKU, sku_catalog
 from kaito.engine import ApiError, ObjectKey, ObjectList, Resource
 from kaito_provisioners._nodes import throttled
-from kaito_provisioners.reasons import FIXES
 from kaito_provisioners.base import (
     NodeRequest,
     NodeSetStatus,
     ProvisionedNode,
     ProvisioningError,
 )
+from kaito_provisioners.reasons import FIXES
 
 __all__ = ("NODES", "FakeFailure", "FakeProvisioner")
 

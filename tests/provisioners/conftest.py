@@ -50,7 +50,7 @@ KARPENTER_TIMES = KarpenterTimes(
     launch_timeout=5.0, registration_timeout=0.5, drain=0.02,
 )  # fmt: skip
 QUOTA_TEXT = (
-    'creating instance, agentPool.BeginCreateOrUpdate failed: RESPONSE 400: 400 Bad Request '
+    "creating instance, agentPool.BeginCreateOrUpdate failed: RESPONSE 400: 400 Bad Request "
     "ERROR CODE: QuotaExceeded: Operation could not be completed as it results in exceeding "
     "approved standardNCSv3Family Cores quota"
 )

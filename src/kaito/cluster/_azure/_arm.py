@@ -112,14 +112,15 @@ class ArmFrontEnd:
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
             )
-        if api_version not in SUPPORTED_API_VERSIONS:
+        emu.api_versions[api_version] += 1
+        if api_version not in emu.served_api_versions:
             raise ArmError(
                 400,
                 "NoRegisteredProviderFound",
                 f"No registered resource provider "
                 f"found for location '{emu.location}' and API version '{api_version}' "
                 "for type 'managedClusters'. The supported api-versions are "
-                f"'{', '.join(SUPPORTED_API_VERSIONS)}'. The supported locations are "
+                f"'{', '.join(emu.served_api_versions)}'. The supported locations are "
                 f"'{emu.location}'.",
             )
         self._check_cluster(parts)

@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 from anyio.abc import TaskGroup, TaskStatus
 
-from kaito.cluster._azure._arm import OPERATIONS_API_VERSION, ArmFrontEnd
+from kaito.cluster._azure._arm import OPERATIONS_API_VERSION, SUPPORTED_API_VERSIONS, ArmFrontEnd
 from kaito.cluster._azure._entra import CLUSTER_ISSUER, EntraTenant, FederatedCredential
 from kaito.cluster._azure._faults import AzureFaults
 from kaito.cluster._azure._pools import (
@@ -100,6 +100,9 @@ class AzureEmulator:
         self.requests: Counter[str] = Counter()
         #: Agent pools created (not updated, not adopted), by name.
         self.created: Counter[str] = Counter()
+        #: The api-versions clients sent, and the ones this resource provider serves.
+        self.api_versions: Counter[str] = Counter()
+        self.served_api_versions: tuple[str, ...] = SUPPORTED_API_VERSIONS
         self.role_assignments: set[str] = set()
         self.page_size = 100
         self.before_write: WriteHook | None = None
