@@ -122,7 +122,7 @@ async def _node_backend(
     the AKS emulator for ``aks``, the simulated Karpenter for the NodeClaim backends."""
     name = options.node_provisioner
     if name == "aks":
-        from kaito.cluster._azure import AzureTimes, BootTimes, azure_emulator
+        from kaito.cluster import AzureTimes, BootTimes, azure_emulator
 
         step = max(node_delay, 0.4)
         times = AzureTimes(create=step / 2, update=step / 4, delete=step / 4,
@@ -147,8 +147,7 @@ async def _node_backend(
                         await provisioner.aclose()
         return
     if name in ("karpenter", "azure-gpu-provisioner"):
-        from kaito.cluster._azure import BootTimes
-        from kaito.cluster._karpenter import KarpenterTimes, karpenter_simulator
+        from kaito.cluster import BootTimes, KarpenterTimes, karpenter_simulator
 
         step = max(node_delay, 0.4)
         steps = KarpenterTimes(launch=step / 4, register=step / 4,

@@ -17,9 +17,18 @@ import pytest
 import yaml
 
 from kaito.api import workspace_crd
-from kaito.cluster import Cluster, StatusError, start_cluster
-from kaito.cluster._azure import AzureEmulator, AzureTimes, BootTimes, azure_emulator
-from kaito.cluster._karpenter import KarpenterSimulator, KarpenterTimes, karpenter_simulator
+from kaito.cluster import (
+    AzureEmulator,
+    AzureTimes,
+    BootTimes,
+    Cluster,
+    KarpenterSimulator,
+    KarpenterTimes,
+    StatusError,
+    azure_emulator,
+    karpenter_simulator,
+    start_cluster,
+)
 from kaito.controllers.setup import add_workspace_controller
 from kaito.engine import KubeClient, Manager, load_client
 from kaito.operator import controller_settings

@@ -14,8 +14,7 @@ import attrs
 import pytest
 import structlog
 
-from kaito.cluster import start_cluster
-from kaito.cluster._azure import AzureEmulator, AzureTimes, BootTimes, azure_emulator
+from kaito.cluster import AzureEmulator, AzureTimes, BootTimes, azure_emulator, start_cluster
 from kaito.cluster._azure._pools import AgentPool
 from kaito.engine import KubeClient, load_client
 from kaito_provisioners import NodeRequest, NodeSetStatus, ProvisioningError

@@ -248,8 +248,10 @@ class AksProvisioner:
 
     async def _pool(self, name: str, request: NodeRequest) -> _Pool:
         poller = self._creating.get(name)
-        if poller is not None and not await self._follow(name, poller):
-            return _Pool("Creating")
+        if poller is not None:
+            followed = await self._follow(name, poller)
+            if followed is not None:
+                return followed
         try:
             pool = await self.arm.agent_pools.get(
                 self.settings.resource_group, self.settings.cluster_name, name
@@ -268,18 +270,21 @@ class AksProvisioner:
             raise failure
         return _Pool(state, _error(pool))
 
-    async def _follow(self, name: str, poller: AsyncLROPoller[Any]) -> bool:
-        """Wait (at most ``lro_wait``) on the create operation; True once it has ended."""
+    async def _follow(self, name: str, poller: AsyncLROPoller[Any]) -> _Pool | None:
+        """Wait (at most ``lro_wait``) on the create operation: the pool it produced, still
+        ``Creating``, or None when it failed (the pool's ``provisioningError`` says why)."""
+        result: Any = None
         try:
             with anyio.move_on_after(self.settings.lro_wait):
-                await poller.result()
+                result = await poller.result()
         except HttpResponseError:
-            self._creating.pop(name, None)  # failed: the pool's provisioningError says why
-            return True
-        if poller.done():
             self._creating.pop(name, None)
-            return True
-        return False
+            return None
+        if not poller.done():
+            return _Pool("Creating")
+        self._creating.pop(name, None)
+        state = _state(result)
+        return None if state == "Failed" else _Pool(state, _error(result))
 
     async def _create(self, name: str, request: NodeRequest) -> _Pool:
         body = AgentPool(
@@ -308,9 +313,8 @@ class AksProvisioner:
             namespace=request.namespace,
         )
         self._creating[name] = poller
-        if await self._follow(name, poller):
-            return await self._pool(name, request)
-        return _Pool("Creating")
+        followed = await self._follow(name, poller)
+        return followed if followed is not None else await self._pool(name, request)
 
     async def _delete(self, name: str, state: str) -> AsyncLROPoller[None] | None:
         """Start deleting ``name`` unless it is already being deleted or busy (then None)."""
