@@ -168,9 +168,10 @@ def run() -> list[str]:
     lines = []
     for name in ("aks", "karpenter"):
         got = results[name]
+        ratio = got["seconds"] / base["seconds"]
         lines.append(
             f"provisioners_{N}_ready_seconds[{name}]: ours={got['seconds']:.2f}s "
-            f"baseline[{BASELINE}]={base['seconds']:.2f}s ratio={got['seconds'] / base['seconds']:.2f}x"
+            f"baseline[{BASELINE}]={base['seconds']:.2f}s ratio={ratio:.2f}x"
         )
         lines.append(
             f"provisioners_kube_calls_per_workspace[{name}]: ours={got['kube']:.1f} "
