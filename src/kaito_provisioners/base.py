@@ -142,6 +142,8 @@ class NodeSetStatus:
     nodes: tuple[ProvisionedNode, ...] = ()
     #: A provisioning failure the backend observed (quota, capacity, a node that never joined).
     error: ProvisioningError | None = None
+    #: When the backend expects news while nothing failed (None: the caller's own cadence).
+    recheck_after: float | None = None
 
     @property
     def ready_names(self) -> tuple[str, ...]:

@@ -93,7 +93,8 @@ class FakeProvisioner:
     """Creates GPU Node objects for workspaces through the Kubernetes API.
 
     ``now`` returns wall-clock seconds (injectable for tests); ``timeout`` bounds how long a
-    timeout or never-ready failure waits before it is reported.
+    timeout or never-ready failure waits before it is reported; ``recheck`` (seconds) is how soon
+    to be asked again (None: the caller's own cadence).
     """
 
     def __init__(
@@ -103,11 +104,13 @@ class FakeProvisioner:
         delay: float = 0.0,
         timeout: float = 600.0,
         now: Callable[[], float] = time.time,
+        recheck: float | None = None,
     ) -> None:
         self.client = client
         self.delay = delay
         self.timeout = timeout
         self.now = now
+        self.recheck = recheck
         self.skus = sku_catalog()
         self._failures: dict[tuple[str, str], FakeFailure] = {}
         self._requested: dict[str, float] = {}
@@ -186,7 +189,9 @@ class FakeProvisioner:
                 requested = self._requested_at(node)
                 if self.now() - requested >= self.timeout:
                     error = self._error(failure, request)
-        return NodeSetStatus(tuple(nodes), error)
+        if error is not None and self.recheck is not None:
+            error.retry_after = self.recheck
+        return NodeSetStatus(tuple(nodes), error, recheck_after=self.recheck)
 
     async def release(self, namespace: str, workspace: str) -> None:
         """Delete every node created for the workspace."""

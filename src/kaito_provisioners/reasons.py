@@ -72,10 +72,10 @@ FIXES: Final[Mapping[str, str]] = {
     AUTHENTICATION_FAILED: "check the manager's Azure identity: workload identity "
     "(AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and the federated credential "
     "of the service account) or a client secret (AZURE_CLIENT_SECRET), and AZURE_AUTHORITY_HOST",
-    AUTHORIZATION_FAILED: "grant the manager's identity a role with "
-    "Microsoft.ContainerService/managedClusters/agentPools/read, write and delete on the cluster "
-    "(e.g. 'Azure Kubernetes Service Contributor Role'): az role assignment create --assignee "
-    "CLIENT_ID --role 'Azure Kubernetes Service Contributor Role' --scope CLUSTER_ID",
+    AUTHORIZATION_FAILED: "grant the manager's identity Contributor on the cluster (as upstream's "
+    "gpu-provisioner needs), or a custom role with Microsoft.ContainerService/managedClusters/"
+    "agentPools/read, write and delete: az role assignment create --assignee CLIENT_ID --role "
+    "Contributor --scope CLUSTER_ID",
     CLUSTER_NOT_FOUND: "check --azure-subscription-id, --azure-resource-group and "
     "--azure-cluster-name (ARM_SUBSCRIPTION_ID, ARM_RESOURCE_GROUP, AZURE_CLUSTER_NAME)",
     UNSUPPORTED_API_VERSION: "the endpoint does not serve the api-version this "

@@ -95,21 +95,21 @@ class Backend:
             arm_endpoint=self.azure.arm_url,
             connection_verify=str(self.azure.ca_file),
             poll_interval=0.05, lro_wait=0.2, human_retry=0.3, failed_pool_retry=0.3,
-            conflict_retry=0.2, throttle_retry=0.3, join_timeout=2.0, gc_grace=0.0,
+            conflict_retry=0.2, throttle_retry=0.3, join_timeout=2.0, gc_grace=0.0, recheck=0.1,
         )  # fmt: skip
 
     def provisioner(self, client: Any) -> NodeProvisioner:
         """A fresh provisioner, as a newly started manager builds it."""
         made: Any
         if self.name == "fake":
-            made = FakeProvisioner(client, delay=0.05, timeout=0.5)
+            made = FakeProvisioner(client, delay=0.05, timeout=0.5, recheck=0.1)
             for kind, scope in self.fake_failures:
                 made.fail(kind, **scope)
         elif self.name == "aks":
             made = AksProvisioner(self.aks_settings(), client, **self.next_client_options)
             self.next_client_options = {}
         else:
-            made = NodeClaimProvisioner(client, KarpenterSettings(capacity_retry=0.3))
+            made = NodeClaimProvisioner(client, KarpenterSettings(capacity_retry=0.3, recheck=0.1))
         self.provisioners.append(made)
         return made  # type: ignore[no-any-return]
 
@@ -155,7 +155,9 @@ class Backend:
             assert self.azure is not None
             if fault == "throttle":  # a burst: the next three reads are refused
                 return self.azure.faults.add("throttle", times=3, retry_after=1).lift
-            kind = {"quota": "quota", "capacity": "capacity", "failed": "pool_failed"}[fault]
+            if fault == "quota":  # a quota that is raised by itself a moment later
+                return self.azure.faults.add("quota", workspace=workspace, duration=2.0).lift
+            kind = {"capacity": "capacity", "failed": "pool_failed"}[fault]
             return self.azure.faults.add(kind, workspace=workspace).lift  # type: ignore[arg-type]
         assert self.karpenter is not None
         if fault == "throttle":

@@ -175,7 +175,7 @@ async def test_a_missing_role_assignment_names_the_action_and_the_role(aks: Aks)
     status = await aks.provisioner().ensure(request_for())
     assert status.error is not None and status.error.reason == "AzureAuthorizationFailed"
     assert "agentPools/read" in status.error.message
-    assert "Azure Kubernetes Service Contributor Role" in status.error.message
+    assert "--role Contributor --scope" in status.error.message
     assert not status.error.retryable
 
 

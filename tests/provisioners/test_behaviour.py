@@ -6,7 +6,6 @@ fix, then provisioning resumes once the fault is lifted."""
 
 from __future__ import annotations
 
-import anyio
 import pytest
 
 from kaito_provisioners.reasons import FIXES
@@ -94,18 +93,3 @@ async def test_faults_show_on_status_then_provisioning_resumes(backend: Backend)
         lift_throttle()
         for name in ("ws-quota", "ws-capacity", "ws-failed", "ws-throttle"):
             assert len(await backend.claims(name)) == 1, name
-
-
-async def test_a_quota_lifted_later_by_time_alone(tmp_path: anyio.Path) -> None:
-    """Faults change over time: an AKS quota that is raised two seconds from now."""
-    from tests.provisioners.conftest import running_backend
-
-    async with running_backend("aks", tmp_path) as aks, running_manager(aks):  # type: ignore[arg-type]
-        assert aks.azure is not None
-        aks.azure.faults.add("quota", duration=1.0)
-        await aks.cluster.client.create(
-            example("inference/kaito_workspace_phi_3.yaml"), namespace="default"
-        )
-        await wait_condition(aks, "workspace-phi-3-mini", "ResourceReady", "False",
-                             reason="QuotaExceeded")  # fmt: skip
-        await wait_condition(aks, "workspace-phi-3-mini", "WorkspaceReady", within=30)

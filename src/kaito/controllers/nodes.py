@@ -152,5 +152,10 @@ async def ensure_nodes(
             f"{pending} {ws.resource.instance_type if ws.resource else ''} node(s) requested"
         )
     return NodeObservation(
-        target, ready, message="; ".join(parts), claims_ready=claims_ready, node_reason=node_reason
+        target,
+        ready,
+        message="; ".join(parts),
+        claims_ready=claims_ready,
+        node_reason=node_reason,
+        retry_after=result.recheck_after,
     )

@@ -47,7 +47,7 @@ class NodeObservation:
     claims_ready: bool | None = None
     #: Why joined nodes are not usable: NodeNotReady or NodePluginsNotReady.
     node_reason: str | None = None
-    #: Seconds the provisioner asked to wait before it is asked again.
+    #: Seconds the provisioner asked to wait before it is asked again (None: the default poll).
     retry_after: float | None = None
 
     @property

@@ -77,6 +77,7 @@ __all__ = ("WorkspaceCaches", "WorkspaceReconciler")
 log = structlog.get_logger(__name__)
 
 NODE_POLL_SECONDS: Final = 2.0
+MIN_NODE_POLL_SECONDS: Final = 0.05
 PROGRESS_POLL_SECONDS: Final = 15.0
 #: Store index of pods and nodes by the ``namespace/name`` of the Workspace they belong to.
 WORKSPACE_INDEX: Final = "workspace"
@@ -204,7 +205,9 @@ class WorkspaceReconciler:
             status = compute_status(ws, nodes, now=self.now(), job=job)
         await self._write_status(raw, ws, status)
         if not nodes.ready:
-            return Result(requeue_after=max(NODE_POLL_SECONDS, nodes.retry_after or 0.0))
+            # The provisioner's cadence when it gave one (ARM's Retry-After, its polling), else ours.
+            wait = NODE_POLL_SECONDS if nodes.retry_after is None else nodes.retry_after
+            return Result(requeue_after=max(MIN_NODE_POLL_SECONDS, wait))
         if ws.tuning is not None and status.state == c.WorkspaceState.RUNNING:
             return Result(requeue_after=PROGRESS_POLL_SECONDS)  # refresh the progress line
         return Result()

@@ -167,7 +167,7 @@ class AksProvisioner:
         if error is not None:
             self._block(key, error)
         self._last[key] = nodes
-        return NodeSetStatus(nodes, error)
+        return NodeSetStatus(nodes, error, recheck_after=self.settings.recheck)
 
     async def release(self, namespace: str, workspace: str) -> None:
         """Delete the workspace's agent pools; returns once none is left.

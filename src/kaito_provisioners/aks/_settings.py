@@ -58,6 +58,8 @@ class AksSettings:
     throttle_retry: float = 10.0
     #: A succeeded pool whose Node has not joined within this long is replaced.
     join_timeout: float = 600.0
+    #: How soon to look again while pools are being created (None: the controller's own poll).
+    recheck: float | None = None
     #: Orphaned pools (their Workspace gone) younger than this are left alone by garbage collection.
     gc_grace: float = 600.0
     clock: Callable[[], float] = time.monotonic

@@ -136,7 +136,7 @@ class NodeClaimProvisioner:
                 continue
             claims[name] = await self._create(name, request)
         nodes, problem = await self._observe(request, claims)
-        return NodeSetStatus(nodes, error or problem)
+        return NodeSetStatus(nodes, error or problem, recheck_after=self.settings.recheck)
 
     async def release(self, namespace: str, workspace: str) -> None:
         """Delete the workspace's NodeClaims; returns once Karpenter has let them all go.

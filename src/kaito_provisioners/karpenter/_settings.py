@@ -86,6 +86,8 @@ class KarpenterSettings:
     default_node_image_family: str = "ubuntu"
     #: Wait before creating a NodeClaim again after the provider had no capacity.
     capacity_retry: float = 30.0
+    #: How soon to look again while NodeClaims progress (None: the controller's own poll).
+    recheck: float | None = None
     clock: Callable[[], float] = time.monotonic
 
     @classmethod
