@@ -205,7 +205,7 @@ class WorkspaceReconciler:
             status = compute_status(ws, nodes, now=self.now(), job=job)
         await self._write_status(raw, ws, status)
         if not nodes.ready:
-            # The provisioner's cadence when it gave one (ARM's Retry-After, its polling), else ours.
+            # The provisioner's cadence if it gave one (ARM's Retry-After, its polling), else ours.
             wait = NODE_POLL_SECONDS if nodes.retry_after is None else nodes.retry_after
             return Result(requeue_after=max(MIN_NODE_POLL_SECONDS, wait))
         if ws.tuning is not None and status.state == c.WorkspaceState.RUNNING:
