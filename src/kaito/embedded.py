@@ -130,16 +130,17 @@ async def _node_backend(
         async with azure_emulator(cluster, times=times) as azure:
             env = azure.env(workload_identity=True)
             with _environment({k: v for k, v in env.items() if k.startswith("AZURE_")}):
-                aks_options = attrs.evolve(
-                    options,
-                    azure_resource_manager_endpoint=azure.arm_url,
-                    azure_ca_file=str(azure.ca_file),
-                )
-                provisioner: Any = make_provisioner(aks_options, client, env=env)
-                provisioner.settings = attrs.evolve(
-                    provisioner.settings, poll_interval=1.0, lro_wait=1.0, human_retry=30.0,
-                    failed_pool_retry=5.0, conflict_retry=5.0,
+                from kaito_provisioners.aks import AksProvisioner, AksSettings
+
+                # Snappier than a real cluster needs: someone is watching the table.
+                settings = attrs.evolve(
+                    AksSettings.from_env(env, arm_endpoint=azure.arm_url),
+                    connection_verify=str(azure.ca_file),
+                    default_node_image_family=options.default_node_image_family or "ubuntu",
+                    poll_interval=1.0, lro_wait=1.0, human_retry=30.0, failed_pool_retry=5.0,
+                    conflict_retry=5.0, recheck=1.0,
                 )  # fmt: skip
+                provisioner = AksProvisioner(settings, client)
                 try:
                     yield provisioner, azure, None
                 finally:

@@ -219,6 +219,15 @@ class AksProvisioner:
 
     async def collect_garbage(self, exists: Callable[[str, str], bool]) -> int:
         """Delete KAITO's pools whose Workspace is gone (older than ``gc_grace``)."""
+        throttled = self._waiting(("", ""))
+        if throttled is not None:
+            raise throttled
+        try:
+            return await self._collect(exists)
+        except AzureError as err:
+            raise classify(err, "collect orphaned agent pools", self.settings) from err
+
+    async def _collect(self, exists: Callable[[str, str], bool]) -> int:
         deleted = 0
         now = datetime.now(UTC)
         async for pool in self.arm.agent_pools.list(

@@ -124,7 +124,7 @@ class AzureEmulator:
     @property
     def client_secret(self) -> str:
         """The default application's client secret."""
-        secret = self.tenant._apps[self.client_id].secret
+        secret = self.tenant.secret_of(self.client_id)
         assert secret is not None
         return secret
 

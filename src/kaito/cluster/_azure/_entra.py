@@ -94,6 +94,10 @@ class EntraTenant:
         """Let ``client_id`` sign in with a token matching ``credential`` (workload identity)."""
         self._apps[client_id].federated.append(credential)
 
+    def secret_of(self, client_id: str) -> str | None:
+        """The application's client secret (the emulator hands it to tests and ``kaito up``)."""
+        return self._apps[client_id].secret
+
     def object_id(self, client_id: str) -> str:
         """The service principal's object id (what role assignments name)."""
         return self._apps[client_id].object_id
