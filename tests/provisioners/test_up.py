@@ -10,7 +10,10 @@ from tests.cli.test_up_cli import REPO, kaito
 
 @pytest.mark.parametrize(
     ("backend", "says"),
-    [("aks", "AKS emulator: ARM https://127.0.0.1:"), ("karpenter", "kubectl get nodeclaims")],
+    [
+        ("aks", "AKS emulator: ARM https://127.0.0.1:"),
+        pytest.param("karpenter", "kubectl get nodeclaims", marks=pytest.mark.slow),
+    ],
 )
 def test_up_runs_the_guide_through_the_backend(backend: str, says: str, tmp_path: object) -> None:
     proc = kaito(
