@@ -155,9 +155,11 @@ class NodeProvisioner(Protocol):
     """Protocol: creates, observes and deletes the GPU nodes of workspaces.
 
     Implementations are idempotent: ``ensure`` creates only the nodes of ``request.names()`` that
-    do not exist yet and reports the state of all of them; ``release`` deletes every node of the
-    workspace and succeeds when there is none. Both may be cancelled at any await point and called
-    again.
+    do not exist yet and reports the state of all of them (problems as ``NodeSetStatus.error``,
+    never by raising for the provider's refusals); ``release`` deletes every node of the workspace
+    and returns once there is none, raising ``ProvisioningError`` (``NodesDeleting``) while
+    deletions still run so the caller retries. Both may be cancelled at any await point and
+    called again, by this process or a restarted one.
     """
 
     async def ensure(self, request: NodeRequest) -> NodeSetStatus:
