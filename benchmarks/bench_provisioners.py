@@ -21,6 +21,7 @@ from typing import Any
 
 N = int(os.environ.get("KAITO_BENCH_WORKSPACES", "100"))
 BASELINE = "fake backend"
+DEADLINE_SECONDS = 600.0
 ARM_MINIMUM = 4  # one agent pool: GET (not found), PUT, one operation poll, the final GET
 
 
@@ -116,6 +117,7 @@ async def _measure(name: str) -> dict[str, float]:
                         await manager.informers.wait_synced()
                         before = client.requests
                         start = time.perf_counter()
+                        deadline = anyio.current_time() + DEADLINE_SECONDS
                         for i in range(N):
                             await cluster.client.create(_workspace(f"ws-{i}"), namespace="default")
                         while True:
@@ -125,6 +127,10 @@ async def _measure(name: str) -> dict[str, float]:
                             )
                             if ready == N:
                                 break
+                            if anyio.current_time() > deadline:
+                                raise TimeoutError(
+                                    f"{name}: {ready}/{N} ready after {DEADLINE_SECONDS:g}s"
+                                )
                             await anyio.sleep(0.05)
                         elapsed = time.perf_counter() - start
                         kube = client.requests - before

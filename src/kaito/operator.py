@@ -19,6 +19,7 @@ from kaito.engine import KubeClient, LeaderElectionConfig, Manager
 from kaito.options import ManagerOptions
 from kaito_provisioners import CollectsGarbage, NodeProvisioner
 from kaito_provisioners.gc import add_garbage_collector
+from kaito_provisioners.metrics import ProvisioningMetrics, ProvisioningStats
 
 __all__ = ("LEADER_ELECTION_ID", "build_manager", "controller_settings", "make_provisioner")
 
@@ -124,6 +125,9 @@ def build_manager(
     add_workspace_controller(
         manager, client, provisioner, controller_settings(options), workers=options.workers
     )
+    stats = getattr(provisioner, "stats", None)
+    if isinstance(stats, ProvisioningStats):
+        manager.registry.register(ProvisioningMetrics(stats))
     collector: object = provisioner
     if isinstance(collector, CollectsGarbage) and options.node_gc_interval > 0:
         add_garbage_collector(

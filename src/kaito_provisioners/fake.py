@@ -28,6 +28,7 @@ from kaito_provisioners.base import (
     ProvisionedNode,
     ProvisioningError,
 )
+from kaito_provisioners.metrics import ProvisioningStats
 from kaito_provisioners.reasons import FIXES
 
 __all__ = ("NODES", "FakeFailure", "FakeProvisioner")
@@ -111,6 +112,7 @@ class FakeProvisioner:
         self.timeout = timeout
         self.now = now
         self.recheck = recheck
+        self.stats = ProvisioningStats("fake")
         self.skus = sku_catalog()
         self._failures: dict[tuple[str, str], FakeFailure] = {}
         self._requested: dict[str, float] = {}
@@ -197,6 +199,7 @@ class FakeProvisioner:
         """Delete every node created for the workspace."""
         for name in await self._nodes(namespace, workspace):
             await self.client.delete(NODES, ObjectKey("", name))
+            self.stats.deleted += 1
             self._requested.pop(name, None)
             log.info("fake_node_deleted", node=name, workspace=workspace, namespace=namespace)
 
@@ -204,6 +207,7 @@ class FakeProvisioner:
 
     def _error(self, failure: FakeFailure, request: NodeRequest) -> ProvisioningError:
         reason, retryable = _FAILURE_REASONS[failure.kind]
+        self.stats.error(reason)
         defaults = {
             "quota": f"not enough quota for {request.count} x {request.instance_type}: "
             "the subscription's GPU core quota is exhausted",
@@ -274,6 +278,7 @@ class FakeProvisioner:
         }
         try:
             created = await self.client.create(NODES, node)
+            self.stats.created += 1
         except ApiError as err:
             if err.status != 409:
                 raise

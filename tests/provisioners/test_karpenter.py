@@ -207,7 +207,9 @@ async def test_a_launch_error_is_shown_in_the_providers_words(karpenter: Backend
     assert "kubectl describe nodeclaim" in status.error.message
 
 
-async def test_nodeclaims_of_a_workspace_that_is_gone_are_collected(karpenter: Backend) -> None:
+async def test_nodeclaims_of_a_workspace_that_is_gone_are_collected_and_counted(
+    karpenter: Backend,
+) -> None:
     options = ManagerOptions(node_provisioner="karpenter", node_gc_interval=0.1,
                              metrics_address=None, probe_address=None)  # fmt: skip
     provisioner = make_provisioner(options, karpenter.kube)
@@ -219,6 +221,10 @@ async def test_nodeclaims_of_a_workspace_that_is_gone_are_collected(karpenter: B
         tg.start_soon(manager.run)
         await wait_for(lambda: _no_claims(karpenter, "ghost"), what="the orphan collected")
         manager.stop()
+    deleted = manager.registry.get_sample_value(
+        "kaito_provisioner_claims_deleted_total", {"backend": "karpenter"}
+    )
+    assert deleted == 1.0
 
 
 async def _no_claims(backend: Backend, workspace: str) -> bool:

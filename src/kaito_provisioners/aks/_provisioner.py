@@ -44,6 +44,7 @@ from kaito_provisioners.aks._pools import (
 )
 from kaito_provisioners.aks._settings import AksSettings
 from kaito_provisioners.base import NodeRequest, NodeSetStatus, ProvisionedNode, ProvisioningError
+from kaito_provisioners.metrics import ProvisioningStats
 
 __all__ = ("AksProvisioner",)
 
@@ -135,6 +136,7 @@ class AksProvisioner:
         self._throttled: tuple[float, ProvisioningError] | None = None
         self._unjoined_since: dict[str, float] = {}
         self._last: dict[tuple[str, str], tuple[ProvisionedNode, ...]] = {}
+        self.stats = ProvisioningStats("aks")
 
     @property
     def _now(self) -> Callable[[], float]:
@@ -165,6 +167,7 @@ class AksProvisioner:
         nodes, timeout = await self._observe(request, pools)
         error = error or timeout
         if error is not None:
+            self.stats.error(error.reason)
             self._block(key, error)
         self._last[key] = nodes
         return NodeSetStatus(nodes, error, recheck_after=self.settings.recheck)
@@ -314,6 +317,7 @@ class AksProvisioner:
             raise classify(err, f"create agent pool {name}", self.settings) from err
         except AzureError as err:
             raise classify(err, f"create agent pool {name}", self.settings) from err
+        self.stats.created += 1
         log.info(
             "aks_agent_pool_create_started",
             pool=name,
@@ -344,6 +348,7 @@ class AksProvisioner:
             raise classify(err, f"delete agent pool {name}", self.settings) from err
         except AzureError as err:
             raise classify(err, f"delete agent pool {name}", self.settings) from err
+        self.stats.deleted += 1
         log.info("aks_agent_pool_delete_started", pool=name)
         return poller
 

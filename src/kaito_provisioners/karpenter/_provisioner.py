@@ -31,6 +31,7 @@ from kaito_provisioners._nodes import (
 from kaito_provisioners.base import NodeRequest, NodeSetStatus, ProvisionedNode, ProvisioningError
 from kaito_provisioners.karpenter._nodeclaim import LABEL_NODEPOOL, nodeclaim_manifest
 from kaito_provisioners.karpenter._settings import KarpenterSettings
+from kaito_provisioners.metrics import ProvisioningStats
 
 __all__ = ("NODECLAIMS", "NodeClaimProvisioner")
 
@@ -97,6 +98,7 @@ class NodeClaimProvisioner:
         self._seen: dict[str, _Seen] = {}
         self._blocked: dict[tuple[str, str], tuple[float, ProvisioningError]] = {}
         self._last: dict[tuple[str, str], tuple[ProvisionedNode, ...]] = {}
+        self.stats = ProvisioningStats("karpenter")
 
     # -- the Protocol ---------------------------------------------------------------------
 
@@ -113,6 +115,7 @@ class NodeClaimProvisioner:
             if slow_down is None:
                 raise
             self._blocked[key] = (self.settings.clock() + (slow_down.retry_after or 1.0), slow_down)
+            self.stats.error(slow_down.reason)
             return NodeSetStatus(self._last.get(key, ()), slow_down)
         self._last[key] = status.nodes
         return status
@@ -129,6 +132,7 @@ class NodeClaimProvisioner:
             seen = self._seen.pop(name, None)
             if seen is not None:
                 gone = await self._vanished(name, seen, request)
+                self.stats.error(gone.reason)
                 if gone.retry_after:
                     self._blocked[key] = (self.settings.clock() + gone.retry_after, gone)
                 error = error or gone
@@ -136,6 +140,8 @@ class NodeClaimProvisioner:
                 continue
             claims[name] = await self._create(name, request)
         nodes, problem = await self._observe(request, claims)
+        if problem is not None:
+            self.stats.error(problem.reason)
         return NodeSetStatus(nodes, error or problem, recheck_after=self.settings.recheck)
 
     async def release(self, namespace: str, workspace: str) -> None:
@@ -156,6 +162,7 @@ class NodeClaimProvisioner:
             self._seen.pop(name, None)
             if not claim["metadata"].get("deletionTimestamp"):
                 await self.client.delete(NODECLAIMS, ObjectKey("", name))
+                self.stats.deleted += 1
                 log.info(
                     "nodeclaim_deleted", nodeclaim=name, workspace=workspace, namespace=namespace
                 )
@@ -181,6 +188,7 @@ class NodeClaimProvisioner:
             if meta.get("deletionTimestamp") or exists(namespace, workspace):
                 continue
             await self.client.delete(NODECLAIMS, ObjectKey("", meta["name"]))
+            self.stats.deleted += 1
             self._seen.pop(meta["name"], None)
             log.info(
                 "orphan_nodeclaim_deleted",
@@ -201,6 +209,7 @@ class NodeClaimProvisioner:
             if err.status != 409:
                 raise
             return manifest  # created meanwhile (another pass, or a manager before a restart)
+        self.stats.created += 1
         log.info(
             "nodeclaim_created",
             nodeclaim=name,

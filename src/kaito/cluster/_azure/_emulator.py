@@ -443,9 +443,9 @@ async def azure_emulator(
     runners: list[web.AppRunner] = []
     with tempfile.TemporaryDirectory(prefix="kaito-azure-") as scratch:
         emulator.ca_file = Path(scratch, "ca.pem")
-        emulator.ca_file.write_bytes(certificate.ca.cert_pem)
+        await anyio.Path(emulator.ca_file).write_bytes(certificate.ca.cert_pem)
         emulator.token_file = Path(scratch, "azure-identity-token")
-        emulator.token_file.write_text(
+        await anyio.Path(emulator.token_file).write_text(
             emulator.tenant.service_account_token(MANAGER_SERVICE_ACCOUNT)
         )
         try:

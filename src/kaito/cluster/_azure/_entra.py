@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import anyio
 import attrs
 from aiohttp import web
 
@@ -20,6 +21,8 @@ from kaito.cluster._azure._jwt import JwtError, decode_jwt, encode_jwt
 __all__ = ("ARM_AUDIENCE", "EntraTenant", "FederatedCredential")
 
 ARM_AUDIENCE: Final = "https://management.azure.com"
+#: How long the token endpoint waits for a request's body.
+REQUEST_SECONDS: Final = 10.0
 TOKEN_EXCHANGE_AUDIENCE: Final = "api://AzureADTokenExchange"
 JWT_BEARER: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: The OIDC issuer the emulated cluster signs its service account tokens as.
@@ -140,8 +143,14 @@ class EntraTenant:
                 "make sure you have the correct tenant ID and are signing into the "
                 "correct cloud.",
             )
-        form = await request.post()
-        fields = {k: str(v) for k, v in form.items()}
+        try:
+            with anyio.fail_after(REQUEST_SECONDS):
+                form = await request.post()
+        except TimeoutError:
+            return _error(
+                408, "invalid_request", 50000, "The request body was not received in time."
+            )
+        fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
         return self._token(fields)
 
     def _token(self, form: Mapping[str, str]) -> web.Response:

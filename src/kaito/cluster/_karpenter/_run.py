@@ -40,7 +40,7 @@ async def karpenter_simulator(
     cluster: Cluster, *, times: KarpenterTimes | None = None
 ) -> AsyncIterator[KarpenterSimulator]:
     """Install the NodeClaim CRD and run the simulated Karpenter during the block."""
-    await cluster.install_crds(nodeclaim_crd())
+    await cluster.install_crds(await anyio.to_thread.run_sync(nodeclaim_crd))
     async with anyio.create_task_group() as tasks:
         simulator = KarpenterSimulator(cluster.client, times=times or KarpenterTimes(), tasks=tasks)
         start_control_loop(tasks, cluster.store, simulator)
