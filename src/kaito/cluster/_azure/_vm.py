@@ -37,9 +37,12 @@ class BootTimes:
 
 
 def gpu_count(instance_type: str) -> int:
-    """GPUs of an instance type (0 when the catalog does not know it)."""
+    """GPUs of an instance type: the catalog's, else 1 for Azure's N-series (``Standard_N...``,
+    which upstream also treats as GPU machines), else 0."""
     sku = sku_catalog().get(instance_type)
-    return sku.gpu_count if sku else 0
+    if sku is not None:
+        return sku.gpu_count
+    return 1 if instance_type.startswith("Standard_N") else 0
 
 
 def node_name_for(pool: str, cluster_key: str) -> str:
