@@ -98,6 +98,7 @@ class NodeClaimProvisioner:
         self._seen: dict[str, _Seen] = {}
         self._blocked: dict[tuple[str, str], tuple[float, ProvisioningError]] = {}
         self._last: dict[tuple[str, str], tuple[ProvisionedNode, ...]] = {}
+        self._problem: dict[tuple[str, str], str] = {}
         self.stats = ProvisioningStats("karpenter")
 
     # -- the Protocol ---------------------------------------------------------------------
@@ -140,8 +141,11 @@ class NodeClaimProvisioner:
                 continue
             claims[name] = await self._create(name, request)
         nodes, problem = await self._observe(request, claims)
+        reported = self._problem.pop(key, None)
         if problem is not None:
-            self.stats.error(problem.reason)
+            self._problem[key] = problem.reason
+            if problem.reason != reported:  # count a problem when it arises, not every pass
+                self.stats.error(problem.reason)
         return NodeSetStatus(nodes, error or problem, recheck_after=self.settings.recheck)
 
     async def release(self, namespace: str, workspace: str) -> None:
@@ -151,6 +155,7 @@ class NodeClaimProvisioner:
         """
         self._blocked.pop((namespace, workspace), None)
         self._last.pop((namespace, workspace), None)
+        self._problem.pop((namespace, workspace), None)
         found = await self.client.list(
             NODECLAIMS, label_selector=workspace_selector(namespace, workspace)
         )
