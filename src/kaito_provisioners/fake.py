@@ -113,6 +113,7 @@ class FakeProvisioner:
         self.now = now
         self.recheck = recheck
         self.stats = ProvisioningStats("fake")
+        self._reported: dict[tuple[str, str], str] = {}
         self.skus = sku_catalog()
         self._failures: dict[tuple[str, str], FakeFailure] = {}
         self._requested: dict[str, float] = {}
@@ -191,6 +192,8 @@ class FakeProvisioner:
                 requested = self._requested_at(node)
                 if self.now() - requested >= self.timeout:
                     error = self._error(failure, request)
+        if error is None:
+            self._reported.pop((request.namespace, request.workspace), None)
         if error is not None and self.recheck is not None:
             error.retry_after = self.recheck
         return NodeSetStatus(tuple(nodes), error, recheck_after=self.recheck)
@@ -207,7 +210,10 @@ class FakeProvisioner:
 
     def _error(self, failure: FakeFailure, request: NodeRequest) -> ProvisioningError:
         reason, retryable = _FAILURE_REASONS[failure.kind]
-        self.stats.error(reason)
+        key = (request.namespace, request.workspace)
+        if self._reported.get(key) != reason:  # counted when it arises, not every pass
+            self._reported[key] = reason
+            self.stats.error(reason)
         defaults = {
             "quota": f"not enough quota for {request.count} x {request.instance_type}: "
             "the subscription's GPU core quota is exhausted",
