@@ -7,6 +7,7 @@ case here was a plain-text 500 (or tens of seconds of work) before the server va
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -241,21 +242,23 @@ async def test_a_500_kb_stop_string_under_a_raised_cap_costs_what_a_normal_reque
 ) -> None:
     application = build_app(_settings(tiny_model, Limits(max_stop_string_chars=1_000_000)))
     async with _client(application) as client:
-        body: dict[str, Any] = {"prompt": "the operator", "max_tokens": 24, "min_tokens": 24}
+        body: dict[str, Any] = {"prompt": "the operator", "max_tokens": 16, "min_tokens": 16}
         body["temperature"] = 0
         plain = await client.post(COMPLETIONS, json=body)
         text = plain.json()["choices"][0]["text"]
         # The worst case: the output keeps matching the stop string's beginning to the end.
         hostile = {**body, "stop": text + "x" * 500_000}
-        timings = {}
-        for name, request in (("plain", body), ("hostile", hostile), ("plain2", body)):
-            started = time.perf_counter()
-            response = await client.post(COMPLETIONS, json=request)
-            timings[name] = time.perf_counter() - started
-            assert response.status_code == 200
-            assert response.json()["choices"][0]["text"] == text
-    normal = min(timings["plain"], timings["plain2"])
-    assert timings["hostile"] < 2 * normal + 0.25, timings
+        timings: dict[str, list[float]] = {"plain": [], "hostile": []}
+        for _ in range(3):  # interleaved, so a busy moment hits both
+            for name, request in (("plain", body), ("hostile", hostile)):
+                started = time.perf_counter()
+                response = await client.post(COMPLETIONS, json=request)
+                timings[name].append(time.perf_counter() - started)
+                assert response.status_code == 200
+                assert response.json()["choices"][0]["text"] == text
+    normal, costly = (statistics.median(timings[k]) for k in ("plain", "hostile"))
+    # Before: tens of seconds (each token cost the square of the stop string's length).
+    assert costly < 3 * normal + 0.5, timings
 
 
 async def test_a_chat_template_that_refuses_the_messages_is_a_400(
