@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-from kaito.controllers import ControllerSettings
-from kaito.controllers.setup import add_workspace_controller
+from kaito.controllers import ControllerSettings, add_workspace_controller
 from kaito.engine import KubeClient, LeaderElectionConfig, Manager
 from kaito.options import ManagerOptions
 from kaito_provisioners import NodeProvisioner

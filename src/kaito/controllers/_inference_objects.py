@@ -20,7 +20,7 @@ from kaito.api.spec import AdapterSpec
 from kaito.api.v1beta1 import Workspace
 from kaito.api.validation import selector_as_map
 from kaito.catalog import SKU, Preset, gpu_memory_utilization
-from kaito.controllers.naming import (
+from kaito.controllers._naming import (
     ADAPTER_DIR,
     CONFIG_DIR,
     WEIGHTS_DIR,
@@ -29,7 +29,8 @@ from kaito.controllers.naming import (
     inference_config_name,
     workspace_labels,
 )
-from kaito.controllers.settings import ControllerSettings
+from kaito.controllers._owned import INFERENCE_SERVICE, INFERENCE_SET
+from kaito.controllers._settings import ControllerSettings
 
 __all__ = (
     "InferencePlan",
@@ -105,10 +106,10 @@ def inference_services(ws: Workspace, settings: ControllerSettings) -> list[dict
     main = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, **meta},
+        "metadata": {"name": INFERENCE_SERVICE.name(name), **meta},
         "spec": {
             "type": "LoadBalancer" if enable_lb else "ClusterIP",
-            "selector": {**labels, POD_NAME_LABEL: f"{name}-0"},
+            "selector": {**labels, POD_NAME_LABEL: f"{INFERENCE_SET.name(name)}-0"},
             "ports": [
                 {"name": "http", "port": 80, "targetPort": settings.server_port, "protocol": "TCP"},
                 {"name": "torchrun", "port": 29500, "targetPort": 29500, "protocol": "TCP"},
@@ -379,7 +380,7 @@ def inference_statefulset(
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": {
-            "name": name,
+            "name": INFERENCE_SET.name(name),
             "namespace": ws.metadata.namespace,
             "labels": labels,
             "annotations": {c.ANNOTATION_REVISION: plan.revision},

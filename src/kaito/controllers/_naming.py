@@ -12,6 +12,7 @@ from typing import Any, Final
 from kaito.api import constants as c
 from kaito.api import unstructure
 from kaito.api.v1beta1 import Workspace
+from kaito.controllers._owned import HEADLESS_SERVICE, INFERENCE_PARAMS, TRAINING_PARAMS
 
 __all__ = (
     "ADAPTER_DIR",
@@ -54,15 +55,15 @@ def controller_owner_reference(ws: Workspace) -> dict[str, Any]:
 
 
 def headless_service_name(ws: Workspace) -> str:
-    return f"{ws.metadata.name}-headless"
+    return HEADLESS_SERVICE.name(ws.metadata.name or "")
 
 
 def inference_config_name(ws: Workspace) -> str:
-    return f"{ws.metadata.name}-inference-params"
+    return INFERENCE_PARAMS.name(ws.metadata.name or "")
 
 
 def training_config_name(ws: Workspace) -> str:
-    return f"{ws.metadata.name}-training-params"
+    return TRAINING_PARAMS.name(ws.metadata.name or "")
 
 
 def revision_hash(ws: Workspace, *extra: Any) -> str:

@@ -17,8 +17,8 @@ import attrs
 from kaito.api import constants as c
 from kaito.api.v1beta1 import Workspace
 from kaito.catalog import SKU, Preset
-from kaito.controllers.inference_objects import gpu_resource_name, node_affinity, tolerations
-from kaito.controllers.naming import (
+from kaito.controllers._inference_objects import gpu_resource_name, node_affinity, tolerations
+from kaito.controllers._naming import (
     CONFIG_DIR,
     DATA_DIR,
     RESULTS_DIR,
@@ -27,7 +27,8 @@ from kaito.controllers.naming import (
     training_config_name,
     workspace_labels,
 )
-from kaito.controllers.settings import ControllerSettings
+from kaito.controllers._owned import TUNING_JOB
+from kaito.controllers._settings import ControllerSettings
 
 __all__ = ("TuningPlan", "training_config_map", "tuning_job")
 
@@ -207,7 +208,7 @@ def tuning_job(ws: Workspace, plan: TuningPlan, settings: ControllerSettings) ->
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": name,
+            "name": TUNING_JOB.name(name),
             "namespace": ws.metadata.namespace,
             "labels": labels,
             "annotations": {c.ANNOTATION_REVISION: plan.revision},
