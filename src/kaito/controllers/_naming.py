@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Final
+from typing import Any
 
 from kaito.api import constants as c
 from kaito.api import unstructure
@@ -15,8 +15,6 @@ from kaito.api.v1beta1 import Workspace
 from kaito.controllers._owned import HEADLESS_SERVICE, INFERENCE_PARAMS, TRAINING_PARAMS
 
 __all__ = (
-    "ADAPTER_DIR",
-    "CONFIG_DIR",
     "controller_owner_reference",
     "headless_service_name",
     "inference_config_name",
@@ -24,12 +22,6 @@ __all__ = (
     "training_config_name",
     "workspace_labels",
 )
-
-CONFIG_DIR: Final = "/mnt/config"
-ADAPTER_DIR: Final = "/mnt/adapter"
-DATA_DIR: Final = "/mnt/data"
-RESULTS_DIR: Final = "/mnt/results"
-WEIGHTS_DIR: Final = "/workspace/weights"
 
 
 def _meta(ws: Workspace) -> tuple[str, str]:

@@ -11,6 +11,7 @@ import attrs
 
 from kaito import __version__
 from kaito.api.templates import DEFAULT_RELEASE_NAMESPACE
+from kaito_runtime.contract import SERVER_PORT
 
 __all__ = ("DEFAULT_RUNTIME_IMAGE", "ControllerSettings")
 
@@ -32,4 +33,4 @@ class ControllerSettings:
     local_nvme_storage_class: str | None = None
     #: Allow data URLs on loopback/private addresses (local development only).
     allow_local_urls: bool = False
-    server_port: int = 5000
+    server_port: int = SERVER_PORT
