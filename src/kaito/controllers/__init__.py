@@ -9,6 +9,7 @@ table of owned kinds (``_owned``) that the renderers, the finalizer and the watc
 
 from __future__ import annotations
 
+from kaito.controllers._decode import DEFAULT_DECODE_CACHE_SIZE, DecodedWorkspace, WorkspaceDecoder
 from kaito.controllers._events import WARNING_REASONS, transition_events
 from kaito.controllers._inference_objects import (
     InferencePlan,
@@ -48,7 +49,11 @@ from kaito.controllers._resources import (
     STATEFUL_SETS,
     WORKSPACES,
 )
-from kaito.controllers._settings import DEFAULT_RUNTIME_IMAGE, ControllerSettings
+from kaito.controllers._settings import (
+    DEFAULT_RUNTIME_IMAGE,
+    ControllerSettings,
+    validation_context,
+)
 from kaito.controllers._setup import MAX_CONCURRENT_RECONCILES, add_workspace_controller
 from kaito.controllers._status import (
     JobObservation,
@@ -60,6 +65,7 @@ from kaito.controllers._tuning_objects import TuningPlan, training_config_map, t
 
 __all__ = (
     "CONFIG_MAPS",
+    "DEFAULT_DECODE_CACHE_SIZE",
     "DEFAULT_RUNTIME_IMAGE",
     "HEADLESS_SERVICE",
     "INFERENCE_PARAMS",
@@ -78,6 +84,7 @@ __all__ = (
     "WARNING_REASONS",
     "WORKSPACES",
     "ControllerSettings",
+    "DecodedWorkspace",
     "InferencePlan",
     "JobObservation",
     "NodeObservation",
@@ -88,6 +95,7 @@ __all__ = (
     "TuningPlan",
     "WorkloadObservation",
     "WorkspaceCaches",
+    "WorkspaceDecoder",
     "WorkspaceReconciler",
     "add_workspace_controller",
     "compute_status",
@@ -106,5 +114,6 @@ __all__ = (
     "training_config_map",
     "transition_events",
     "tuning_job",
+    "validation_context",
     "workspace_labels",
 )

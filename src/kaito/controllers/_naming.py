@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from kaito.api import constants as c
@@ -19,6 +20,8 @@ __all__ = (
     "headless_service_name",
     "inference_config_name",
     "revision_hash",
+    "revision_inputs",
+    "revision_of",
     "training_config_name",
     "workspace_labels",
 )
@@ -58,16 +61,27 @@ def training_config_name(ws: Workspace) -> str:
     return TRAINING_PARAMS.name(ws.metadata.name or "")
 
 
+def revision_inputs(ws: Workspace) -> dict[str, Any]:
+    """What of the Workspace the workload is rendered from: the spec sections (as JSON) and
+    KAITO's annotations; status and other metadata do not take part."""
+    wire = unstructure(ws)
+    relevant = {k: wire.get(k) for k in ("resource", "inference", "tuning")}
+    relevant["annotations"] = {
+        k: v for k, v in (ws.metadata.annotations or {}).items() if k.startswith("kaito.sh/")
+    }
+    return relevant
+
+
+def revision_of(inputs: Mapping[str, Any], *extra: Any) -> str:
+    """A short hash of :func:`revision_inputs` and the ``extra`` inputs."""
+    payload = json.dumps([inputs, *extra], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def revision_hash(ws: Workspace, *extra: Any) -> str:
     """A short hash of what the workload is rendered from (spec sections and ``extra`` inputs).
 
     It changes when the spec (or a referenced ConfigMap's data passed in ``extra``) changes, so
     the workload rolls; status and metadata do not take part.
     """
-    wire = unstructure(ws)
-    relevant = {k: wire.get(k) for k in ("resource", "inference", "tuning")}
-    relevant["annotations"] = {
-        k: v for k, v in (ws.metadata.annotations or {}).items() if k.startswith("kaito.sh/")
-    }
-    payload = json.dumps([relevant, *extra], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return revision_of(revision_inputs(ws), *extra)

@@ -15,21 +15,15 @@ from typing import Any, Final
 import attrs
 import structlog
 
-from kaito.api import (
-    ValidationContext,
-    check_workspace,
-    structure_lenient,
-    unstructure,
-)
-from kaito.api import (
-    constants as c,
-)
+from kaito.api import check_decoded, unstructure
+from kaito.api import constants as c
 from kaito.api.v1beta1 import Workspace, WorkspaceStatus
 from kaito.api.validation import runtime_of
 from kaito.catalog import SKU as CatalogSKU
 from kaito.catalog import Preset, estimate_node_count
 from kaito.controllers._apply import WorkspaceClient, ensure_object
 from kaito.controllers._config import WorkspaceConfigs
+from kaito.controllers._decode import DecodedWorkspace, WorkspaceDecoder
 from kaito.controllers._events import WORKLOAD_CREATED, WORKLOAD_UPDATED, record_transitions
 from kaito.controllers._finalizer import Finalizer, has_finalizer
 from kaito.controllers._inference_objects import (
@@ -38,7 +32,6 @@ from kaito.controllers._inference_objects import (
     inference_services,
     inference_statefulset,
 )
-from kaito.controllers._naming import revision_hash
 from kaito.controllers._nodes import ensure_nodes
 from kaito.controllers._observe import (
     UNMANAGED_INDEX,
@@ -51,7 +44,7 @@ from kaito.controllers._observe import (
 from kaito.controllers._owned import INFERENCE_SET, TUNING_JOB
 from kaito.controllers._progress import ProgressReader
 from kaito.controllers._resources import CONFIG_MAPS, JOBS, SERVICES, STATEFUL_SETS, WORKSPACES
-from kaito.controllers._settings import ControllerSettings
+from kaito.controllers._settings import ControllerSettings, validation_context
 from kaito.controllers._status import (
     JobObservation,
     NodeObservation,
@@ -103,6 +96,7 @@ class WorkspaceReconciler:
         *,
         now: Callable[[], str] = _now,
         progress_reader: ProgressReader | None = None,
+        decoder: WorkspaceDecoder | None = None,
     ) -> None:
         self.progress_reader = progress_reader
         self.client = client
@@ -113,27 +107,23 @@ class WorkspaceReconciler:
         self.now = now
         self.configs = WorkspaceConfigs(caches.config_maps, settings)
         self.finalizer = Finalizer(client, self.provisioner, events)
+        self.decoder = decoder if decoder is not None else WorkspaceDecoder()
         self._validated: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        self.validation = ValidationContext(
-            node_auto_provisioning=settings.node_auto_provisioning,
-            vllm_enabled=settings.vllm_enabled,
-            cloud=settings.cloud,
-            release_namespace=settings.release_namespace,
-            allow_local_urls=settings.allow_local_urls,
-        )
+        self.validation = validation_context(settings)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         """One pass over the Workspace ``key``."""
         raw = self.caches.workspaces.get(key)
         if raw is None:
             return Result()  # deleted; its finalizer already cleaned up
-        ws, _ = structure_lenient(raw, Workspace)
+        decoded = self.decoder.decode(raw)
+        ws = decoded.workspace
         if ws.metadata.deletion_timestamp:
             await self.finalizer.finalize(raw, ws, key, now=self.now())
             return Result()
         if not has_finalizer(ws):
             await self.finalizer.add(raw, key)
-        problems = self._problems(raw, ws)
+        problems = self._problems(decoded)
         if problems:
             await self._write_status(raw, ws, invalid_status(ws, problems, now=self.now()))
             raise TerminalError(f"workspace {key} is invalid: {problems[0]}")
@@ -152,11 +142,11 @@ class WorkspaceReconciler:
         )
         if ws.inference is not None:
             workload = await self._ensure_inference(
-                raw, ws, preset, sku, target=target, nodes=nodes
+                decoded, preset, sku, target=target, nodes=nodes
             )
             status = compute_status(ws, nodes, now=self.now(), workload=workload)
         else:
-            job = await self._ensure_tuning(raw, ws, preset, sku, nodes)
+            job = await self._ensure_tuning(decoded, preset, sku, nodes)
             status = compute_status(ws, nodes, now=self.now(), job=job)
         await self._write_status(raw, ws, status)
         if not nodes.ready:
@@ -167,15 +157,17 @@ class WorkspaceReconciler:
 
     # -- admission ----------------------------------------------------------------------------
 
-    def _problems(self, raw: Mapping[str, Any], ws: Workspace) -> tuple[Any, ...]:
+    def _problems(self, decoded: DecodedWorkspace) -> tuple[Any, ...]:
         """Admission problems of this generation (validated once; referenced ConfigMaps change
         the verdict too, so their data takes part in the cache key)."""
+        ws = decoded.workspace
         refs = tuple(sorted((k, str(v)) for k, v in (self.configs.referenced(ws) or {}).items()))
         cache_key = (ws.metadata.uid, ws.metadata.generation, refs)
         cached = self._validated.get(cache_key)
         if cached is not None:
             return cached
-        cached = check_workspace(raw, self.configs.validation_for(ws, self.validation)).errors
+        context = self.configs.validation_for(ws, self.validation)
+        cached = check_decoded(decoded.checked, context).errors
         if len(self._validated) > _MAX_VALIDATED:
             self._validated.clear()
         self._validated[cache_key] = cached
@@ -214,14 +206,14 @@ class WorkspaceReconciler:
 
     async def _ensure_inference(
         self,
-        raw: Mapping[str, Any],
-        ws: Workspace,
+        decoded: DecodedWorkspace,
         preset: Preset | None,
         sku: CatalogSKU | None,
         *,
         target: int,
         nodes: NodeObservation,
     ) -> WorkloadObservation:
+        ws, raw = decoded.workspace, decoded.raw
         assert ws.inference is not None
         namespace, name = ws.metadata.namespace or "default", ws.metadata.name or ""
         for service in inference_services(ws, self.settings):
@@ -239,7 +231,7 @@ class WorkspaceReconciler:
             node_count=target,
             runtime=runtime,
             config_text=config_text,
-            revision=revision_hash(ws, config_text, self.settings.runtime_image),
+            revision=decoded.revision(config_text, self.settings.runtime_image),
         )
         await self._ensure_config_map(inference_config_map(ws, plan))
         if not nodes.ready:
@@ -268,12 +260,12 @@ class WorkspaceReconciler:
 
     async def _ensure_tuning(
         self,
-        raw: Mapping[str, Any],
-        ws: Workspace,
+        decoded: DecodedWorkspace,
         preset: Preset | None,
         sku: CatalogSKU | None,
         nodes: NodeObservation,
     ) -> JobObservation:
+        ws, raw = decoded.workspace, decoded.raw
         assert ws.tuning is not None
         if preset is None:
             raise TerminalError(f"tuning preset {ws.tuning.preset!r} is not in the catalog")
@@ -283,7 +275,7 @@ class WorkspaceReconciler:
             preset=preset,
             sku=sku,
             config_text=config_text,
-            revision=revision_hash(ws, config_text, self.settings.runtime_image),
+            revision=decoded.revision(config_text, self.settings.runtime_image),
         )
         await self._ensure_config_map(training_config_map(ws, plan))
         if not nodes.ready:

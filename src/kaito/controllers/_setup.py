@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from kaito.api import constants as c
 from kaito.controllers._apply import WorkspaceClient
+from kaito.controllers._decode import WorkspaceDecoder
 from kaito.controllers._observe import (
     UNMANAGED_INDEX,
     WORKSPACE_INDEX,
@@ -87,8 +88,12 @@ def add_workspace_controller(
     *,
     workers: int = MAX_CONCURRENT_RECONCILES,
     progress_reader: ProgressReader | None = None,
+    decoder: WorkspaceDecoder | None = None,
 ) -> Controller:
-    """Add the ``workspace`` controller to ``manager`` and return it."""
+    """Add the ``workspace`` controller to ``manager`` and return it.
+
+    ``decoder`` caches the decoded Workspaces (a fresh one by default).
+    """
     workspaces = manager.informer(WORKSPACES)
     nodes = manager.informer(NODES)
     pods = manager.informer(PODS, label_selector=c.LABEL_WORKSPACE)
@@ -118,6 +123,7 @@ def add_workspace_controller(
         manager.event_recorder("workspace-controller"),
         settings,
         progress_reader=progress_reader or http_progress_reader(),
+        decoder=decoder,
     )
     controller = manager.add_controller(
         "workspace",
