@@ -38,11 +38,15 @@ def test_a_version_is_decoded_once() -> None:
     decoder = WorkspaceDecoder()
     raw = stored()
     first = decoder.decode(raw)
-    assert decoder.decode(copy.deepcopy(raw)) is first  # a relist's copy of the same version
+    again = decoder.decode(copy.deepcopy(raw))  # a relist's copy of the same version
+    assert again.workspace is first.workspace and again.checked is first.checked
     assert (decoder.hits, decoder.misses) == (1, 1)
     newer = decoder.decode(stored(rv="2"))
-    assert newer is not first
-    assert (decoder.hits, decoder.misses, len(decoder)) == (1, 2, 2)
+    assert newer.workspace is not first.workspace
+    # The newer version replaced the older one: a superseded version is never held.
+    assert (decoder.hits, decoder.misses, len(decoder)) == (1, 2, 1)
+    decoder.forget("u-1")
+    assert len(decoder) == 0
 
 
 def test_the_cache_is_bounded_and_least_recently_used_goes_first() -> None:
@@ -66,7 +70,7 @@ def test_objects_not_stored_yet_are_never_cached() -> None:
     decoder = WorkspaceDecoder()
     raw = stored()
     del raw["metadata"]["resourceVersion"]
-    assert decoder.decode(raw) is not decoder.decode(raw)
+    assert decoder.decode(raw).workspace is not decoder.decode(raw).workspace
     assert len(decoder) == 0
 
 
@@ -75,9 +79,11 @@ def test_each_served_version_is_its_own_entry() -> None:
     beta = stored()
     alpha, _ = convert_workspace(beta, "v1alpha1")
     assert (beta["apiVersion"], alpha["apiVersion"]) == ("kaito.sh/v1beta1", "kaito.sh/v1alpha1")
-    one, other = decoder.decode(beta), decoder.decode(alpha)
-    assert one is not other
-    assert one.workspace == other.workspace  # the same storage-version object either way
+    one = decoder.decode(beta)
+    other = decoder.decode(alpha)
+    assert other.workspace is not one.workspace  # decoded again: another served version
+    assert other.workspace == one.workspace  # ...into the same storage-version object
+    assert decoder.misses == 2
 
 
 def test_decoded_form_and_verdict_are_the_webhook_pipelines() -> None:

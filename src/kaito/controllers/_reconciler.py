@@ -120,6 +120,7 @@ class WorkspaceReconciler:
         ws = decoded.workspace
         if ws.metadata.deletion_timestamp:
             await self.finalizer.finalize(raw, ws, key, now=self.now())
+            self.decoder.forget(ws.metadata.uid or "")
             return Result()
         if not has_finalizer(ws):
             await self.finalizer.add(raw, key)
