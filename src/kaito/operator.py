@@ -9,14 +9,18 @@ Top layer: wires ``kaito.engine``, ``kaito.controllers``, ``kaito.webhooks`` and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from kaito.controllers import ControllerSettings, add_workspace_controller, validation_context
 from kaito.engine import KubeClient, LeaderElectionConfig, Manager
 from kaito.options import ManagerOptions
-from kaito.tls import ServingCertificate
 from kaito.webhooks import WebhookServer
 from kaito_provisioners import NodeProvisioner
+
+if TYPE_CHECKING:  # building a certificate (cryptography) is the caller's business
+    from kaito.tls import ServingCertificate
 
 __all__ = (
     "LEADER_ELECTION_ID",

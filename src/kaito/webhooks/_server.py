@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 import attrs
@@ -22,8 +22,10 @@ from kaito.api import NodeInfo, ValidationContext
 from kaito.api.v1beta1 import Workspace
 from kaito.api.validation import referenced_config_maps
 from kaito.engine import ApiError, ObjectKey, ObjectList, Resource
-from kaito.tls import ServingCertificate
 from kaito.webhooks._review import answer_review, decode_review, mutate_review, review_response
+
+if TYPE_CHECKING:  # the certificate arrives built; serving it needs only the ssl module
+    from kaito.tls import ServingCertificate
 
 __all__ = (
     "MUTATE_PATH",
