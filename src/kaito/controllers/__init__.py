@@ -24,6 +24,7 @@ from kaito.controllers._naming import (
     revision_hash,
     workspace_labels,
 )
+from kaito.controllers._nodes import ensure_nodes, node_request
 from kaito.controllers._observe import observe_job, observe_workload
 from kaito.controllers._owned import (
     HEADLESS_SERVICE,
@@ -102,11 +103,13 @@ __all__ = (
     "controller_owner_reference",
     "describe_progress",
     "diagnose_pods",
+    "ensure_nodes",
     "http_progress_reader",
     "inference_config_map",
     "inference_services",
     "inference_statefulset",
     "merge_inference_config",
+    "node_request",
     "observe_job",
     "observe_workload",
     "revision_hash",

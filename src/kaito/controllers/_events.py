@@ -14,8 +14,10 @@ from kaito.api import constants as c
 from kaito.api.conditions import find_condition
 from kaito.api.meta import Condition
 from kaito.engine import EventRecorder
+from kaito_provisioners import reasons as provisioning
 
 __all__ = (
+    "PROVISIONING_PROBLEMS",
     "WARNING_REASONS",
     "WORKLOAD_CREATED",
     "WORKLOAD_UPDATED",
@@ -27,6 +29,14 @@ __all__ = (
 WORKLOAD_CREATED: Final = "WorkloadCreated"
 WORKLOAD_UPDATED: Final = "WorkloadUpdated"
 WORKSPACE_DELETED: Final = "WorkspaceDeleted"
+
+#: Provisioning reasons that are a problem (a Warning Event), not progress.
+PROVISIONING_PROBLEMS: Final = frozenset(provisioning.FIXES) - {
+    provisioning.NODE_CLAIM_NOT_READY,
+    provisioning.NODE_NOT_READY,
+    provisioning.NODE_PLUGINS_NOT_READY,
+    provisioning.NODES_DELETING,
+}
 
 #: Condition reasons whose transitions are Warning events (except on ``NodesReady``).
 WARNING_REASONS: Final = frozenset(
@@ -42,10 +52,8 @@ WARNING_REASONS: Final = frozenset(
         c.Reason.TUNING_FAILED,
         c.Reason.FAILED,
         "InvalidWorkspace",
-        "QuotaExceeded",
-        "SKUNotAvailable",
-        "ProvisioningTimeout",
         "NodeNotReady",
+        *PROVISIONING_PROBLEMS,
     }
 )
 _PENDING: Final = frozenset(

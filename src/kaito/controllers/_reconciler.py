@@ -62,6 +62,7 @@ __all__ = ("NODE_POLL_SECONDS", "PROGRESS_POLL_SECONDS", "WorkspaceCaches", "Wor
 log = structlog.get_logger(__name__)
 
 NODE_POLL_SECONDS: Final = 2.0
+MIN_NODE_POLL_SECONDS: Final = 0.05
 PROGRESS_POLL_SECONDS: Final = 15.0
 _MAX_VALIDATED: Final = 4096
 
@@ -151,7 +152,9 @@ class WorkspaceReconciler:
             status = compute_status(ws, nodes, now=self.now(), job=job)
         await self._write_status(raw, ws, status)
         if not nodes.ready:
-            return Result(requeue_after=NODE_POLL_SECONDS)
+            # The provisioner's cadence if it gave one (ARM's Retry-After, its polling), else ours.
+            wait = NODE_POLL_SECONDS if nodes.retry_after is None else nodes.retry_after
+            return Result(requeue_after=max(MIN_NODE_POLL_SECONDS, wait))
         if ws.tuning is not None and status.state == c.WorkspaceState.RUNNING:
             return Result(requeue_after=PROGRESS_POLL_SECONDS)  # refresh the progress line
         return Result()
