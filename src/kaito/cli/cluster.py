@@ -190,12 +190,14 @@ async def _serve(settings: _Settings) -> None:
             url=running.url,
             kubeconfig=str(kubeconfig_out) if kubeconfig_out else None,
         )
-        print(
-            f"cluster ready at {running.url}"
-            + (f" (kubeconfig {kubeconfig_out})" if kubeconfig_out else ""),
-            flush=True,
-        )
+        # Listen for signals before saying ready: a SIGINT sent on reading the line must stop the
+        # server cleanly, not interrupt it before the handler is in place.
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            print(
+                f"cluster ready at {running.url}"
+                + (f" (kubeconfig {kubeconfig_out})" if kubeconfig_out else ""),
+                flush=True,
+            )
             async for received in signals:
                 log.info("cluster_stopping", signal=signal.Signals(received).name)
                 break
