@@ -109,6 +109,9 @@ class InferenceFlags:
     DTYPE: Final = "--dtype"
     GPU_MEMORY_UTILIZATION: Final = "--gpu-memory-utilization"
     TENSOR_PARALLEL_SIZE: Final = "--tensor-parallel-size"
+    DATA_PARALLEL_SIZE: Final = "--data-parallel-size"
+    PIPELINE_PARALLEL_SIZE: Final = "--pipeline-parallel-size"
+    DISTRIBUTED_EXECUTOR_BACKEND: Final = "--distributed-executor-backend"
     #: The values ``--backend`` takes.
     BACKENDS: Final = ("auto", "vllm", "transformers")
 
@@ -204,6 +207,8 @@ class TuningProgress:
     eta_seconds: float | None = None
     updated_at: str = ""
     message: str | None = None
+    #: Training processes (ranks) the Job runs; rank 0 reports for all of them.
+    processes: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document."""
@@ -218,6 +223,7 @@ class TuningProgress:
             return None
         step, max_steps, epoch = doc.get("step"), doc.get("max_steps"), _number(doc.get("epoch"))
         updated_at, message = doc.get("updated_at"), doc.get("message")
+        processes = doc.get("processes")
         return cls(
             phase=phase,
             step=step if isinstance(step, int) else 0,
@@ -228,6 +234,7 @@ class TuningProgress:
             eta_seconds=_number(doc.get("eta_seconds")),
             updated_at=updated_at if isinstance(updated_at, str) else "",
             message=message if isinstance(message, str) else None,
+            processes=processes if isinstance(processes, int) and processes > 0 else 1,
         )
 
 
