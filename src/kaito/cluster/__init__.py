@@ -17,6 +17,14 @@ from kaito.cluster._cluster import Cluster, ThreadedCluster, cluster_in_thread, 
 from kaito.cluster._controllers import Controllers
 from kaito.cluster._errors import StatusError
 from kaito.cluster._faults import FaultRule, Faults, RequestInfo
+from kaito.cluster._kubelet import (
+    Attachment,
+    ExecSession,
+    ImageProfile,
+    ImageTable,
+    LocalKubelet,
+    LogOptions,
+)
 from kaito.cluster._sim import ImmediateKubelet, Kubelet, PodStatusWriter
 from kaito.cluster._store import (
     GroupResource,
@@ -30,14 +38,20 @@ from kaito.cluster._store import (
 )
 
 __all__ = (
+    "Attachment",
     "Cluster",
     "Controllers",
+    "ExecSession",
     "FaultRule",
     "Faults",
     "GroupResource",
+    "ImageProfile",
+    "ImageTable",
     "ImmediateKubelet",
     "Kubelet",
     "LocalClient",
+    "LocalKubelet",
+    "LogOptions",
     "MemoryStorage",
     "ObjectIndex",
     "PodStatusWriter",

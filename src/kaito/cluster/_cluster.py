@@ -7,9 +7,9 @@ import copy
 import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -27,6 +27,7 @@ from kaito.cluster._faults import Faults
 from kaito.cluster._http import ApiHandler, ServerInfo
 from kaito.cluster._json import Obj
 from kaito.cluster._kubeconfig import build_kubeconfig, write_kubeconfig
+from kaito.cluster._kubelet import SYSTEM_NODE_LABELS, SYSTEM_NODE_NAME, LocalKubelet, host_capacity
 from kaito.cluster._meta import TimeSource, system_clock
 from kaito.cluster._resource_types import Catalog
 from kaito.cluster._rest import RestApi
@@ -206,7 +207,8 @@ async def start_cluster(
     token: str | None = None,
     store: Storage | None = None,
     controllers: Controllers | bool = True,
-    kubelet: Kubelet | None = None,
+    kubelet: Kubelet | Literal["simulated", "local"] | None = None,
+    system_node: bool = False,
     crds: Iterable[str | os.PathLike[str] | Obj] = (),
     clock: TimeSource = system_clock,
     bookmark_interval: float = 10.0,
@@ -221,7 +223,12 @@ async def start_cluster(
         token: Require ``Authorization: Bearer <token>`` (written to the kubeconfig).
         store: Storage backend; an in-memory :class:`MemoryStorage` by default.
         controllers: Which simulated controllers run (``True`` all, ``False`` none).
-        kubelet: Decides when Pods run, become Ready and finish (default: at once).
+        kubelet: Decides when Pods run, become Ready and finish: ``"simulated"`` (or ``None``,
+            the default) reports them Running and Ready at once; ``"local"`` runs them as
+            processes of this machine with a :class:`LocalKubelet` the cluster owns; or any
+            :class:`Kubelet` (a ``LocalKubelet`` you configured, entered by you or by the cluster).
+        system_node: Register an untainted CPU node (``kaito-system``, this machine's CPUs and
+            memory), as AKS has its system pool, so ordinary Pods schedule.
         crds: CRD manifests (paths, YAML text or dicts) installed before the block starts.
         clock: Source of timestamps.
         bookmark_interval: Seconds between watch bookmarks when clients allow them.
@@ -231,6 +238,49 @@ async def start_cluster(
     """
     if isinstance(controllers, bool):
         controllers = Controllers.all() if controllers else Controllers.none()
+    async with AsyncExitStack() as stack:
+        chosen: Kubelet | None
+        if kubelet == "local":
+            chosen = await stack.enter_async_context(LocalKubelet())
+        elif kubelet == "simulated":
+            chosen = None
+        else:
+            chosen = kubelet
+        if isinstance(chosen, LocalKubelet):
+            await chosen.start()
+        async with _serve(
+            host=host,
+            port=port,
+            tls=tls,
+            token=token,
+            store=store,
+            controllers=controllers,
+            kubelet=chosen,
+            system_node=system_node,
+            crds=crds,
+            clock=clock,
+            bookmark_interval=bookmark_interval,
+            history_window=history_window,
+        ) as cluster:
+            yield cluster
+
+
+@asynccontextmanager
+async def _serve(
+    *,
+    host: str,
+    port: int,
+    tls: bool,
+    token: str | None,
+    store: Storage | None,
+    controllers: Controllers,
+    kubelet: Kubelet | None,
+    system_node: bool,
+    crds: Iterable[str | os.PathLike[str] | Obj],
+    clock: TimeSource,
+    bookmark_interval: float,
+    history_window: int,
+) -> AsyncIterator[Cluster]:
     store = store or MemoryStorage(history_window=history_window)
     catalog = Catalog()
     for rt in builtin_types():
@@ -283,6 +333,11 @@ async def start_cluster(
             try:
                 if crds:
                     await cluster.install_crds(*crds)
+                if system_node:
+                    cpu, memory = host_capacity()
+                    await cluster.add_node(
+                        SYSTEM_NODE_NAME, cpu=cpu, memory=memory, labels=dict(SYSTEM_NODE_LABELS)
+                    )
                 yield cluster
             finally:
                 tasks.cancel_scope.cancel()
