@@ -347,7 +347,6 @@ class ContainerRuntime:
             pid=process.pid,
             run=run_number,
         )
-        await self._event("Normal", "Started", f"Started container {self.name}")
         return await self._supervise(run, process)
 
     def missing_executable(self, spec: LaunchSpec) -> str:
@@ -450,30 +449,47 @@ class ContainerRuntime:
         return 128
 
     async def _supervise(self, run: _Run, process: ContainerProcess) -> int:
+        """Pump the output, probe, and wait for the run to end. Cancelled (the Pod is deleted
+        or the kubelet stops), it stops the run gracefully first, still logging its output."""
         kubelet = self.pod.kubelet
         pumped = anyio.Event()
+        pump_scope = anyio.CancelScope(shield=True)
 
         async def write(stream: str, data: bytes) -> None:
             run.log.write(stream, data)
 
         async def pump() -> None:
-            try:
-                await process.pump(write)
-            finally:
-                pumped.set()
+            with pump_scope:
+                try:
+                    await process.pump(write)
+                finally:
+                    pumped.set()
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump)
-            if not self.init:
-                tg.start_soon(self._probes, run, process)
-                if (self.spec.get("lifecycle") or {}).get("postStart"):
-                    tg.start_soon(self._post_start, process)
-            code = await process.wait()
-            process.reap()
+        async def drain() -> None:
             # The pipes close once every process of the container is gone; a process that left
             # the container's session (host sandbox only) must not hold its log open.
             with anyio.move_on_after(2):
                 await pumped.wait()
+            pump_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            await self._event("Normal", "Started", f"Started container {self.name}")
+            if not self.init:
+                tg.start_soon(self._probes, run, process)
+                if (self.spec.get("lifecycle") or {}).get("postStart"):
+                    tg.start_soon(self._post_start, process)
+            try:
+                code = await process.wait()
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    await self._terminate(process, self.pod.stop_grace())
+                    await drain()
+                    run.log.close()
+                    await process.aclose()
+                raise
+            process.reap()
+            await drain()
             tg.cancel_scope.cancel()
         run.log.close()
         await process.aclose()
@@ -624,16 +640,20 @@ class ContainerRuntime:
     def key(self) -> tuple[str, str]:
         return (self.pod.uid, self.name)
 
+    async def _terminate(self, process: ContainerProcess, grace: float) -> None:
+        if process.finished:
+            return
+        await self._event("Normal", "Killing", f"Stopping container {self.name}")
+        await self._pre_stop(process, grace)
+        await process.stop(grace, self.pod.kubelet.clock)
+
     async def stop(self, grace: float) -> None:
-        """Stop the current run: preStop hook, SIGTERM, SIGKILL after ``grace`` seconds."""
+        """Make sure the current run is stopped (preStop hook, SIGTERM, SIGKILL after ``grace``
+        seconds) and its pipes and log closed."""
         run = self.current
         if run is None or run.process is None:
             return
-        process = run.process
-        if process.exit_code is None:
-            await self._event("Normal", "Killing", f"Stopping container {self.name}")
-            await self._pre_stop(process, grace)
-            await process.stop(grace, self.pod.kubelet.clock)
-        process.reap()
-        await process.aclose()
+        await self._terminate(run.process, grace)
+        run.process.reap()
+        await run.process.aclose()
         run.log.close()

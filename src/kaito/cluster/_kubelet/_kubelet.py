@@ -180,6 +180,7 @@ class LocalKubelet:
         self._registered_nodes: set[str] = set()
         self._execs: set[ContainerProcess] = set()
         self._lock = anyio.Lock()
+        self._pods_changed = anyio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -270,6 +271,13 @@ class LocalKubelet:
             self._pods.pop(runtime.uid, None)
             if self._by_name.get((runtime.namespace, runtime.name)) == runtime.uid:
                 del self._by_name[(runtime.namespace, runtime.name)]
+            self._pods_changed.set()
+            self._pods_changed = anyio.Event()
+
+    async def wait_stopped(self, namespace: str, name: str) -> None:
+        """Wait until no Pod ``namespace/name`` runs here (its processes stopped, folders gone)."""
+        while (namespace, name) in self._by_name:
+            await self._pods_changed.wait()
 
     # -- what pods need -------------------------------------------------------------------
 

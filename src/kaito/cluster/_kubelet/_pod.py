@@ -76,6 +76,14 @@ class PodRuntime:
         except (TypeError, ValueError):
             return 30.0
 
+    def stop_grace(self) -> float:
+        """Seconds the containers get to stop now: the deletion's grace period, or (the kubelet
+        is stopping) the Pod's, capped by the kubelet's ``shutdown_grace``."""
+        grace = self.writer.deletion_grace_period
+        if grace is not None:
+            return float(grace)
+        return min(self.grace_period(), self.kubelet.shutdown_grace)
+
     async def lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
         """A ConfigMap or Secret of the Pod's namespace (``None`` when missing)."""
         key = (kind, namespace, name)
