@@ -146,7 +146,6 @@ class ContainerRuntime:
                     await self._event("Warning", "Failed", f"Error: {error.reason}")
                     await anyio.sleep_forever()
                 now = kubelet.clock.now()
-                remaining = kubelet.backoff.remaining(key, now, now)
                 if self.spec.get("imagePullPolicy") == "Never":
                     message = f'Container image "{image}" is not present with pull policy of Never'
                     self.state.state = {
@@ -154,19 +153,15 @@ class ContainerRuntime:
                     }
                     self.changed()
                     await self._event("Warning", "ErrImageNeverPull", message)
-                    await kubelet.clock.sleep(max(kubelet.backoff.next(key, now), 1.0))
+                    await kubelet.clock.sleep(kubelet.backoff.next(key, now))
                     continue
-                if remaining <= 0:
-                    await self._event("Normal", "Pulling", f'Pulling image "{image}"')
-                    self.state.state = {
-                        "waiting": {"reason": "ErrImagePull", "message": error.message}
-                    }
-                    self.changed()
-                    await self._event("Warning", "Failed", error.message)
-                    await self._event("Warning", "Failed", "Error: ErrImagePull")
-                    delay = kubelet.backoff.next(key, now)
-                else:
-                    delay = remaining
+                # A failed pull says ErrImagePull, then ImagePullBackOff until the next try.
+                await self._event("Normal", "Pulling", f'Pulling image "{image}"')
+                self.state.state = {"waiting": {"reason": "ErrImagePull", "message": error.message}}
+                await self.pod.flush()
+                await self._event("Warning", "Failed", error.message)
+                await self._event("Warning", "Failed", "Error: ErrImagePull")
+                delay = kubelet.backoff.next(key, now)
                 self.state.state = {
                     "waiting": {
                         "reason": "ImagePullBackOff",

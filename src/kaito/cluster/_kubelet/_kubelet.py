@@ -522,7 +522,7 @@ class LocalKubelet:
                 "OCI runtime exec failed: exec failed: unable to start container process: "
                 f"{missing}: unknown",
             )
-        launch = self.sandbox.enter(spec, live.init_pid(), argv)
+        launch = self.sandbox.enter(spec, await live.namespace_pid(), argv)
         process = await ContainerProcess.start(launch, stdin=stdin, tty=tty, sandboxed=False)
         self._execs.add(process)
         return process

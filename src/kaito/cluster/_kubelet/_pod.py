@@ -274,7 +274,7 @@ class PodRuntime:
             [c.state for c in self.containers],
         )
         self.changed()
-        await self._flush()
+        await self.flush()
         if not spec.get("hostNetwork"):
             self.kubelet.pod_addresses.release(self.uid)
         log.info("kubelet_pod_finished", pod=self.display, phase=self.phase)
@@ -321,7 +321,7 @@ class PodRuntime:
                 await anyio.sleep(0.5)
             reported.set()
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
         """Wait until the current status has been written."""
         self.changed()
         await self._reported.wait()
