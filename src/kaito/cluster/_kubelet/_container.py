@@ -197,6 +197,7 @@ class ContainerRuntime:
             StartFailure: there is nothing to run.
         """
         pod = self.pod
+        pod.forget_lookups()
         result = await build_env(
             self.spec, pod.facts, pod.lookup, service_env=await pod.kubelet.service_env(pod.pod)
         )

@@ -98,6 +98,10 @@ class PodRuntime:
         self._cache[key] = found
         return found
 
+    def forget_lookups(self) -> None:
+        """Read ConfigMaps and Secrets afresh from now on (each configuration attempt)."""
+        self._cache.clear()
+
     def changed(self) -> None:
         """A container's state changed: report the status soon."""
         self._dirty.set()
@@ -177,7 +181,7 @@ class PodRuntime:
         )
         key = ("volumes", self.uid)
         while True:
-            self._cache.clear()
+            self.forget_lookups()
             try:
                 self.volumes = await self._volume_manager.setup(self.pod)
                 break

@@ -174,6 +174,9 @@ def _root_layout(spec: LaunchSpec) -> list[str]:
             continue
         _bind_tree(f"/{entry}", split, args)
     args += ["--proc", "/proc", "--dev", "/dev"]
+    if os.path.isdir("/dev/pts"):
+        # Terminals the kubelet opens for tty containers and exec sessions are the host's.
+        args += ["--dev-bind", "/dev/pts", "/dev/pts"]
     (spec.scratch / "tmp").mkdir(parents=True, exist_ok=True)
     args += ["--bind", str(spec.scratch / "tmp"), "/tmp"]
     for host in spec.host_paths:
