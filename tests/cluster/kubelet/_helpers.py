@@ -179,6 +179,11 @@ def phase(pod: Obj) -> str:
     return str((pod.get("status") or {}).get("phase", ""))
 
 
+def exists(path: str | Path) -> bool:
+    """Whether ``path`` exists (a plain function, for assertions in async tests)."""
+    return Path(path).exists()
+
+
 def comm(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/comm") as handle:

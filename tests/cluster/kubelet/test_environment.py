@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import base64
 import os
-from pathlib import Path
 
 import pytest
 
-from tests.cluster.kubelet._helpers import Local, phase, pod, sh, state
+from tests.cluster.kubelet._helpers import Local, exists, phase, pod, sh, state
 
 pytestmark = pytest.mark.anyio
 
@@ -293,6 +292,6 @@ async def test_memory_volumes_and_secrets_leave_nothing_behind(local: Local) -> 
     assert (memory / uid / "creds" / "TOKEN").read_text() == "s3cret"
     await local.cluster.client.delete("v1", "Pod", "cleanup", "t")
     await local.kubelet.wait_stopped("t", "cleanup")
-    assert not (memory / uid).exists()
-    assert not Path(local.tmp / "kubelet" / "pods" / uid).exists()
+    assert not exists(memory / uid)
+    assert not exists(local.tmp / "kubelet" / "pods" / uid)
     assert os.listdir(memory) == []

@@ -193,6 +193,8 @@ async def test_a_startup_probe_holds_readiness_until_it_passes(local: Local) -> 
     running = await local.wait("slow", lambda p: "running" in state(p))
     assert status_of(running)["started"] is False
     assert condition(running, "Ready")["status"] == "False"
+    failed = await local.wait_event("slow", "Unhealthy")
+    assert failed["message"] == "Startup probe failed: "
     await local.run("slow", ["touch", "/tmp/started"])
     await local.clock.advance_when_due(2)
     ready = await local.wait("slow", lambda p: condition(p, "Ready").get("status") == "True")

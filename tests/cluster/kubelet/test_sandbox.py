@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from kaito.cluster import LocalKubelet, start_cluster
-from tests.cluster.kubelet._helpers import Local, StepClock, phase, pod, sh
+from tests.cluster.kubelet._helpers import Local, StepClock, exists, phase, pod, sh
 
 pytestmark = pytest.mark.anyio
 
@@ -52,8 +52,8 @@ async def test_each_pod_has_its_own_mount_namespace(local: Local) -> None:
     assert one == ["first", "one", "bwrap", "host read-only", "end"]
     assert two == ["second", "two", "bwrap", "host read-only", "end"]
     # The path never existed on the host, and nothing was written to the host's folders.
-    assert not Path("/mnt/data").exists()
-    assert not Path("/usr/mine").exists()
+    assert not exists("/mnt/data")
+    assert not exists("/usr/mine")
 
 
 async def test_without_a_sandbox_the_known_paths_are_rewritten(host_local: Local) -> None:
@@ -82,7 +82,7 @@ async def test_without_a_sandbox_the_known_paths_are_rewritten(host_local: Local
     uid = done["metadata"]["uid"]
     volume = host_local.tmp / "kubelet" / "pods" / uid / "volumes" / "data"
     assert lines == ["rewritten", f"{volume}/models", str(volume)]
-    assert not Path("/mnt/data").exists()
+    assert not exists("/mnt/data")
 
 
 async def test_the_fallback_says_what_it_cannot_do(tmp_path: Path) -> None:

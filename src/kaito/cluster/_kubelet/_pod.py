@@ -277,10 +277,9 @@ class PodRuntime:
             [c.state for c in self.init_containers],
             [c.state for c in self.containers],
         )
-        self.changed()
-        await self.flush()
         if not spec.get("hostNetwork"):
             self.kubelet.pod_addresses.release(self.uid)
+        await self.flush()
         log.info("kubelet_pod_finished", pod=self.display, phase=self.phase)
 
     # -- status ---------------------------------------------------------------------------
@@ -293,6 +292,9 @@ class PodRuntime:
         phase = pod_phase(spec.get("restartPolicy") or "Always", init, main)
         if self.phase in ("Succeeded", "Failed"):
             phase = self.phase
+        elif phase in ("Succeeded", "Failed"):
+            # A terminal phase is reported once the Pod's sandbox is torn down (``_finish``).
+            phase = "Running" if any(c.terminated for c in main) else "Pending"
         body: Obj = {
             "phase": phase,
             "conditions": pod_conditions(
