@@ -17,6 +17,11 @@ from tests.cluster._helpers import eventually
 
 NS = "t"
 
+#: Start ``sleep 1000`` in the background and say ``up`` once it runs (not merely forked).
+SLEEP_THEN_UP = (
+    'sleep 1000 & until [ "$(cat /proc/$!/comm 2>/dev/null)" = sleep ]; do :; done; echo up'
+)
+
 
 class StepClock(FakeClock):
     """A fake clock that tells waiters when the kubelet starts sleeping on it."""

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.cluster.kubelet._helpers import Local, exists, phase, pod, sh, state
+from tests.cluster.kubelet._helpers import SLEEP_THEN_UP, Local, exists, phase, pod, sh, state
 
 pytestmark = pytest.mark.anyio
 
@@ -279,7 +279,7 @@ async def test_memory_volumes_and_secrets_leave_nothing_behind(local: Local) -> 
     await local.create(
         pod(
             "cleanup",
-            sh("echo x > /cache/x; sleep 1000 & echo up; wait $!",
+            sh("echo x > /cache/x; " + SLEEP_THEN_UP + "; wait $!",
                volumeMounts=[{"name": "cache", "mountPath": "/cache"}, {"name": "creds", "mountPath": "/creds"}]),
             volumes=[{"name": "cache", "emptyDir": {"medium": "Memory"}}, {"name": "creds", "secret": {"secretName": "creds"}}],
         )

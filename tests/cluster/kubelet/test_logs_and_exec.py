@@ -9,7 +9,16 @@ import anyio
 import pytest
 
 from kaito.cluster import LogOptions, StatusError
-from tests.cluster.kubelet._helpers import NS, Local, phase, pod, sh, state, status_of
+from tests.cluster.kubelet._helpers import (
+    NS,
+    SLEEP_THEN_UP,
+    Local,
+    phase,
+    pod,
+    sh,
+    state,
+    status_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -98,7 +107,7 @@ async def test_exec_runs_in_the_container_with_its_environment(local: Local) -> 
         pod(
             "target",
             sh(
-                "echo secret > /tmp/only-here; sleep 1000 & echo up; wait $!",
+                "echo secret > /tmp/only-here; " + SLEEP_THEN_UP + "; wait $!",
                 env=[{"name": "GREETING", "value": "hello"}],
                 workingDir="/tmp",
             ),
@@ -122,7 +131,7 @@ async def test_exec_runs_in_the_container_with_its_environment(local: Local) -> 
 
 
 async def test_exec_with_a_terminal(local: Local) -> None:
-    await local.create(pod("tty", sh("sleep 1000 & echo up; wait $!")))
+    await local.create(pod("tty", sh(SLEEP_THEN_UP + "; wait $!")))
     await local.follow_until("tty", b"up\n")
     async with local.kubelet.exec(
         NS, "tty", None, ["sh", "-c", "tty; stty size"], tty=True
@@ -147,7 +156,7 @@ async def test_exec_probe_and_exec_leave_no_process(local: Local) -> None:
         pod(
             "probed",
             sh(
-                "sleep 1000 & echo up; wait $!",
+                SLEEP_THEN_UP + "; wait $!",
                 readinessProbe={"exec": {"command": ["sh", "-c", "sleep 30"]}, "timeoutSeconds": 1},
             ),
         )

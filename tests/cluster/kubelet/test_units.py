@@ -74,7 +74,9 @@ def test_address_pool_is_round_robin_and_bounded() -> None:
     # Released addresses are not handed out again before the range wraps.
     assert pool.allocate("e") == "127.1.0.6"
     assert pool.allocate("f") == "127.1.0.2"
-    with pytest.raises(AddressPoolExhausted, match=r"all 5 addresses of 127\.1\.0\.0/29 are in use"):
+    with pytest.raises(
+        AddressPoolExhausted, match=r"all 5 addresses of 127\.1\.0\.0/29 are in use"
+    ):
         pool.allocate("g")
     with pytest.raises(ValueError, match="not a loopback range"):
         AddressPool("10.0.0.0/24")
