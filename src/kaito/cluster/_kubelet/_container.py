@@ -74,6 +74,14 @@ class _Run:
     started_at: str = ""
 
 
+def _remove_runs(runs: list[_Run]) -> None:
+    for run in runs:
+        for path in (run.log.path, run.log.rotated):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        shutil.rmtree(run.scratch, ignore_errors=True)
+
+
 class StartFailure(Exception):
     """The container could not start (``StartError``)."""
 
@@ -315,12 +323,12 @@ class ContainerRuntime:
                 now = kubelet.clock.now()
                 await kubelet.clock.sleep(kubelet.backoff.next(config_key, now))
             except StartFailure as error:
-                return await self._start_error(profile, run_number, str(error))
+                return await self._start_error(run_number, str(error))
         kubelet.backoff.forget(config_key)
         missing = await anyio.to_thread.run_sync(self.missing_executable, spec)
         if missing:
-            return await self._start_error(profile, run_number, missing, spec=spec)
-        run = self._new_run(run_number, spec)
+            return await self._start_error(run_number, missing, spec=spec)
+        run = await self._new_run(run_number, spec)
         await self._event("Normal", "Created", f"Created container {self.name}")
         launch = kubelet.sandbox.launch(spec)
         try:
@@ -331,7 +339,7 @@ class ContainerRuntime:
                 sandboxed=kubelet.sandbox.isolated,
             )
         except OSError as error:
-            return await self._start_error(profile, run_number, str(error), run=run)
+            return await self._start_error(run_number, str(error), run=run)
         run.process = process
         run.started_at = format_time(kubelet.wall())
         self._begin_running(run)
@@ -363,7 +371,8 @@ class ContainerRuntime:
                 return ""
         return f'exec: "{program}": executable file not found in $PATH'
 
-    def _new_run(self, number: int, spec: LaunchSpec) -> _Run:
+    async def _new_run(self, number: int, spec: LaunchSpec) -> _Run:
+        """A new run with its log; runs before the previous one are forgotten (files too)."""
         kubelet = self.pod.kubelet
         log_dir = self.pod.pod_dir / "logs" / self.name
         run = _Run(
@@ -376,13 +385,11 @@ class ContainerRuntime:
             spec=spec,
         )
         self.runs.append(run)
-        for old in self.runs[:-2]:
+        forgotten, self.runs[:-2] = self.runs[:-2], []
+        for old in forgotten:
             old.log.close()
-            for path in (old.log.path, old.log.rotated):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            shutil.rmtree(old.scratch, ignore_errors=True)
-        del self.runs[:-2]
+        if forgotten:
+            await anyio.to_thread.run_sync(_remove_runs, forgotten)
         return run
 
     def _begin_running(self, run: _Run) -> None:
@@ -401,17 +408,16 @@ class ContainerRuntime:
 
     async def _start_error(
         self,
-        profile: ImageProfile,
         run_number: int,
         message: str,
         *,
         spec: LaunchSpec | None = None,
         run: _Run | None = None,
     ) -> int:
-        del profile
+        """Record a run that could not start (``StartError``, exit code 128)."""
         kubelet = self.pod.kubelet
         if run is None and spec is not None:
-            run = self._new_run(run_number, spec)
+            run = await self._new_run(run_number, spec)
         full = (
             "failed to create containerd task: failed to create shim task: OCI runtime create "
             f"failed: runc create failed: unable to start container process: {message}: unknown"
