@@ -243,6 +243,11 @@ class LocalKubelet:
             self._sandbox = None
 
     @property
+    def started(self) -> bool:
+        """Whether :meth:`start` ran (and :meth:`aclose` did not yet)."""
+        return self._sandbox is not None
+
+    @property
     def sandbox(self) -> Sandbox:
         """The sandbox containers run in (after :meth:`start`)."""
         if self._sandbox is None:
