@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kaito.cluster import start_cluster
+from kaito.cluster import LocalKubelet, start_cluster
 from kaito.cluster._kubelet import SYSTEM_NODE_NAME, host_capacity
 from kaito.cluster._quantity import parse_quantity
-from tests.cluster.kubelet._helpers import Local, phase, pod, sh
+from tests.cluster.kubelet._helpers import Local, StepClock, exists, phase, pod, sh
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +80,16 @@ async def test_kubectl_sees_the_real_state(local: Local, tmp_path: Path) -> None
     assert rows["ok"][6] == SYSTEM_NODE_NAME
     nodes = await anyio.run_process([*command, "get", "nodes", "-o", "wide"])
     assert SYSTEM_NODE_NAME in nodes.stdout.decode()
+
+
+async def test_a_cluster_owns_the_local_kubelet_it_starts(tmp_path: Path) -> None:
+    kubelet = LocalKubelet()
+    async with start_cluster(kubelet=kubelet, system_node=True) as cluster:
+        assert kubelet.started
+        root = kubelet.root
+        await cluster.create_namespace("t")
+        await cluster.client.create(pod("p", sh("true"), restartPolicy="Never"), namespace="t")
+        local = Local(cluster, kubelet, StepClock(), tmp_path)
+        await local.wait("p", lambda p: phase(p) == "Succeeded")
+    assert not kubelet.started
+    assert not exists(root)

@@ -167,3 +167,29 @@ async def test_exec_probe_and_exec_leave_no_process(local: Local) -> None:
     assert event["message"] == 'Readiness probe failed: command "sh -c sleep 30" timed out'
     assert status_of(await local.pod("probed"))["ready"] is False
     assert not local.kubelet._execs
+
+
+async def test_attach_to_an_interactive_container_with_a_terminal(local: Local) -> None:
+    # What `kubectl run -it --rm --restart=Never` creates: stdin, stdinOnce and a terminal.
+    await local.create(
+        pod(
+            "shell",
+            sh("read -r line; echo you said $line", stdin=True, stdinOnce=True, tty=True),
+            restartPolicy="Never",
+        )
+    )
+    await local.wait("shell", lambda p: "running" in state(p))
+    seen = b""
+    async with local.kubelet.attach(NS, "shell", None) as attached:
+        assert attached.tty
+        attached.resize(100, 30)
+        await attached.send_stdin(b"hello\n")
+        with anyio.fail_after(20):
+            async for _, data in attached.output:
+                seen += data
+                if b"you said hello" in seen:
+                    break
+    done = await local.wait("shell", lambda p: phase(p) == "Succeeded")
+    assert state(done)["terminated"]["exitCode"] == 0
+    # A terminal's output is logged as stdout, with the terminal's line endings.
+    assert (await local.logs("shell")).replace(b"\r", b"").endswith(b"you said hello\n")
