@@ -284,8 +284,9 @@ class PodRuntime:
 
     # -- status ---------------------------------------------------------------------------
 
-    def status(self) -> Obj:
-        """The status the kubelet reports now."""
+    def status(self, current: Obj | None = None) -> Obj:
+        """The status the kubelet reports now (``current``: the Pod as stored, whose conditions
+        the readiness gates are checked against)."""
         spec = self.pod.get("spec") or {}
         init = [c.state for c in self.init_containers]
         main = [c.state for c in self.containers]
@@ -305,7 +306,7 @@ class PodRuntime:
                 readiness_gates=[
                     g.get("conditionType", "") for g in spec.get("readinessGates") or []
                 ],
-                conditions=(self.pod.get("status") or {}).get("conditions") or [],
+                conditions=((current or self.pod).get("status") or {}).get("conditions") or [],
             ),
             "containerStatuses": [c.to_status() for c in main],
         }
@@ -320,7 +321,7 @@ class PodRuntime:
             reported = self._reported
             self._reported = anyio.Event()
             try:
-                await self.writer.report(self.status())
+                await self.writer.report(self.status)
             except StatusError as error:
                 log.warning("kubelet_status_not_written", pod=self.display, error=error.message)
                 self._dirty.set()
