@@ -189,7 +189,7 @@ def _root_layout(spec: LaunchSpec) -> list[str]:
             str(mount.host_path),
             mount.container_path,
         ]
-    if not _covered(spec.workdir, spec):
+    if spec.workdir != "/" and not _covered(spec.workdir, spec):
         args += ["--dir", spec.workdir]
     return args
 
