@@ -3,6 +3,7 @@ conditions, the downward API, the sandbox's root layout and the fallback's path 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from kaito.cluster._kubelet._env import build_env
 from kaito.cluster._kubelet._expand import expand, expand_strict
 from kaito.cluster._kubelet._fields import ContainerConfigError, PodFacts, format_map
 from kaito.cluster._kubelet._images import ImageError, ImageTable, normalize_image
+from kaito.cluster._kubelet._kubelet import _remove_orphans
 from kaito.cluster._kubelet._network import AddressPool, AddressPoolExhausted
 from kaito.cluster._kubelet._sandbox import (
     BwrapSandbox,
@@ -258,3 +260,16 @@ def test_mount_points_behind_host_symlinks_follow_them() -> None:
     assert _host_view("/var/run/secrets/kubernetes.io") == f"{target}/secrets/kubernetes.io"
     assert _folders_to_split(["/var/run/secrets/kubernetes.io"]) == {str(target)}
     assert _host_view("/no/such/path") == "/no/such/path"
+
+
+def test_folders_of_a_killed_kubelet_are_removed_by_the_next(tmp_path: Path) -> None:
+    dead = tmp_path / "kaito-kubelet-999999999-abc"
+    (dead / "pods").mkdir(parents=True)
+    live = tmp_path / f"kaito-kubelet-{os.getpid()}-abc"
+    live.mkdir()
+    other = tmp_path / "kaito-kubelet-notmine"
+    other.mkdir()
+    _remove_orphans([tmp_path, tmp_path / "missing"])
+    assert not dead.exists()
+    assert live.exists()
+    assert other.exists()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,6 +63,25 @@ def _not_found(name: str) -> StatusError:
 
 def _bad_request(message: str) -> StatusError:
     return StatusError(400, "BadRequest", message)
+
+
+_OWNED = re.compile(r"^kaito-kubelet-(\d+)-")
+
+
+def _remove_orphans(folders: list[Path]) -> None:
+    """Remove the folders (memory volumes and Secrets included) of local kubelets whose process
+    is gone: one that was killed could not clean up after itself."""
+    for folder in folders:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            match = _OWNED.match(entry.name)
+            if match is None or Path(f"/proc/{match.group(1)}").exists():
+                continue
+            log.info("kubelet_orphan_removed", path=str(entry))
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _tmpfs(path: Path) -> bool:
@@ -202,15 +223,17 @@ class LocalKubelet:
             if self._sandbox is not None:
                 return
             sandbox, reason = await anyio.to_thread.run_sync(detect_sandbox, self._sandbox_mode)
+            prefix = f"kaito-kubelet-{os.getpid()}-"
+            shm = Path("/dev/shm")
+            await anyio.to_thread.run_sync(_remove_orphans, [Path(tempfile.gettempdir()), shm])
             if self._root_setting is None:
-                self._root = Path(tempfile.mkdtemp(prefix="kaito-kubelet-"))
+                self._root = Path(tempfile.mkdtemp(prefix=prefix))
                 self._own_root = True
             else:
                 self._root = self._root_setting
                 self._root.mkdir(parents=True, exist_ok=True)
-            shm = Path("/dev/shm")
             if self._memory_volumes and _tmpfs(shm):
-                self.memory_root = Path(tempfile.mkdtemp(prefix="kaito-kubelet-", dir=shm))
+                self.memory_root = Path(tempfile.mkdtemp(prefix=prefix, dir=shm))
             self._sandbox = sandbox
             if sandbox.isolated:
                 log.info(
