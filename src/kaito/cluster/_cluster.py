@@ -8,9 +8,9 @@ import os
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -40,6 +40,7 @@ from kaito.cluster._faults import Faults
 from kaito.cluster._http import ApiHandler, ServerInfo
 from kaito.cluster._json import Obj
 from kaito.cluster._kubeconfig import build_kubeconfig, write_kubeconfig
+from kaito.cluster._kubelet import SYSTEM_NODE_LABELS, SYSTEM_NODE_NAME, LocalKubelet, host_capacity
 from kaito.cluster._meta import TimeSource, system_clock
 from kaito.cluster._resource_types import Catalog
 from kaito.cluster._rest import RestApi
@@ -326,7 +327,8 @@ async def start_cluster(
     authorization: str = "AlwaysAllow",
     store: Storage | None = None,
     controllers: Controllers | bool = True,
-    kubelet: Kubelet | None = None,
+    kubelet: Kubelet | Literal["simulated", "local"] | None = None,
+    system_node: bool = False,
     crds: Iterable[str | os.PathLike[str] | Obj] = (),
     clock: TimeSource = system_clock,
     bookmark_interval: float = 10.0,
@@ -350,7 +352,12 @@ async def start_cluster(
             restored from a backup (``MemoryStorage.restore(cluster.store.backup())``) starts
             the server where the backup was taken, as kube-apiserver over a restored etcd.
         controllers: Which simulated controllers run (``True`` all, ``False`` none).
-        kubelet: Decides when Pods run, become Ready and finish (default: at once).
+        kubelet: Decides when Pods run, become Ready and finish: ``"simulated"`` (or ``None``,
+            the default) reports them Running and Ready at once; ``"local"`` runs them as
+            processes of this machine with a :class:`LocalKubelet` the cluster owns; or any
+            :class:`Kubelet` (a ``LocalKubelet`` you configured, entered by you or by the cluster).
+        system_node: Register an untainted CPU node (``kaito-system``, this machine's CPUs and
+            memory), as AKS has its system pool, so ordinary Pods schedule.
         crds: CRD manifests (paths, YAML text or dicts) installed before the block starts.
         clock: Source of timestamps.
         bookmark_interval: Seconds between watch bookmarks when clients allow them.
@@ -365,6 +372,52 @@ async def start_cluster(
         )
     if isinstance(controllers, bool):
         controllers = Controllers.all() if controllers else Controllers.none()
+    async with AsyncExitStack() as stack:
+        chosen: Kubelet | None
+        if kubelet == "local":
+            chosen = await stack.enter_async_context(LocalKubelet())
+        elif kubelet == "simulated":
+            chosen = None
+        elif isinstance(kubelet, LocalKubelet) and not kubelet.started:
+            # Not entered by the caller: the cluster owns it (and stops what it runs).
+            chosen = await stack.enter_async_context(kubelet)
+        else:
+            chosen = kubelet
+        async with _serve(
+            host=host,
+            port=port,
+            tls=tls,
+            token=token,
+            authorization=authorization,
+            store=store,
+            controllers=controllers,
+            kubelet=chosen,
+            system_node=system_node,
+            crds=crds,
+            clock=clock,
+            bookmark_interval=bookmark_interval,
+            history_window=history_window,
+        ) as cluster:
+            yield cluster
+
+
+@asynccontextmanager
+async def _serve(
+    *,
+    host: str,
+    port: int,
+    tls: bool,
+    token: str | None,
+    authorization: str,
+    store: Storage | None,
+    controllers: Controllers,
+    kubelet: Kubelet | None,
+    system_node: bool,
+    crds: Iterable[str | os.PathLike[str] | Obj],
+    clock: TimeSource,
+    bookmark_interval: float,
+    history_window: int,
+) -> AsyncIterator[Cluster]:
     store = store or MemoryStorage(history_window=history_window)
     catalog = Catalog()
     for rt in builtin_types():
@@ -438,6 +491,7 @@ async def start_cluster(
         authentication="required" if access.require_authentication else "off",
         authorization=access.authorization_mode,
     )
+    issuer = _plug_token_issuer(kubelet, cluster)
     try:
         async with anyio.create_task_group() as tasks:
             await run_controllers(tasks, rest, store, controllers, kubelet=kubelet, clock=clock)
@@ -445,6 +499,11 @@ async def start_cluster(
             try:
                 if crds:
                     await cluster.install_crds(*crds)
+                if system_node:
+                    cpu, memory = host_capacity()
+                    await cluster.add_node(
+                        SYSTEM_NODE_NAME, cpu=cpu, memory=memory, labels=dict(SYSTEM_NODE_LABELS)
+                    )
                 yield cluster
             finally:
                 tasks.cancel_scope.cancel()
@@ -455,7 +514,31 @@ async def start_cluster(
             await admission.close()
             await runner.cleanup()
             access.close()
+            if issuer and isinstance(kubelet, LocalKubelet):
+                kubelet.token_source = None
         log.info("cluster_stopped", url=url)
+
+
+def _plug_token_issuer(kubelet: Kubelet | None, cluster: Cluster) -> bool:
+    """Give a local kubelet without a token source this cluster's TokenRequest issuer, for
+    projected ``serviceAccountToken`` volumes; whether it did."""
+    if not isinstance(kubelet, LocalKubelet) or kubelet.token_source is not None:
+        return False
+
+    async def issue(pod: Obj, audience: str, expiration_seconds: int) -> str:
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        issued = await cluster.service_account_token(
+            str(meta.get("namespace", "")),
+            str(spec.get("serviceAccountName") or "default"),
+            audiences=(audience,) if audience else (),
+            expiration_seconds=expiration_seconds,
+            pod=(str(meta.get("name", "")), str(meta.get("uid", ""))),
+        )
+        return issued.token
+
+    kubelet.token_source = issue
+    return True
 
 
 class ThreadedCluster:
