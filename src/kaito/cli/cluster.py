@@ -212,12 +212,13 @@ async def _serve(settings: _Settings) -> None:
             url=running.url,
             kubeconfig=str(kubeconfig_out) if kubeconfig_out else None,
         )
-        print(
-            f"cluster ready at {running.url}"
-            + (f" (kubeconfig {kubeconfig_out})" if kubeconfig_out else ""),
-            flush=True,
-        )
+        # Say "ready" only once a signal stops us cleanly (a SIGINT before would be a traceback).
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            print(
+                f"cluster ready at {running.url}"
+                + (f" (kubeconfig {kubeconfig_out})" if kubeconfig_out else ""),
+                flush=True,
+            )
             async for received in signals:
                 log.info("cluster_stopping", signal=signal.Signals(received).name)
                 break
