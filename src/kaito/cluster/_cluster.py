@@ -17,18 +17,19 @@ import structlog
 from aiohttp import web
 
 from kaito.cluster._admission import WebhookAdmission
-from kaito.cluster._builtins import builtin_types
+from kaito.cluster._builtins import DEFAULT_SERVICE_CIDR, ServiceIPAllocator, builtin_types
 from kaito.cluster._client import LocalClient, _documents
-from kaito.cluster._controllers import Controllers, run_controllers
+from kaito.cluster._controllers import Controllers, run_controllers, start_control_loop
 from kaito.cluster._crd import crd_resource_type
 from kaito.cluster._crd_registry import CrdRegistry
 from kaito.cluster._errors import StatusError
 from kaito.cluster._faults import Faults
-from kaito.cluster._http import ApiHandler, ServerInfo
+from kaito.cluster._http import ApiHandler, PodStreams, ServerInfo
 from kaito.cluster._json import Obj
 from kaito.cluster._kubeconfig import build_kubeconfig, write_kubeconfig
 from kaito.cluster._kubelet import SYSTEM_NODE_LABELS, SYSTEM_NODE_NAME, LocalKubelet, host_capacity
 from kaito.cluster._meta import TimeSource, system_clock
+from kaito.cluster._network import ClusterNetwork, EndpointsController, PodNetworking
 from kaito.cluster._resource_types import Catalog
 from kaito.cluster._rest import RestApi
 from kaito.cluster._sim import Kubelet, node_object
@@ -69,6 +70,9 @@ class Cluster:
         self.certificate = certificate
         self._rest = rest
         self._admission = admission
+        self.network: ClusterNetwork | None = None
+        """Service networking on this machine (``start_cluster(network=True)``): the proxy's
+        :meth:`~ClusterNetwork.addresses` say where each Service port can be reached."""
 
     @property
     def ca_pem(self) -> bytes | None:
@@ -172,7 +176,7 @@ class Cluster:
         return await self.client.patch("v1", "Node", name, {"status": status}, subresource="status")
 
 
-async def _bootstrap(client: LocalClient) -> None:
+async def _bootstrap(client: LocalClient, kubernetes_ip: str) -> None:
     for namespace in _SYSTEM_NAMESPACES:
         try:
             await client.create(
@@ -190,7 +194,7 @@ async def _bootstrap(client: LocalClient) -> None:
             "labels": {"component": "apiserver", "provider": "kubernetes"},
         },
         "spec": {
-            "clusterIP": "10.96.0.1",
+            "clusterIP": kubernetes_ip,
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
         },
     }
@@ -212,6 +216,8 @@ async def start_cluster(
     controllers: Controllers | bool = True,
     kubelet: Kubelet | Literal["simulated", "local"] | None = None,
     system_node: bool = False,
+    network: bool | None = None,
+    service_cidr: str = DEFAULT_SERVICE_CIDR,
     crds: Iterable[str | os.PathLike[str] | Obj] = (),
     clock: TimeSource = system_clock,
     bookmark_interval: float = 10.0,
@@ -234,6 +240,11 @@ async def start_cluster(
             :class:`Kubelet` (a ``LocalKubelet`` you configured, entered by you or by the cluster).
         system_node: Register an untainted CPU node (``kaito-system``, this machine's CPUs and
             memory), as AKS has its system pool, so ordinary Pods schedule.
+        network: Serve Services on this machine: a proxy on every cluster IP and, with the
+            local kubelet, Service names and variables in Pods (``docs/local-networking.md``).
+            ``None`` (the default) turns it on exactly when the kubelet is a ``LocalKubelet``.
+        service_cidr: The range cluster IPs come from (loopback, so the proxy can serve them;
+            the ``kubernetes`` Service takes its first address).
         crds: CRD manifests (paths, YAML text or dicts) installed before the block starts.
         clock: Source of timestamps.
         bookmark_interval: Seconds between watch bookmarks when clients allow them.
@@ -253,6 +264,8 @@ async def start_cluster(
             chosen = kubelet
         if isinstance(chosen, LocalKubelet):
             await chosen.start()
+        if network is None:
+            network = isinstance(chosen, LocalKubelet)
         async with _serve(
             host=host,
             port=port,
@@ -262,6 +275,8 @@ async def start_cluster(
             controllers=controllers,
             kubelet=chosen,
             system_node=system_node,
+            network=network,
+            service_cidr=service_cidr,
             crds=crds,
             clock=clock,
             bookmark_interval=bookmark_interval,
@@ -281,14 +296,19 @@ async def _serve(
     controllers: Controllers,
     kubelet: Kubelet | None,
     system_node: bool,
+    network: bool,
+    service_cidr: str,
     crds: Iterable[str | os.PathLike[str] | Obj],
     clock: TimeSource,
     bookmark_interval: float,
     history_window: int,
 ) -> AsyncIterator[Cluster]:
     store = store or MemoryStorage(history_window=history_window)
+    service_ips = ServiceIPAllocator(service_cidr)
+    service_ips.attach(store)
+    await service_ips.load(store)
     catalog = Catalog()
-    for rt in builtin_types():
+    for rt in builtin_types(service_ips=service_ips):
         catalog.add(rt)
     catalog.add(crd_resource_type(clock))
     registry = CrdRegistry(catalog)
@@ -306,7 +326,7 @@ async def _serve(
     )
     faults = Faults(store)
     client = LocalClient(rest)
-    await _bootstrap(client)
+    await _bootstrap(client, service_ips.kubernetes_ip)
     address = {"value": f"{host}:{port}"}
     handler = ApiHandler(
         rest,
@@ -316,6 +336,7 @@ async def _serve(
         token=token,
         bookmark_interval=bookmark_interval,
         clock=clock,
+        streams=kubelet if isinstance(kubelet, PodStreams) else None,
     )
     server = web.Server(handler, access_log=None, handler_cancellation=True)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=0.25)
@@ -332,9 +353,20 @@ async def _serve(
         url=url, rest=rest, faults=faults, token=token, certificate=certificate, admission=admission
     )
     log.info("cluster_started", url=url, tls=bool(certificate))
+    api_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     try:
-        async with anyio.create_task_group() as tasks:
+        async with anyio.create_task_group() as tasks, AsyncExitStack() as stack:
             await run_controllers(tasks, rest, store, controllers, kubelet=kubelet, clock=clock)
+            if controllers.endpoints:
+                start_control_loop(
+                    tasks, store, EndpointsController(rest, apiserver=lambda: (api_host, bound[1]))
+                )
+            if network:
+                cluster.network = await stack.enter_async_context(
+                    ClusterNetwork(
+                        store, kubelet=kubelet if isinstance(kubelet, PodNetworking) else None
+                    )
+                )
             try:
                 if crds:
                     await cluster.install_crds(*crds)

@@ -15,6 +15,14 @@ _SUBRESOURCE_VERBS = {
     "scale": ("get", "patch", "update"),
     "binding": ("create",),
     "finalize": ("update",),
+    "exec": ("create", "get"),
+    "attach": ("create", "get"),
+    "portforward": ("create", "get"),
+}
+_STREAMING_KINDS = {
+    "exec": "PodExecOptions",
+    "attach": "PodAttachOptions",
+    "portforward": "PodPortForwardOptions",
 }
 
 
@@ -23,6 +31,8 @@ def _subresource_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
         return "autoscaling", "v1", "Scale"
     if sub == "binding":
         return "", "v1", "Binding"
+    if sub in _STREAMING_KINDS and rt.group == "" and rt.plural == "pods":
+        return "", "v1", _STREAMING_KINDS[sub]
     return rt.group, rt.version, rt.kind
 
 
