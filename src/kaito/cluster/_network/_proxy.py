@@ -194,6 +194,11 @@ class ServiceProxy:
         found = [p.address for ports in self._ports.values() for p in ports.values()]
         return sorted(found, key=lambda a: (a.namespace, a.name, a.port))
 
+    def endpoints(self, namespace: str, name: str, port: int) -> list[tuple[str, int]]:
+        """The ready endpoints connections to the Service's ``port`` go to now."""
+        proxy = self._ports.get((namespace, name), {}).get((port, "TCP"))
+        return list(proxy.backends) if proxy is not None else []
+
     @property
     def changed(self) -> anyio.Event:
         """Set at the next change of :meth:`addresses` or of any endpoints (take it again
