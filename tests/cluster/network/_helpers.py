@@ -188,8 +188,10 @@ class LocalCluster:
         self, namespace: str, name: str, *, endpoints: int, port: int = 80, within: float = 30.0
     ) -> ServiceAddress:
         """Wait until the proxy serves the Service's ``port`` with ``endpoints`` endpoints."""
-        found: ServiceAddress = self.call(
-            _served, self.cluster, namespace, name, port, endpoints, within
+        found: ServiceAddress = self.portal.call(
+            functools.partial(
+                _served, self.cluster, namespace, name, port=port, count=endpoints, within=within
+            )
         )
         return found
 
@@ -214,7 +216,7 @@ async def _eventually(
 
 
 async def _served(
-    cluster: Cluster, namespace: str, name: str, port: int, count: int, within: float
+    cluster: Cluster, namespace: str, name: str, *, port: int, count: int, within: float
 ) -> ServiceAddress:
     assert cluster.network is not None
     proxy = cluster.network.proxy
@@ -222,9 +224,12 @@ async def _served(
         while True:
             changed = proxy.changed
             for address in proxy.addresses():
-                if (address.namespace, address.name, address.port) == (namespace, name, port):
-                    if len(proxy.endpoints(namespace, name, port)) == count:
-                        return address
+                if (address.namespace, address.name, address.port) == (
+                    namespace,
+                    name,
+                    port,
+                ) and len(proxy.endpoints(namespace, name, port)) == count:
+                    return address
             await changed.wait()
 
 
