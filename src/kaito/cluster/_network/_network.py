@@ -65,6 +65,8 @@ class ClusterNetwork:
         self.directory = ServiceDirectory()
         self._proxy: ServiceProxy | None = None
         self._stack: AsyncExitStack | None = None
+        self._hosts_version = -1
+        self._hosts_written = anyio.Event()
 
     @property
     def proxy(self) -> ServiceProxy:
@@ -132,8 +134,21 @@ class ClusterNetwork:
             self._proxy = None
             log.info("cluster_network_stopped")
 
+    async def hosts_current(self) -> None:
+        """Wait until every running Pod's ``/etc/hosts`` shows the Services as they are now
+        (returns at once without a local kubelet)."""
+        if self._kubelet is None or self._proxy is None:
+            return
+        target = self.directory.version
+        while self._hosts_version < target:
+            await self._hosts_written.wait()
+
     async def _refresh_hosts(self, kubelet: PodNetworking) -> None:
         while True:
             changed = self.directory.changed
+            version = self.directory.version
             await kubelet.refresh_hosts()
+            self._hosts_version = version
+            self._hosts_written.set()
+            self._hosts_written = anyio.Event()
             await changed.wait()
