@@ -59,7 +59,7 @@ def test_pods_resolve_services_by_name_and_get_their_variables(
     ip = address.cluster_ip
     names = ("api", f"api.{ns}", f"api.{ns}.svc", f"api.{ns}.svc.cluster.local")
     assert resolve(kubectl, "client", *names, "kubernetes.default.svc.cluster.local") == {
-        **dict.fromkeys(names, [ip]),
+        **{name: [ip] for name in names},
         "kubernetes.default.svc.cluster.local": ["127.96.0.1"],
     }
 
