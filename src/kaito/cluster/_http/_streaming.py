@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
@@ -471,8 +472,13 @@ class StreamingRoutes:
         log.info("pod_port_forward_opened", pod=f"{namespace}/{name}", address=address)
 
         async def connect(port: int) -> anyio.abc.ByteStream:
-            with anyio.fail_after(10):
-                return await anyio.connect_tcp(address, port)
+            try:
+                with anyio.fail_after(10):
+                    return await anyio.connect_tcp(address, port)
+            except (OSError, TimeoutError) as error:
+                cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
+                reason = os.strerror(cause.errno).lower() if cause.errno else "i/o timeout"
+                raise OSError(f"dial tcp4 {address}:{port}: connect: {reason}") from error
 
         session = PortForwardSession(
             ws.send_bytes, connect, pod=name, uid=str(pod["metadata"].get("uid", ""))
