@@ -32,9 +32,7 @@ def test_attach_with_stdin_talks_to_the_container(
 def test_attach_shows_output_from_now_on_until_the_container_ends(
     local: LocalCluster, ns: str, kubectl: Kubectl
 ) -> None:
-    script = (
-        "echo before; while [ ! -f /state/go ]; do sleep 0.05; done; echo after; echo oops >&2"
-    )
+    script = "echo before; while [ ! -f /state/go ]; do sleep 0.05; done; echo after; echo oops >&2"
     local.create(ns, pod("watch", sh("main", script), restartPolicy="Never"))
     kubectl("wait", "--for=condition=Ready", "pod/watch", "--timeout=60s")
     attach = subprocess.Popen(

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import json
 
+import aiohttp
+import anyio
 import httpx
 import pytest
 
@@ -28,9 +30,7 @@ def sleeper(local: LocalCluster, ns: str, kubectl: Kubectl) -> str:
 def test_exec_separates_stdout_and_stderr_and_propagates_the_exit_code(
     kubectl: Kubectl, sleeper: str
 ) -> None:
-    done = kubectl(
-        "exec", sleeper, "--", "sh", "-c", "echo out; echo err >&2; exit 7", check=False
-    )
+    done = kubectl("exec", sleeper, "--", "sh", "-c", "echo out; echo err >&2; exit 7", check=False)
     assert done.returncode == 7
     assert done.stdout == "out\n"
     assert done.stderr == "err\ncommand terminated with exit code 7\n"
@@ -48,7 +48,13 @@ def test_exec_with_a_terminal_sees_a_tty_of_the_clients_size(
 ) -> None:
     code, output = run_in_terminal(
         kubectl.command(
-            "exec", "-it", sleeper, "--", "sh", "-c", "test -t 0 && test -t 1 && echo on a terminal; stty size; exit 3"
+            "exec",
+            "-it",
+            sleeper,
+            "--",
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo on a terminal; stty size; exit 3",
         ),
         rows=33,
         cols=101,
@@ -78,8 +84,6 @@ def _ws_messages(
     local: LocalCluster, ns: str, pod_name: str, protocol: str, command: list[str]
 ) -> list[tuple[int, bytes]]:
     """Run ``command`` through pods/exec with ``protocol``, as a non-kubectl client would."""
-    import anyio
-    import aiohttp
 
     async def talk() -> list[tuple[int, bytes]]:
         query = [("stdout", "true"), ("stderr", "true")] + [("command", c) for c in command]
