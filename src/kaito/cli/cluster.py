@@ -83,6 +83,20 @@ def cluster() -> None:
     help="Run the simulated scheduler, workload controllers, kubelet and garbage collector.",
 )
 @click.option(
+    "--kubelet",
+    type=click.Choice(["simulated", "local"]),
+    default="simulated",
+    show_default=True,
+    help="simulated: Pods report Running and Ready at once; local: Pods run as processes of "
+    "this machine (see docs/local-kubelet.md).",
+)
+@click.option(
+    "--system-node/--no-system-node",
+    default=False,
+    show_default=True,
+    help="Register an untainted CPU node sized like this machine (as AKS's system pool).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -98,6 +112,8 @@ def serve(
     crds: tuple[Path, ...],
     nodes: tuple[str, ...],
     controllers: bool,
+    kubelet: str,
+    system_node: bool,
     log_level: str,
 ) -> None:
     """Serve a cluster until interrupted (SIGINT or SIGTERM)."""
@@ -115,6 +131,8 @@ def serve(
         crds=crds,
         nodes=tuple(_parse_node(n) for n in nodes),
         controllers=controllers,
+        kubelet=kubelet,
+        system_node=system_node,
     )
     anyio.run(_serve, settings)
 
@@ -129,6 +147,8 @@ class _Settings:
     crds: tuple[Path, ...]
     nodes: tuple[tuple[str, int], ...]
     controllers: bool
+    kubelet: str = "simulated"
+    system_node: bool = False
 
 
 async def _serve(settings: _Settings) -> None:
@@ -140,6 +160,8 @@ async def _serve(settings: _Settings) -> None:
         token=settings.token,
         crds=settings.crds,
         controllers=Controllers.all() if settings.controllers else Controllers.api_only(),
+        kubelet="local" if settings.kubelet == "local" else "simulated",
+        system_node=settings.system_node,
     ) as running:
         for name, gpus in settings.nodes:
             await running.add_node(name, gpus=gpus)

@@ -260,10 +260,11 @@ async def start_cluster(
             chosen = await stack.enter_async_context(LocalKubelet())
         elif kubelet == "simulated":
             chosen = None
+        elif isinstance(kubelet, LocalKubelet) and not kubelet.started:
+            # Not entered by the caller: the cluster owns it (and stops what it runs).
+            chosen = await stack.enter_async_context(kubelet)
         else:
             chosen = kubelet
-        if isinstance(chosen, LocalKubelet):
-            await chosen.start()
         if network is None:
             network = isinstance(chosen, LocalKubelet)
         async with _serve(

@@ -17,6 +17,11 @@ from tests.cluster._helpers import eventually
 
 NS = "t"
 
+#: Start ``sleep 1000`` in the background and say ``up`` once it runs (not merely forked).
+SLEEP_THEN_UP = (
+    'sleep 1000 & until [ "$(cat /proc/$!/comm 2>/dev/null)" = sleep ]; do :; done; echo up'
+)
+
 
 class StepClock(FakeClock):
     """A fake clock that tells waiters when the kubelet starts sleeping on it."""
@@ -177,6 +182,11 @@ def condition(pod: Obj, kind: str) -> Obj:
 
 def phase(pod: Obj) -> str:
     return str((pod.get("status") or {}).get("phase", ""))
+
+
+def exists(path: str | Path) -> bool:
+    """Whether ``path`` exists (a plain function, for assertions in async tests)."""
+    return Path(path).exists()
 
 
 def comm(pid: int) -> str:

@@ -42,3 +42,12 @@ async def host_local(tmp_path: Path, clock: StepClock) -> AsyncIterator[Local]:
     """The same with the host fallback (no mount namespace)."""
     async for running in _local(tmp_path, clock, "host"):
         yield running
+
+
+@pytest.fixture(params=["auto", "host"], ids=["sandboxed", "host-fallback"])
+async def each_local(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: StepClock
+) -> AsyncIterator[Local]:
+    """The local-kubelet cluster once with the sandbox and once with the host fallback."""
+    async for running in _local(tmp_path, clock, request.param):
+        yield running

@@ -12,6 +12,7 @@ import pytest
 
 from kaito.cluster import LocalKubelet, start_cluster
 from tests.cluster.kubelet._helpers import (
+    SLEEP_THEN_UP,
     Local,
     StepClock,
     alive,
@@ -103,8 +104,9 @@ async def test_crash_loop_backs_off_10s_then_20s_on_the_kubelet_clock(local: Loc
     assert await local.logs("crash", previous=True) == b"run\n"
 
 
-async def test_killing_the_process_restarts_the_container(local: Local) -> None:
-    await local.create(pod("victim", sh("sleep 1000 & echo up; wait $!")))
+async def test_killing_the_process_restarts_the_container(each_local: Local) -> None:
+    local = each_local
+    await local.create(pod("victim", sh(SLEEP_THEN_UP + "; wait $!")))
     running = await local.wait("victim", lambda p: "running" in state(p))
     first = status_of(running)["containerID"]
     await local.follow_until("victim", b"up\n")
@@ -189,12 +191,13 @@ async def test_a_failing_init_container_crash_loops_when_the_pod_restarts(local:
     assert state(looping)["waiting"]["reason"] == "PodInitializing"
 
 
-async def test_deletion_stops_the_process_tree_within_the_grace_period(local: Local) -> None:
-    stubborn = "trap 'echo got TERM' TERM; echo up; while :; do sleep 1; done"
+async def test_deletion_stops_the_process_tree_within_the_grace_period(each_local: Local) -> None:
+    local = each_local
+    stubborn = f"trap 'echo got TERM' TERM; {SLEEP_THEN_UP}; while :; do wait $!; sleep 1; done"
     await local.create(pod("stubborn", sh(stubborn), terminationGracePeriodSeconds=7))
     await local.follow_until("stubborn", b"up\n")
     pids = local.kubelet.process_ids()
-    assert len(pids) >= 3
+    assert {"sh", "sleep"} <= {comm(pid) for pid in pids}
     await local.cluster.client.delete("v1", "Pod", "stubborn", "t")
     # SIGTERM is trapped, so the processes live until the grace period ends ...
     await local.follow_until("stubborn", b"got TERM\n")
@@ -217,10 +220,50 @@ async def test_leaving_the_cluster_stops_every_pod(tmp_path: Path) -> None:
         local = Local(cluster, kubelet, clock, tmp_path)
         await cluster.create_namespace("t")
         for name in ("a", "b"):
-            await local.create(pod(name, sh("sleep 1000 & echo up; wait $!")))
+            await local.create(pod(name, sh(SLEEP_THEN_UP + "; wait $!")))
         for name in ("a", "b"):
             await local.follow_until(name, b"up\n")
         pids = kubelet.process_ids()
         assert len(pids) >= 8
     assert not any(alive(pid) for pid in pids)
     assert not (tmp_path / "k" / "pods").exists() or not list((tmp_path / "k" / "pods").iterdir())
+
+
+async def test_a_pre_stop_hook_runs_before_the_container_is_stopped(local: Local) -> None:
+    out = local.tmp / "hook"
+    out.mkdir()
+    await local.create(
+        pod(
+            "hooked",
+            sh(
+                SLEEP_THEN_UP + "; wait $!",
+                lifecycle={"preStop": {"exec": {"command": ["sh", "-c", "echo bye > /out/said"]}}},
+                volumeMounts=[{"name": "out", "mountPath": "/out"}],
+            ),
+            volumes=[{"name": "out", "hostPath": {"path": str(out)}}],
+        )
+    )
+    await local.follow_until("hooked", b"up\n")
+    await local.cluster.client.delete("v1", "Pod", "hooked", "t")
+    await local.kubelet.wait_stopped("t", "hooked")
+    assert (out / "said").read_text() == "bye\n"
+
+
+async def test_host_network_pods_use_the_node_address(local: Local) -> None:
+    await local.create(pod("hostnet", sh("true"), hostNetwork=True, restartPolicy="Never"))
+    done = await local.wait("hostnet", lambda p: phase(p) == "Succeeded")
+    assert done["status"]["podIP"] == done["status"]["hostIP"]
+    assert local.kubelet.pod_addresses.in_use == 0
+
+
+async def test_kubelet_metrics_count_started_containers(local: Local) -> None:
+    from prometheus_client import generate_latest
+
+    await local.create(
+        pod("counted", sh("true"), initContainers=[sh("true", name="i")], restartPolicy="Never")
+    )
+    await local.wait("counted", lambda p: phase(p) == "Succeeded")
+    text = generate_latest(local.kubelet.metrics.registry).decode()
+    assert 'kubelet_started_containers_total{container_type="container"} 1.0' in text
+    assert 'kubelet_started_containers_total{container_type="init_container"} 1.0' in text
+    assert "kubelet_running_pods 1.0" in text

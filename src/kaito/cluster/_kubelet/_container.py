@@ -79,6 +79,14 @@ class _Run:
     """Someone attached to this run already (the first attach sees its earlier output)."""
 
 
+def _remove_runs(runs: list[_Run]) -> None:
+    for run in runs:
+        for path in (run.log.path, run.log.rotated):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        shutil.rmtree(run.scratch, ignore_errors=True)
+
+
 class StartFailure(Exception):
     """The container could not start (``StartError``)."""
 
@@ -151,7 +159,6 @@ class ContainerRuntime:
                     await self._event("Warning", "Failed", f"Error: {error.reason}")
                     await anyio.sleep_forever()
                 now = kubelet.clock.now()
-                remaining = kubelet.backoff.remaining(key, now, now)
                 if self.spec.get("imagePullPolicy") == "Never":
                     message = f'Container image "{image}" is not present with pull policy of Never'
                     self.state.state = {
@@ -159,19 +166,15 @@ class ContainerRuntime:
                     }
                     self.changed()
                     await self._event("Warning", "ErrImageNeverPull", message)
-                    await kubelet.clock.sleep(max(kubelet.backoff.next(key, now), 1.0))
+                    await kubelet.clock.sleep(kubelet.backoff.next(key, now))
                     continue
-                if remaining <= 0:
-                    await self._event("Normal", "Pulling", f'Pulling image "{image}"')
-                    self.state.state = {
-                        "waiting": {"reason": "ErrImagePull", "message": error.message}
-                    }
-                    self.changed()
-                    await self._event("Warning", "Failed", error.message)
-                    await self._event("Warning", "Failed", "Error: ErrImagePull")
-                    delay = kubelet.backoff.next(key, now)
-                else:
-                    delay = remaining
+                # A failed pull says ErrImagePull, then ImagePullBackOff until the next try.
+                await self._event("Normal", "Pulling", f'Pulling image "{image}"')
+                self.state.state = {"waiting": {"reason": "ErrImagePull", "message": error.message}}
+                await self.pod.flush()
+                await self._event("Warning", "Failed", error.message)
+                await self._event("Warning", "Failed", "Error: ErrImagePull")
+                delay = kubelet.backoff.next(key, now)
                 self.state.state = {
                     "waiting": {
                         "reason": "ImagePullBackOff",
@@ -207,6 +210,7 @@ class ContainerRuntime:
             StartFailure: there is nothing to run.
         """
         pod = self.pod
+        pod.forget_lookups()
         result = await build_env(
             self.spec, pod.facts, pod.lookup, service_env=await pod.kubelet.service_env(pod.pod)
         )
@@ -324,12 +328,12 @@ class ContainerRuntime:
                 now = kubelet.clock.now()
                 await kubelet.clock.sleep(kubelet.backoff.next(config_key, now))
             except StartFailure as error:
-                return await self._start_error(profile, run_number, str(error))
+                return await self._start_error(run_number, str(error))
         kubelet.backoff.forget(config_key)
         missing = await anyio.to_thread.run_sync(self.missing_executable, spec)
         if missing:
-            return await self._start_error(profile, run_number, missing, spec=spec)
-        run = self._new_run(run_number, spec)
+            return await self._start_error(run_number, missing, spec=spec)
+        run = await self._new_run(run_number, spec)
         await self._event("Normal", "Created", f"Created container {self.name}")
         launch = kubelet.sandbox.launch(spec)
         try:
@@ -342,7 +346,7 @@ class ContainerRuntime:
                 scrollback=SCROLLBACK if interactive else 0,
             )
         except OSError as error:
-            return await self._start_error(profile, run_number, str(error), run=run)
+            return await self._start_error(run_number, str(error), run=run)
         run.process = process
         run.started_at = format_time(kubelet.wall())
         self._begin_running(run)
@@ -374,7 +378,8 @@ class ContainerRuntime:
                 return ""
         return f'exec: "{program}": executable file not found in $PATH'
 
-    def _new_run(self, number: int, spec: LaunchSpec) -> _Run:
+    async def _new_run(self, number: int, spec: LaunchSpec) -> _Run:
+        """A new run with its log; runs before the previous one are forgotten (files too)."""
         kubelet = self.pod.kubelet
         log_dir = self.pod.pod_dir / "logs" / self.name
         run = _Run(
@@ -387,13 +392,11 @@ class ContainerRuntime:
             spec=spec,
         )
         self.runs.append(run)
-        for old in self.runs[:-2]:
+        forgotten, self.runs[:-2] = self.runs[:-2], []
+        for old in forgotten:
             old.log.close()
-            for path in (old.log.path, old.log.rotated):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            shutil.rmtree(old.scratch, ignore_errors=True)
-        del self.runs[:-2]
+        if forgotten:
+            await anyio.to_thread.run_sync(_remove_runs, forgotten)
         return run
 
     def _begin_running(self, run: _Run) -> None:
@@ -412,17 +415,16 @@ class ContainerRuntime:
 
     async def _start_error(
         self,
-        profile: ImageProfile,
         run_number: int,
         message: str,
         *,
         spec: LaunchSpec | None = None,
         run: _Run | None = None,
     ) -> int:
-        del profile
+        """Record a run that could not start (``StartError``, exit code 128)."""
         kubelet = self.pod.kubelet
         if run is None and spec is not None:
-            run = self._new_run(run_number, spec)
+            run = await self._new_run(run_number, spec)
         full = (
             "failed to create containerd task: failed to create shim task: OCI runtime create "
             f"failed: runc create failed: unable to start container process: {message}: unknown"

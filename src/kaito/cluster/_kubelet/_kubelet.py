@@ -251,6 +251,11 @@ class LocalKubelet:
             self._sandbox = None
 
     @property
+    def started(self) -> bool:
+        """Whether :meth:`start` ran (and :meth:`aclose` did not yet)."""
+        return self._sandbox is not None
+
+    @property
     def sandbox(self) -> Sandbox:
         """The sandbox containers run in (after :meth:`start`)."""
         if self._sandbox is None:
@@ -562,7 +567,7 @@ class LocalKubelet:
                 "OCI runtime exec failed: exec failed: unable to start container process: "
                 f"{missing}: unknown",
             )
-        launch = self.sandbox.enter(spec, live.init_pid(), argv)
+        launch = self.sandbox.enter(spec, await live.namespace_pid(), argv)
         process = await ContainerProcess.start(launch, stdin=stdin, tty=tty, sandboxed=False)
         self._execs.add(process)
         return process

@@ -98,6 +98,10 @@ class PodRuntime:
         self._cache[key] = found
         return found
 
+    def forget_lookups(self) -> None:
+        """Read ConfigMaps and Secrets afresh from now on (each configuration attempt)."""
+        self._cache.clear()
+
     def changed(self) -> None:
         """A container's state changed: report the status soon."""
         self._dirty.set()
@@ -177,7 +181,7 @@ class PodRuntime:
         )
         key = ("volumes", self.uid)
         while True:
-            self._cache.clear()
+            self.forget_lookups()
             try:
                 self.volumes = await self._volume_manager.setup(self.pod)
                 break
@@ -294,22 +298,25 @@ class PodRuntime:
             [c.state for c in self.init_containers],
             [c.state for c in self.containers],
         )
-        self.changed()
-        await self._flush()
         if not spec.get("hostNetwork"):
             self.kubelet.pod_addresses.release(self.uid)
+        await self.flush()
         log.info("kubelet_pod_finished", pod=self.display, phase=self.phase)
 
     # -- status ---------------------------------------------------------------------------
 
-    def status(self) -> Obj:
-        """The status the kubelet reports now."""
+    def status(self, current: Obj | None = None) -> Obj:
+        """The status the kubelet reports now (``current``: the Pod as stored, whose conditions
+        the readiness gates are checked against)."""
         spec = self.pod.get("spec") or {}
         init = [c.state for c in self.init_containers]
         main = [c.state for c in self.containers]
         phase = pod_phase(spec.get("restartPolicy") or "Always", init, main)
         if self.phase in ("Succeeded", "Failed"):
             phase = self.phase
+        elif phase in ("Succeeded", "Failed"):
+            # A terminal phase is reported once the Pod's sandbox is torn down (``_finish``).
+            phase = "Running" if any(c.terminated for c in main) else "Pending"
         body: Obj = {
             "phase": phase,
             "conditions": pod_conditions(
@@ -320,7 +327,7 @@ class PodRuntime:
                 readiness_gates=[
                     g.get("conditionType", "") for g in spec.get("readinessGates") or []
                 ],
-                conditions=(self.pod.get("status") or {}).get("conditions") or [],
+                conditions=((current or self.pod).get("status") or {}).get("conditions") or [],
             ),
             "containerStatuses": [c.to_status() for c in main],
         }
@@ -335,14 +342,14 @@ class PodRuntime:
             reported = self._reported
             self._reported = anyio.Event()
             try:
-                await self.writer.report(self.status())
+                await self.writer.report(self.status)
             except StatusError as error:
                 log.warning("kubelet_status_not_written", pod=self.display, error=error.message)
                 self._dirty.set()
                 await anyio.sleep(0.5)
             reported.set()
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
         """Wait until the current status has been written."""
         self.changed()
         await self._reported.wait()

@@ -51,16 +51,27 @@ def _port(value: object, container: Obj) -> int | None:
     return None
 
 
+def _errno(error: BaseException | None) -> int | None:
+    """The OS error number behind ``error`` (anyio and aiohttp wrap it)."""
+    seen = 0
+    while error is not None and seen < 5:
+        code = getattr(error, "errno", None)
+        if isinstance(code, int):
+            return code
+        error = getattr(error, "os_error", None) or error.__cause__
+        seen += 1
+    return None
+
+
 def _dial_error(host: str, port: int, error: BaseException) -> str:
-    code = getattr(error, "errno", None)
-    os_error = getattr(error, "os_error", None)
-    if code is None and os_error is not None:
-        code = getattr(os_error, "errno", None)
+    code = _errno(error)
     if code == errno.ECONNREFUSED:
         return f"dial tcp {host}:{port}: connect: connection refused"
     if code == errno.EHOSTUNREACH:
         return f"dial tcp {host}:{port}: connect: no route to host"
-    return f"dial tcp {host}:{port}: {error}"
+    if code == errno.ETIMEDOUT:
+        return f"dial tcp {host}:{port}: i/o timeout"
+    return f"dial tcp {host}:{port}: {error.__cause__ or error}"
 
 
 class Prober:

@@ -244,13 +244,23 @@ class ContainerProcess:
         """PIDs of the container's processes still alive (bubblewrap's own included)."""
         return [pid for pid, _, _ in group_members(self.pid)]
 
-    def init_pid(self) -> int | None:
-        """The PID (on the host) of the container's namespace init, to join it."""
+    async def namespace_pid(self) -> int | None:
+        """The host PID of the container's main process once the sandbox has executed it (its
+        namespaces are complete then), to join them; ``None`` without a sandbox or once it ended.
+
+        Right after the start the sandbox may still be setting up: this waits (up to a few
+        seconds) for bubblewrap to hand over to the container's program.
+        """
         if not self._sandboxed:
             return None
-        for pid, parent, _ in group_members(self.pid):
-            if parent == self.pid:
-                return pid
+        with anyio.move_on_after(5):
+            while not self.finished:
+                members = group_members(self.pid)
+                inits = {pid for pid, parent, comm in members if parent == self.pid}
+                for pid, parent, comm in members:
+                    if parent in inits and comm != "bwrap":
+                        return pid
+                await anyio.sleep(0.01)
         return None
 
     def signal_tree(self, sig: int) -> None:

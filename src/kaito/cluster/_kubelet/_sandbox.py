@@ -85,8 +85,9 @@ class Sandbox(Protocol):
         """The command that starts the container's process."""
         ...
 
-    def enter(self, spec: LaunchSpec, init_pid: int | None, argv: tuple[str, ...]) -> Launch:
-        """A command that runs ``argv`` in the running container (``kubectl exec``)."""
+    def enter(self, spec: LaunchSpec, target_pid: int | None, argv: tuple[str, ...]) -> Launch:
+        """A command that runs ``argv`` in the running container (``kubectl exec``), in the
+        namespaces of ``target_pid`` (a process of the container)."""
         ...
 
     def host_path(self, spec: LaunchSpec, path: str) -> Path:
@@ -142,14 +143,14 @@ class BwrapSandbox:
         prefix = [self._setpriv, "--pdeathsig", "KILL", "--"] if self._setpriv else []
         return Launch((*prefix, *args), dict(spec.env), "/")
 
-    def enter(self, spec: LaunchSpec, init_pid: int | None, argv: tuple[str, ...]) -> Launch:
-        if init_pid is None or self._nsenter is None:
+    def enter(self, spec: LaunchSpec, target_pid: int | None, argv: tuple[str, ...]) -> Launch:
+        if target_pid is None or self._nsenter is None:
             # No running process to join: a sandbox of its own with the same view.
             return self.launch(attrs.evolve(spec, argv=argv))
         return Launch(
             (
                 self._nsenter,
-                f"--target={init_pid}",
+                f"--target={target_pid}",
                 "--mount",
                 "--uts",
                 "--ipc",
@@ -173,6 +174,9 @@ def _root_layout(spec: LaunchSpec) -> list[str]:
             continue
         _bind_tree(f"/{entry}", split, args)
     args += ["--proc", "/proc", "--dev", "/dev"]
+    if os.path.isdir("/dev/pts"):
+        # Terminals the kubelet opens for tty containers and exec sessions are the host's.
+        args += ["--dev-bind", "/dev/pts", "/dev/pts"]
     (spec.scratch / "tmp").mkdir(parents=True, exist_ok=True)
     args += ["--bind", str(spec.scratch / "tmp"), "/tmp"]
     for host in spec.host_paths:
@@ -185,7 +189,7 @@ def _root_layout(spec: LaunchSpec) -> list[str]:
             str(mount.host_path),
             mount.container_path,
         ]
-    if not _covered(spec.workdir, spec):
+    if spec.workdir != "/" and not _covered(spec.workdir, spec):
         args += ["--dir", spec.workdir]
     return args
 
@@ -280,8 +284,8 @@ class HostSandbox:
         prefix = (self._setpriv, "--pdeathsig", "KILL", "--") if self._setpriv else ()
         return Launch((*prefix, *argv), env, cwd)
 
-    def enter(self, spec: LaunchSpec, init_pid: int | None, argv: tuple[str, ...]) -> Launch:
-        del init_pid
+    def enter(self, spec: LaunchSpec, target_pid: int | None, argv: tuple[str, ...]) -> Launch:
+        del target_pid
         return self.launch(attrs.evolve(spec, argv=argv))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Protocol, cast
 
 import anyio
@@ -238,14 +238,16 @@ class PodStatusWriter:
             },
         )
 
-    async def report(self, status: Obj) -> None:
+    async def report(self, status: Obj | Callable[[Obj], Obj]) -> None:
         """Write a whole status as a kubelet computes it.
 
-        ``status`` carries ``phase``, the kubelet's conditions (:data:`KUBELET_CONDITIONS`, without
-        transition times), ``containerStatuses``, ``initContainerStatuses`` and optionally
-        ``reason``, ``message`` and ``qosClass``. This adds the IPs and ``startTime``, keeps the
-        conditions other components own, and keeps each condition's ``lastTransitionTime`` while
-        its status holds. A Pod that is gone is not an error.
+        ``status`` (or what ``status(current_pod)`` returns, for a status that depends on the
+        Pod as stored, such as readiness gates) carries ``phase``, the kubelet's conditions
+        (:data:`KUBELET_CONDITIONS`, without transition times), ``containerStatuses``,
+        ``initContainerStatuses`` and optionally ``reason``, ``message`` and ``qosClass``. This
+        adds the IPs and ``startTime``, keeps the conditions other components own, and keeps each
+        condition's ``lastTransitionTime`` while its status holds. A Pod that is gone is not an
+        error.
         """
         rt = self._rest.catalog.lookup("", "v1", "pods")
         assert rt is not None
@@ -257,6 +259,8 @@ class PodStatusWriter:
             raise
         if current["metadata"].get("uid") != self.pod["metadata"].get("uid"):
             return
+        if callable(status):
+            status = status(current)
         now = format_time(self._rest.clock())
         previous = list((current.get("status") or {}).get("conditions") or [])
         conditions = [c for c in previous if c.get("type") not in KUBELET_CONDITIONS]
