@@ -54,13 +54,14 @@ def test_exec_with_a_terminal_sees_a_tty_of_the_clients_size(
             "--",
             "sh",
             "-c",
-            "test -t 0 && test -t 1 && echo on a terminal; stty size; exit 3",
+            "tty; test -t 1 && echo on a terminal; stty size; exit 3",
         ),
         rows=33,
         cols=101,
     )
     text = output.decode(errors="replace")
     assert code == 3, text
+    assert "/dev/pts/" in text
     assert "on a terminal\r\n33 101\r\n" in text
     assert text.endswith("command terminated with exit code 3\r\n")
 
