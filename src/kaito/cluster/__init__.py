@@ -25,6 +25,7 @@ from kaito.cluster._kubelet import (
     LocalKubelet,
     LogOptions,
 )
+from kaito.cluster._network import ClusterNetwork, ServiceAddress
 from kaito.cluster._sim import ImmediateKubelet, Kubelet, PodStatusWriter
 from kaito.cluster._store import (
     GroupResource,
@@ -41,6 +42,7 @@ from kaito.cluster._store import (
 __all__ = (
     "Attachment",
     "Cluster",
+    "ClusterNetwork",
     "Controllers",
     "ExecSession",
     "FaultRule",
@@ -57,6 +59,7 @@ __all__ = (
     "ObjectIndex",
     "PodStatusWriter",
     "RequestInfo",
+    "ServiceAddress",
     "Snapshot",
     "StatusError",
     "Storage",
