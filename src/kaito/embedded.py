@@ -50,16 +50,26 @@ async def embedded_kaito(
     webhooks: bool = True,
     kubelet: Kubelet | None = None,
     node_delay: float = 0.0,
+    tls: bool = False,
+    authorization: str = "AlwaysAllow",
 ) -> AsyncIterator[Embedded]:
     """Run KAITO on an in-process cluster for the duration of the block.
 
     The manager runs without leader election and with probe and metrics servers only where
     ``options`` ask for them; the webhook server listens on a free loopback port with a fresh CA
-    that the webhook configurations trust.
+    that the webhook configurations trust. ``tls`` and ``authorization`` are
+    :func:`~kaito.cluster.start_cluster`'s (``kaito up`` serves TLS with RBAC, so only the owner
+    of the kubeconfig can use the cluster).
     """
     options = options or ManagerOptions(metrics_address=None, probe_address=None)
     options = attrs.evolve(options, fake_node_delay=node_delay)
-    async with start_cluster(port=port, crds=[workspace_crd()], kubelet=kubelet) as cluster:
+    async with start_cluster(
+        port=port,
+        crds=[workspace_crd()],
+        kubelet=kubelet,
+        tls=tls,
+        authorization=authorization,
+    ) as cluster:
         await cluster.create_namespace(options.release_namespace)
         with tempfile.TemporaryDirectory(prefix="kaito-up-") as scratch:
             kubeconfig = Path(kubeconfig_out or Path(scratch) / "kubeconfig")

@@ -121,11 +121,20 @@ class _UpSettings:
 async def _up(settings: _UpSettings) -> int:
     port, kubeconfig_out, node_delay = settings.port, settings.kubeconfig_out, settings.node_delay
     options = ManagerOptions(metrics_address=None, probe_address=None, node_provisioner="fake")
+    # Only the owner of the kubeconfig (mode 0600) can use the cluster: TLS, an administrator
+    # client certificate in the kubeconfig, anonymous requests refused, RBAC for everyone else.
     async with embedded_kaito(
-        port=port, kubeconfig_out=kubeconfig_out, options=options, node_delay=node_delay
+        port=port,
+        kubeconfig_out=kubeconfig_out,
+        options=options,
+        node_delay=node_delay,
+        tls=True,
+        authorization="RBAC",
     ) as kaito:
         click.echo(f"KAITO is up: API server {kaito.cluster.url}, webhooks {kaito.webhook_url}")
-        click.echo(f"  export KUBECONFIG={kubeconfig_out}")
+        click.echo(
+            f"  export KUBECONFIG={kubeconfig_out}   # its credentials, readable by you only"
+        )
         click.echo("  kubectl apply -f examples/inference/kaito_workspace_phi_3.yaml")
         click.echo("  kubectl get workspace -w")
         names: list[tuple[str, str]] = []

@@ -4,6 +4,7 @@ the verbs authorization sees (``create`` on ``pods/exec``, ``pods/attach`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from kaito.cluster import ThreadedCluster, cluster_in_thread
 from tests.cluster.conftest import Kubectl
-from tests.cluster.network._helpers import LocalCluster
+from tests.cluster.network._helpers import LocalCluster, local_cluster
 from tests.cluster.streaming._pods import pod, sh
 
 pytestmark = pytest.mark.kubectl
@@ -49,12 +50,48 @@ def test_streaming_verbs_as_authorization_sees_them(
     assert kubectl("logs", running).stdout == "hello\n"
 
 
-def test_streaming_needs_credentials_when_the_cluster_asks_for_them(tmp_path: Path) -> None:
-    with cluster_in_thread(token="secret-token", system_node=True) as threaded:
-        url = f"{threaded.url}/api/v1/namespaces/default/pods/x"
-        for sub in ("log", "exec?command=true&stdout=1", "attach?stdout=1", "portforward"):
-            answer = httpx.get(f"{url}/{sub}")
-            assert (answer.status_code, answer.json()["reason"]) == (401, "Unauthorized"), sub
+def test_streaming_needs_credentials_and_rbac_permission(tmp_path: Path) -> None:
+    with local_cluster(tmp_path, tls=True, authorization="RBAC") as secure:
+        cluster = secure.cluster
+        url = f"{cluster.url}/api/v1/namespaces/default/pods/x"
+        with httpx.Client(verify=cluster.client_ssl_context() or True) as anonymous:
+            for sub in ("log", "exec?command=true&stdout=1", "attach?stdout=1", "portforward"):
+                answer = anonymous.get(f"{url}/{sub}")
+                assert (answer.status_code, answer.json()["reason"]) == (401, "Unauthorized")
+        ns = secure.namespace()
+        secure.create(ns, pod("busy", sh("main", "echo hello; exec sleep 3600")))
+        admin = secure.kubectl(ns)
+        admin("wait", "--for=condition=Ready", "pod/busy", "--timeout=60s")
+        rules = {
+            "reader": [{"apiGroups": [""], "resources": ["pods", "pods/log", "pods/exec"],
+                        "verbs": ["get", "list"]}],
+            "operator": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+                         {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}],
+        }  # fmt: skip
+        for user, granted in rules.items():
+            secure.create(ns, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                               "metadata": {"name": user}, "rules": granted})  # fmt: skip
+            secure.create(ns, {
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": user},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": user},
+                "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": user}],
+            })  # fmt: skip
+        as_user = {}
+        for user in rules:
+            config = tmp_path / f"{user}.kubeconfig"
+            config.write_text(json.dumps(cluster.kubeconfig_for_user(user, namespace=ns)))
+            as_user[user] = Kubectl(config, tmp_path / f"{user}-cache", ns)
+        # Reading logs is get; exec is create, even over a WebSocket upgrade (a GET).
+        assert as_user["reader"]("logs", "busy").stdout == "hello\n"
+        refused = as_user["reader"]("exec", "busy", "--", "true", check=False)
+        assert refused.returncode == 1
+        assert (
+            f'pods "busy" is forbidden: User "reader" cannot create resource "pods/exec" in API '
+            f'group "" in the namespace "{ns}"' in refused.stderr
+        )
+        assert as_user["operator"]("exec", "busy", "--", "echo", "in").stdout == "in\n"
+        assert "forbidden" in as_user["operator"]("logs", "busy", check=False).stderr
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,11 @@ from kaito.cluster._builtins._strategies import (
     WebhookConfigurationStrategy,
 )
 from kaito.cluster._json import Obj
-from kaito.cluster._meta import validate_dns1035_label, validate_dns1123_label
+from kaito.cluster._meta import (
+    validate_dns1035_label,
+    validate_dns1123_label,
+    validate_path_segment_name,
+)
 from kaito.cluster._resource_types import Codec, ResourceType, ScalePaths, Strategy
 from kaito.cluster._schema import compile_schema
 from kaito.cluster._store import GroupResource
@@ -112,6 +116,29 @@ def _rt(
     )
 
 
+_rbac_name = validate_path_segment_name
+
+
+def _review_types() -> list[ResourceType]:
+    """Create-only reviews answered by access control and never stored."""
+    create = ("create",)
+    return [
+        _rt("authentication.k8s.io", "TokenReview", "tokenreviews", namespaced=False, verbs=create),
+        _rt("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", namespaced=False,
+            verbs=create),
+        *(
+            _rt("authorization.k8s.io", kind, kind.lower() + "s", namespaced=namespaced,
+                verbs=create)
+            for kind, namespaced in (
+                ("SelfSubjectAccessReview", False),
+                ("SelfSubjectRulesReview", False),
+                ("SubjectAccessReview", False),
+                ("LocalSubjectAccessReview", True),
+            )
+        ),
+    ]  # fmt: skip
+
+
 def builtin_types(*, service_ips: ServiceIPAllocator | None = None) -> list[ResourceType]:
     """Fresh built-in resource types (strategies hold per-cluster state such as IP allocation);
     Services take their cluster IPs from ``service_ips`` (a fresh default-range one if omitted)."""
@@ -160,7 +187,7 @@ def builtin_types(*, service_ips: ServiceIPAllocator | None = None) -> list[Reso
         _rt("", "Endpoints", "endpoints", short=("ep",), allow_create_on_update=True),
         _rt("", "ConfigMap", "configmaps", short=("cm",)),
         _rt("", "Secret", "secrets", fields=("type",), strategy=SecretStrategy()),
-        _rt("", "ServiceAccount", "serviceaccounts", short=("sa",)),
+        _rt("", "ServiceAccount", "serviceaccounts", short=("sa",), subresources=("token",)),
         _rt(
             "",
             "Event",
@@ -274,14 +301,23 @@ def builtin_types(*, service_ips: ServiceIPAllocator | None = None) -> list[Reso
             subresources=("status",),
             generation=True,
         ),
-        _rt("rbac.authorization.k8s.io", "Role", "roles"),
-        _rt("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
-        _rt("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", namespaced=False),
+        *_review_types(),
+        # RBAC names are path segments (``system:basic-user``), as in kube-apiserver.
+        _rt("rbac.authorization.k8s.io", "Role", "roles", name_validator=_rbac_name),
+        _rt("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", name_validator=_rbac_name),
+        _rt(
+            "rbac.authorization.k8s.io",
+            "ClusterRole",
+            "clusterroles",
+            namespaced=False,
+            name_validator=_rbac_name,
+        ),
         _rt(
             "rbac.authorization.k8s.io",
             "ClusterRoleBinding",
             "clusterrolebindings",
             namespaced=False,
+            name_validator=_rbac_name,
         ),
         _rt(
             "admissionregistration.k8s.io",

@@ -15,6 +15,7 @@ _SUBRESOURCE_VERBS = {
     "scale": ("get", "patch", "update"),
     "binding": ("create",),
     "finalize": ("update",),
+    "token": ("create",),
     "exec": ("create", "get"),
     "attach": ("create", "get"),
     "portforward": ("create", "get"),
@@ -31,6 +32,8 @@ def _subresource_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
         return "autoscaling", "v1", "Scale"
     if sub == "binding":
         return "", "v1", "Binding"
+    if sub == "token":
+        return "authentication.k8s.io", "v1", "TokenRequest"
     if sub in _STREAMING_KINDS and rt.group == "" and rt.plural == "pods":
         return "", "v1", _STREAMING_KINDS[sub]
     return rt.group, rt.version, rt.kind
