@@ -51,7 +51,7 @@ def test_serve_with_the_local_kubelet_runs_pods_and_stops_them(tmp_path: Path) -
     )  # fmt: skip
     try:
         assert server.stdout is not None
-        assert server.stdout.readline().startswith("cluster ready at http://127.0.0.1:")
+        assert server.stdout.readline().startswith("cluster ready at https://127.0.0.1:")
         base = ["kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache")]
 
         def kubectl(*args: str) -> str:
