@@ -376,8 +376,10 @@ class EndpointsController:
                 rt, namespace, body, WriteOptions(field_manager=SLICE_MANAGER), self._ctx
             )
         except StatusError as error:
-            if error.code == 404 and "namespaces" in error.message:
-                return  # the namespace is going away
+            if (error.code == 404 and "namespaces" in error.message) or (
+                error.code == 403 and "being terminated" in error.message
+            ):
+                return  # the namespace is going away, and the Service with it
             raise
 
     async def _update(self, rt: ResourceType, namespace: str, body: Obj) -> None:
