@@ -75,9 +75,7 @@ async def test_a_restarted_server_keeps_addresses_and_hands_out_new_ones() -> No
         (freed,) = before - kept  # s0's, deleted before the backup
         reused = await second.client.create(svc("reuse", freed))
         assert reused["spec"]["clusterIPs"] == [freed]
-        after = {
-            (await second.client.create(svc(f"n{i}")))["spec"]["clusterIP"] for i in range(30)
-        }
+        after = {(await second.client.create(svc(f"n{i}")))["spec"]["clusterIP"] for i in range(30)}
         assert not after & (kept | {freed}) and "127.97.0.1" not in after
         with pytest.raises(StatusError) as clash:
             await second.client.create(svc("clash", sorted(kept)[0]))
