@@ -525,6 +525,7 @@ async def _serve(
         authorization=access.authorization_mode,
     )
     api_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    issuer = _plug_token_issuer(kubelet, cluster)
     try:
         async with anyio.create_task_group() as tasks, AsyncExitStack() as stack:
             await run_controllers(tasks, rest, store, controllers, kubelet=kubelet, clock=clock)
@@ -557,7 +558,31 @@ async def _serve(
             await admission.close()
             await runner.cleanup()
             access.close()
+            if issuer and isinstance(kubelet, LocalKubelet):
+                kubelet.token_source = None
         log.info("cluster_stopped", url=url)
+
+
+def _plug_token_issuer(kubelet: Kubelet | None, cluster: Cluster) -> bool:
+    """Give a local kubelet without a token source this cluster's TokenRequest issuer, for
+    projected ``serviceAccountToken`` volumes; whether it did."""
+    if not isinstance(kubelet, LocalKubelet) or kubelet.token_source is not None:
+        return False
+
+    async def issue(pod: Obj, audience: str, expiration_seconds: int) -> str:
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        issued = await cluster.service_account_token(
+            str(meta.get("namespace", "")),
+            str(spec.get("serviceAccountName") or "default"),
+            audiences=(audience,) if audience else (),
+            expiration_seconds=expiration_seconds,
+            pod=(str(meta.get("name", "")), str(meta.get("uid", ""))),
+        )
+        return issued.token
+
+    kubelet.token_source = issue
+    return True
 
 
 class ThreadedCluster:

@@ -88,6 +88,18 @@ class Local:
             ) from error
         return seen["pod"]
 
+    async def wait_service_account(self, name: str) -> None:
+        """Wait for the ServiceAccount (the ``default`` one is made by a controller)."""
+
+        async def present() -> bool:
+            try:
+                await self.cluster.client.get("v1", "ServiceAccount", name, NS)
+            except StatusError:
+                return False
+            return True
+
+        await eventually(self.cluster, present)
+
     async def events(self, name: str) -> list[Obj]:
         events = await self.cluster.client.list("v1", "Event", NS)
         return [e for e in events if e["involvedObject"].get("name") == name]

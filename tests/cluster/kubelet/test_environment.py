@@ -4,6 +4,7 @@ references, the downward API, and volumes written as files and mounted at their 
 from __future__ import annotations
 
 import base64
+import json
 import os
 
 import pytest
@@ -295,3 +296,41 @@ async def test_memory_volumes_and_secrets_leave_nothing_behind(local: Local) -> 
     assert not exists(memory / uid)
     assert not exists(local.tmp / "kubelet" / "pods" / uid)
     assert os.listdir(memory) == []
+
+
+async def test_projected_service_account_tokens_come_from_the_cluster(local: Local) -> None:
+    await local.wait_service_account("default")
+    await local.create(
+        pod(
+            "token",
+            sh(
+                "cat /var/run/secrets/tokens/api-token",
+                volumeMounts=[{"name": "tokens", "mountPath": "/var/run/secrets/tokens"}],
+            ),
+            restartPolicy="Never",
+            volumes=[
+                {
+                    "name": "tokens",
+                    "projected": {
+                        "sources": [
+                            {
+                                "serviceAccountToken": {
+                                    "path": "api-token",
+                                    "audience": "kaito-api",
+                                    "expirationSeconds": 3600,
+                                }
+                            }
+                        ]
+                    },
+                }
+            ],
+        )
+    )
+    done = await local.wait("token", lambda p: phase(p) == "Succeeded")
+    token = (await local.logs("token")).decode()
+    _, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["aud"] == ["kaito-api"]
+    assert claims["sub"] == "system:serviceaccount:t:default"
+    assert claims["kubernetes.io"]["pod"] == {"name": "token", "uid": done["metadata"]["uid"]}
+    assert signature

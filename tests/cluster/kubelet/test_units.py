@@ -20,6 +20,7 @@ from kaito.cluster._kubelet._sandbox import (
     LaunchSpec,
     Mount,
     _folders_to_split,
+    _host_view,
 )
 from kaito.cluster._kubelet._status import ContainerState, pod_conditions, pod_phase
 
@@ -248,3 +249,12 @@ def test_bwrap_layout_splits_only_the_folders_that_need_new_mount_points(tmp_pat
     assert "--dir /workspace --chdir /workspace -- sh" in text
     assert "--unshare-pid" in argv
     assert "--die-with-parent" in argv
+
+
+def test_mount_points_behind_host_symlinks_follow_them() -> None:
+    if not Path("/var/run").is_symlink():
+        pytest.skip("this host has no /var/run symbolic link")
+    target = Path("/var/run").resolve()
+    assert _host_view("/var/run/secrets/kubernetes.io") == f"{target}/secrets/kubernetes.io"
+    assert _folders_to_split(["/var/run/secrets/kubernetes.io"]) == {str(target)}
+    assert _host_view("/no/such/path") == "/no/such/path"

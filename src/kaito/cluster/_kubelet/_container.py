@@ -335,7 +335,8 @@ class ContainerRuntime:
             return await self._start_error(run_number, missing, spec=spec)
         run = await self._new_run(run_number, spec)
         await self._event("Normal", "Created", f"Created container {self.name}")
-        launch = kubelet.sandbox.launch(spec)
+        # Assembling the root reads the host's folders: off the event loop.
+        launch = await anyio.to_thread.run_sync(kubelet.sandbox.launch, spec)
         try:
             interactive = bool(self.spec.get("stdin")) and bool(self.spec.get("stdinOnce"))
             process = await ContainerProcess.start(

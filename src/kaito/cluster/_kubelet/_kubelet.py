@@ -567,7 +567,8 @@ class LocalKubelet:
                 "OCI runtime exec failed: exec failed: unable to start container process: "
                 f"{missing}: unknown",
             )
-        launch = self.sandbox.enter(spec, await live.namespace_pid(), argv)
+        target = await live.namespace_pid()
+        launch = await anyio.to_thread.run_sync(self.sandbox.enter, spec, target, argv)
         process = await ContainerProcess.start(launch, stdin=stdin, tty=tty, sandboxed=False)
         self._execs.add(process)
         return process

@@ -183,14 +183,16 @@ def _root_layout(spec: LaunchSpec) -> list[str]:
         parts = PurePosixPath(host).parts
         if len(parts) > 1 and parts[1] in _REPLACED and Path(host).exists():
             args += ["--ro-bind", host, host]
+    # bubblewrap creates mount points before it changes root, so an absolute symbolic link on
+    # the way (/var/run -> /run) would lead into the host: give it the path the link leads to.
     for mount in sorted(spec.mounts, key=lambda m: len(PurePosixPath(m.container_path).parts)):
         args += [
             "--ro-bind" if mount.read_only else "--bind",
             str(mount.host_path),
-            mount.container_path,
+            _host_view(mount.container_path),
         ]
     if spec.workdir != "/" and not _covered(spec.workdir, spec):
-        args += ["--dir", spec.workdir]
+        args += ["--dir", _host_view(spec.workdir)]
     return args
 
 
@@ -201,18 +203,35 @@ def _covered(path: str, spec: LaunchSpec) -> bool:
     return len(parts) > 1 and parts[1] == "tmp"
 
 
+def _host_view(path: str) -> str:
+    """``path`` with the host's symbolic links resolved where they lead (``/var/run/x`` ->
+    ``/run/x``), as bubblewrap follows them when it creates a mount point."""
+    parts = PurePosixPath(path).parts
+    for _ in range(40):
+        current = "/"
+        for depth, part in enumerate(parts[1:], start=1):
+            candidate = os.path.join(current, part)
+            if os.path.islink(candidate):
+                target = os.path.join(current, os.readlink(candidate))
+                rest = parts[depth + 1 :]
+                parts = PurePosixPath(os.path.normpath(target), *rest).parts
+                break
+            current = candidate
+        else:
+            return "/" + "/".join(parts[1:])
+    return path
+
+
 def _folders_to_split(targets: list[str]) -> set[str]:
     """Host folders whose children must be bound one by one, because a mount point has to be
     created inside them and they are bound read-only."""
     split: set[str] = set()
     for target in targets:
-        parts = PurePosixPath(target).parts
+        parts = PurePosixPath(_host_view(target)).parts
         if len(parts) < 2 or parts[1] in _REPLACED:
             continue
         for depth in range(2, len(parts) + 1):
             current = "/" + "/".join(parts[1:depth])
-            if os.path.islink(current):
-                break
             if not os.path.lexists(current):
                 parent = PurePosixPath(current).parent
                 while str(parent) != "/":

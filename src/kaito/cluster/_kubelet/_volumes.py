@@ -258,7 +258,8 @@ class VolumeManager:
         if self._token_source is None:
             raise VolumeError(
                 f'MountVolume.SetUp failed for volume "{name}" : cannot issue a service account '
-                "token: this cluster serves no TokenRequest API to the local kubelet"
+                "token: the local kubelet has no token source (start_cluster plugs in the "
+                "cluster's TokenRequest issuer; otherwise pass LocalKubelet(token_source=...))"
             )
         token = await self._token_source(
             self._facts.pod,
