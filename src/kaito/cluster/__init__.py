@@ -30,6 +30,7 @@ from kaito.cluster._kubelet import (
     LocalKubelet,
     LogOptions,
 )
+from kaito.cluster._network import ClusterNetwork, ServiceAddress
 from kaito.cluster._sim import ImmediateKubelet, Kubelet, PodStatusWriter
 from kaito.cluster._store import (
     GroupResource,
@@ -49,6 +50,7 @@ __all__ = (
     "AzureTimes",
     "BootTimes",
     "Cluster",
+    "ClusterNetwork",
     "Controllers",
     "ExecSession",
     "FaultRule",
@@ -67,6 +69,7 @@ __all__ = (
     "ObjectIndex",
     "PodStatusWriter",
     "RequestInfo",
+    "ServiceAddress",
     "Snapshot",
     "StatusError",
     "Storage",

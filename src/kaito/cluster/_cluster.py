@@ -29,7 +29,7 @@ from kaito.cluster._auth import (
     issue_client_certificate,
     server_context,
 )
-from kaito.cluster._builtins import builtin_types
+from kaito.cluster._builtins import DEFAULT_SERVICE_CIDR, ServiceIPAllocator, builtin_types
 from kaito.cluster._client import LocalClient, _documents
 from kaito.cluster._controllers import Controllers, run_controllers
 from kaito.cluster._controllers._loop import start_control_loop
@@ -37,11 +37,12 @@ from kaito.cluster._crd import crd_resource_type
 from kaito.cluster._crd_registry import CrdRegistry
 from kaito.cluster._errors import StatusError
 from kaito.cluster._faults import Faults
-from kaito.cluster._http import ApiHandler, ServerInfo
+from kaito.cluster._http import ApiHandler, PodStreams, ServerInfo
 from kaito.cluster._json import Obj
 from kaito.cluster._kubeconfig import build_kubeconfig, write_kubeconfig
 from kaito.cluster._kubelet import SYSTEM_NODE_LABELS, SYSTEM_NODE_NAME, LocalKubelet, host_capacity
 from kaito.cluster._meta import TimeSource, system_clock
+from kaito.cluster._network import ClusterNetwork, EndpointsController, PodNetworking
 from kaito.cluster._resource_types import Catalog
 from kaito.cluster._rest import RestApi
 from kaito.cluster._sim import Kubelet, node_object
@@ -88,6 +89,9 @@ class Cluster:
         """Authentication, authorisation and the token issuer."""
         self._rest = rest
         self._admission = admission
+        self.network: ClusterNetwork | None = None
+        """Service networking on this machine (``start_cluster(network=True)``): the proxy's
+        :meth:`~ClusterNetwork.addresses` say where each Service port can be reached."""
 
     @property
     def ca_pem(self) -> bytes | None:
@@ -282,7 +286,15 @@ class Cluster:
         return await self.client.patch("v1", "Node", name, {"status": status}, subresource="status")
 
 
-async def _bootstrap(client: LocalClient) -> None:
+def _kubernetes_names(service_ips: ServiceIPAllocator) -> list[str]:
+    """The names and address of the ``kubernetes`` Service, which the serving certificate
+    covers as kube-apiserver's does (Pods reach the API server through it)."""
+    service = "kubernetes.default.svc"
+    return [service_ips.kubernetes_ip, "kubernetes", "kubernetes.default", service,
+            f"{service}.cluster.local"]  # fmt: skip
+
+
+async def _bootstrap(client: LocalClient, kubernetes_ip: str) -> None:
     for obj in bootstrap_policy():
         try:
             await client.create(obj)
@@ -306,7 +318,7 @@ async def _bootstrap(client: LocalClient) -> None:
             "labels": {"component": "apiserver", "provider": "kubernetes"},
         },
         "spec": {
-            "clusterIP": "10.96.0.1",
+            "clusterIP": kubernetes_ip,
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
         },
     }
@@ -329,6 +341,8 @@ async def start_cluster(
     controllers: Controllers | bool = True,
     kubelet: Kubelet | Literal["simulated", "local"] | None = None,
     system_node: bool = False,
+    network: bool | None = None,
+    service_cidr: str = DEFAULT_SERVICE_CIDR,
     crds: Iterable[str | os.PathLike[str] | Obj] = (),
     clock: TimeSource = system_clock,
     bookmark_interval: float = 10.0,
@@ -358,6 +372,11 @@ async def start_cluster(
             :class:`Kubelet` (a ``LocalKubelet`` you configured, entered by you or by the cluster).
         system_node: Register an untainted CPU node (``kaito-system``, this machine's CPUs and
             memory), as AKS has its system pool, so ordinary Pods schedule.
+        network: Serve Services on this machine: a proxy on every cluster IP and, with the
+            local kubelet, Service names and variables in Pods (``docs/local-networking.md``).
+            ``None`` (the default) turns it on exactly when the kubelet is a ``LocalKubelet``.
+        service_cidr: The range cluster IPs come from (loopback, so the proxy can serve them;
+            the ``kubernetes`` Service takes its first address).
         crds: CRD manifests (paths, YAML text or dicts) installed before the block starts.
         clock: Source of timestamps.
         bookmark_interval: Seconds between watch bookmarks when clients allow them.
@@ -383,6 +402,8 @@ async def start_cluster(
             chosen = await stack.enter_async_context(kubelet)
         else:
             chosen = kubelet
+        if network is None:
+            network = isinstance(chosen, LocalKubelet)
         async with _serve(
             host=host,
             port=port,
@@ -393,6 +414,8 @@ async def start_cluster(
             controllers=controllers,
             kubelet=chosen,
             system_node=system_node,
+            network=network,
+            service_cidr=service_cidr,
             crds=crds,
             clock=clock,
             bookmark_interval=bookmark_interval,
@@ -413,21 +436,30 @@ async def _serve(
     controllers: Controllers,
     kubelet: Kubelet | None,
     system_node: bool,
+    network: bool,
+    service_cidr: str,
     crds: Iterable[str | os.PathLike[str] | Obj],
     clock: TimeSource,
     bookmark_interval: float,
     history_window: int,
 ) -> AsyncIterator[Cluster]:
     store = store or MemoryStorage(history_window=history_window)
+    service_ips = ServiceIPAllocator(service_cidr)
+    service_ips.attach(store)
+    await service_ips.load(store)
     catalog = Catalog()
-    for rt in builtin_types():
+    for rt in builtin_types(service_ips=service_ips):
         catalog.add(rt)
     catalog.add(crd_resource_type(clock))
     registry = CrdRegistry(catalog)
     registry.attach(store)
     await registry.load(store)
     certificate = (
-        generate_serving_certificate(sorted({host, "127.0.0.1", "localhost"})) if tls else None
+        generate_serving_certificate(
+            sorted({host, "127.0.0.1", "localhost", *_kubernetes_names(service_ips)})
+        )
+        if tls
+        else None
     )
     admin_certificate = (
         issue_client_certificate(
@@ -452,7 +484,7 @@ async def _serve(
     )
     faults = Faults(store)
     client = LocalClient(rest)
-    await _bootstrap(client)
+    await _bootstrap(client, service_ips.kubernetes_ip)
     address = {"value": f"{host}:{port}"}
     handler = ApiHandler(
         rest,
@@ -462,6 +494,7 @@ async def _serve(
         access=access,
         bookmark_interval=bookmark_interval,
         clock=clock,
+        streams=kubelet if isinstance(kubelet, PodStreams) else None,
     )
     server = web.Server(handler, access_log=None, handler_cancellation=True)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=0.25)
@@ -491,11 +524,22 @@ async def _serve(
         authentication="required" if access.require_authentication else "off",
         authorization=access.authorization_mode,
     )
+    api_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     issuer = _plug_token_issuer(kubelet, cluster)
     try:
-        async with anyio.create_task_group() as tasks:
+        async with anyio.create_task_group() as tasks, AsyncExitStack() as stack:
             await run_controllers(tasks, rest, store, controllers, kubelet=kubelet, clock=clock)
             start_control_loop(tasks, store, ClusterRoleAggregator(rest))
+            if controllers.endpoints:
+                start_control_loop(
+                    tasks, store, EndpointsController(rest, apiserver=lambda: (api_host, bound[1]))
+                )
+            if network:
+                cluster.network = await stack.enter_async_context(
+                    ClusterNetwork(
+                        store, kubelet=kubelet if isinstance(kubelet, PodNetworking) else None
+                    )
+                )
             try:
                 if crds:
                     await cluster.install_crds(*crds)

@@ -44,6 +44,9 @@ log = structlog.get_logger(__name__)
 
 #: The kubelet keeps at most this much of a termination-message file.
 MAX_TERMINATION_MESSAGE = 4096
+#: What an interactive container (``stdin`` and ``stdinOnce``, as ``kubectl run -it`` makes
+#: it) keeps of its output for the first ``attach`` (bytes).
+SCROLLBACK = 64 * 1024
 #: ``FallbackToLogsOnError`` takes at most this many lines and bytes of the log.
 FALLBACK_LOG_LINES = 80
 FALLBACK_LOG_BYTES = 2048
@@ -72,6 +75,8 @@ class _Run:
     spec: LaunchSpec
     process: ContainerProcess | None = None
     started_at: str = ""
+    attached: bool = False
+    """Someone attached to this run already (the first attach sees its earlier output)."""
 
 
 def _remove_runs(runs: list[_Run]) -> None:
@@ -333,11 +338,13 @@ class ContainerRuntime:
         # Assembling the root reads the host's folders: off the event loop.
         launch = await anyio.to_thread.run_sync(kubelet.sandbox.launch, spec)
         try:
+            interactive = bool(self.spec.get("stdin")) and bool(self.spec.get("stdinOnce"))
             process = await ContainerProcess.start(
                 launch,
                 stdin=bool(self.spec.get("stdin")),
                 tty=bool(self.spec.get("tty")),
                 sandboxed=kubelet.sandbox.isolated,
+                scrollback=SCROLLBACK if interactive else 0,
             )
         except OSError as error:
             return await self._start_error(run_number, str(error), run=run)

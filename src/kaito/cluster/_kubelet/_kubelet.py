@@ -5,6 +5,7 @@ server's streaming endpoints use (``read_logs``, ``exec``, ``attach``)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import re
@@ -41,12 +42,15 @@ from kaito.cluster._kubelet._volumes import TokenSource
 from kaito.cluster._meta import TimeSource, system_clock
 from kaito.cluster._sim import PodStatusWriter
 
-__all__ = ("Attachment", "ExecSession", "LocalKubelet", "ServiceEnvironment")
+__all__ = ("Attachment", "ClusterHosts", "ExecSession", "LocalKubelet", "ServiceEnvironment")
 
 log = structlog.get_logger(__name__)
 
 ServiceEnvironment = Callable[[Obj], Awaitable[Mapping[str, str]]]
 """``service_env(pod)`` -> the Service variables of the Pod's namespace (``FOO_SERVICE_HOST``)."""
+
+ClusterHosts = Callable[[str], list[tuple[str, list[str]]]]
+"""``hosts(namespace)`` -> ``(ip, names)`` lines of cluster names for a Pod of ``namespace``."""
 
 _EXEC_OUTPUT_LIMIT = 10 * 1024
 _HOST_FALLBACK = (
@@ -127,9 +131,11 @@ class Attachment:
 
     process: ContainerProcess
     output: MemoryObjectReceiveStream[tuple[str, bytes]]
-    """What the container writes from now on, as ``(stream, data)``."""
+    """What the container writes from now on, as ``(stream, data)`` (for the first attach of an
+    interactive container, ``stdin`` and ``stdinOnce``, what it wrote before too)."""
     stdin: bool
     tty: bool
+    stdin_once: bool = False
 
     async def send_stdin(self, data: bytes) -> None:
         """Write to the container's stdin (its spec has ``stdin: true``)."""
@@ -180,6 +186,8 @@ class LocalKubelet:
         self.max_log_bytes = max_log_bytes
         self.token_source = token_source
         self._service_env = service_env
+        self._network_env: Callable[[Obj], Mapping[str, str]] | None = None
+        self.cluster_hosts: ClusterHosts | None = None
         self._memory_volumes = memory_volumes
         self.backoff = BackOff()
         self.prober = Prober(self.exec_capture)
@@ -414,9 +422,41 @@ class LocalKubelet:
 
     async def service_env(self, pod: Obj) -> Mapping[str, str]:
         """The Service variables for ``pod`` (none until Service networking plugs in)."""
+        if self._network_env is not None:
+            return self._network_env(pod)
         if self._service_env is None or (pod.get("spec") or {}).get("enableServiceLinks") is False:
             return {}
         return await self._service_env(pod)
+
+    def use_network(
+        self,
+        *,
+        service_env: Callable[[Obj], Mapping[str, str]] | None,
+        hosts: ClusterHosts | None,
+    ) -> None:
+        """Plug in Service networking (``None`` unplugs it): ``service_env(pod)`` gives every
+        Service variable of a new container (it honours ``enableServiceLinks`` itself), and
+        ``hosts(namespace)`` the cluster names of each Pod's ``/etc/hosts``."""
+        self._network_env = service_env
+        self.cluster_hosts = hosts
+
+    async def refresh_hosts(self) -> None:
+        """Rewrite the ``/etc/hosts`` of every running Pod (in place, so that the file its
+        containers see changes too)."""
+        for pod in list(self._pods.values()):
+            text = pod.hosts_text(pod.pod_ip)
+            await anyio.to_thread.run_sync(functools.partial(pod.write_hosts, text, create=False))
+
+    def pod_address(self, namespace: str, pod: str) -> str:
+        """The IP of a Pod running here (``kubectl port-forward`` connects to its ports).
+
+        Raises:
+            StatusError: 404 for a Pod this kubelet does not run, 400 before it has an IP.
+        """
+        runtime = self._pod(namespace, pod)
+        if not runtime.sandbox_ready or not runtime.pod_ip:
+            raise _bad_request(f"pod {pod} does not have a host assigned")
+        return runtime.pod_ip
 
     # -- node-side APIs -------------------------------------------------------------------
 
@@ -598,15 +638,20 @@ class LocalKubelet:
         """Attach to a running container's output (and stdin, when its spec asks for stdin);
         with ``stdinOnce`` its stdin closes when the first attachment ends."""
         runtime = self._running(namespace, pod, container)
-        _, live = runtime.live()
+        run, live = runtime.live()
         send, receive = anyio.create_memory_object_stream[tuple[str, bytes]](256)
-        stop = live.listen(send)
+        # Like ``docker run -it``, whose client is attached before the process starts, the
+        # first attach of an interactive container (``kubectl run -it``) does not lose what
+        # the process wrote before it got there.
+        first, run.attached = not run.attached, True
+        stop = live.listen(send, replay=first and bool(runtime.spec.get("stdinOnce")))
         try:
             yield Attachment(
                 live,
                 receive,
                 stdin=bool(runtime.spec.get("stdin")),
                 tty=bool(runtime.spec.get("tty")),
+                stdin_once=bool(runtime.spec.get("stdinOnce")),
             )
         finally:
             stop()

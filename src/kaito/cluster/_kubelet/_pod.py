@@ -170,7 +170,7 @@ class PodRuntime:
         self.facts = PodFacts(
             self.pod, pod_ip, host_ip, await kubelet.node_allocatable(self.writer)
         )
-        await anyio.to_thread.run_sync(self._write_hosts, pod_ip)
+        await anyio.to_thread.run_sync(self.write_hosts, self.hosts_text(pod_ip))
         self._volume_manager = VolumeManager(
             pod_dir=self.pod_dir,
             memory_dir=kubelet.memory_root / self.uid if kubelet.memory_root else None,
@@ -200,8 +200,9 @@ class PodRuntime:
         self.sandbox_ready = True
         self.changed()
 
-    def _write_hosts(self, pod_ip: str) -> None:
-        self.pod_dir.mkdir(parents=True, exist_ok=True)
+    def hosts_text(self, pod_ip: str) -> str:
+        """The Pod's ``/etc/hosts``: its own name, ``hostAliases``, then the cluster's names
+        (Services) when networking is plugged in."""
         spec = self.pod.get("spec") or {}
         lines = [
             "# Kubernetes-managed hosts file.",
@@ -219,7 +220,27 @@ class PodRuntime:
         lines.append(f"{pod_ip}\t{fqdn}")
         for alias in spec.get("hostAliases") or []:
             lines.append(f"{alias.get('ip', '')}\t" + "\t".join(alias.get("hostnames") or []))
-        (self.pod_dir / "etc-hosts").write_text("\n".join(lines) + "\n")
+        hosts = self.kubelet.cluster_hosts
+        if hosts is not None:
+            lines.append("# Cluster names (Services), kept up to date by the local kubelet.")
+            lines.extend(f"{ip}\t" + " ".join(names) for ip, names in hosts(self.namespace))
+        return "\n".join(lines) + "\n"
+
+    def write_hosts(self, text: str, *, create: bool = True) -> None:
+        """Write ``text`` as the Pod's ``/etc/hosts`` (with ``create=False`` only over an
+        existing one: the Pod may be going away). Blocking."""
+        path = self.pod_dir / "etc-hosts"
+        if create:
+            self.pod_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if path.read_text() == text:
+                return
+        except FileNotFoundError:
+            if not create:
+                return
+        # In place (same inode): the file is bind-mounted into the Pod's mount namespace.
+        with path.open("w") as handle:
+            handle.write(text)
 
     async def _initialize(self, policy: str) -> bool:
         """Run the init containers in order; ``False`` when one failed for good."""

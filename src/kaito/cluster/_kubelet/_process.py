@@ -19,6 +19,7 @@ import signal
 import struct
 import subprocess
 import termios
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -63,19 +64,30 @@ def group_members(pgid: int) -> list[tuple[int, int, str]]:
 class ContainerProcess:
     """One run of a container: a process group, its output and its exit code."""
 
-    def __init__(self, process: anyio.abc.Process, *, sandboxed: bool, master: int | None) -> None:
+    def __init__(
+        self,
+        process: anyio.abc.Process,
+        *,
+        sandboxed: bool,
+        master: int | None,
+        scrollback: int = 0,
+    ) -> None:
         self._process = process
         self._sandboxed = sandboxed
         self._master = master
         self._listeners: set[OutputListener] = set()
+        self._scrollback_limit = scrollback
+        self._scrollback: deque[tuple[str, bytes]] = deque()
+        self._scrollback_size = 0
         self.exit_code: int | None = None
         self.pid = process.pid
 
     @classmethod
     async def start(
-        cls, launch: Launch, *, stdin: bool, tty: bool, sandboxed: bool
+        cls, launch: Launch, *, stdin: bool, tty: bool, sandboxed: bool, scrollback: int = 0
     ) -> ContainerProcess:
-        """Start ``launch`` in a session of its own (with a terminal when ``tty``).
+        """Start ``launch`` in a session of its own (with a terminal when ``tty``); keep the
+        last ``scrollback`` bytes of output for :meth:`listen` with ``replay``.
 
         Raises:
             OSError: the program cannot be executed.
@@ -90,7 +102,7 @@ class ContainerProcess:
                 env=launch.env,
                 start_new_session=True,
             )
-            return cls(process, sandboxed=sandboxed, master=None)
+            return cls(process, sandboxed=sandboxed, master=None, scrollback=scrollback)
         master, slave = os.openpty()
         os.set_blocking(master, False)
         setsid = shutil.which("setsid")
@@ -110,14 +122,37 @@ class ContainerProcess:
             raise
         finally:
             os.close(slave)
-        return cls(process, sandboxed=sandboxed, master=master)
+        return cls(process, sandboxed=sandboxed, master=master, scrollback=scrollback)
 
-    def listen(self, listener: OutputListener) -> Callable[[], None]:
-        """Send output to ``listener`` from now on; returns the function that stops it."""
+    def listen(self, listener: OutputListener, *, replay: bool = False) -> Callable[[], None]:
+        """Send output to ``listener`` from now on (with ``replay``, first what the scrollback
+        kept); returns the function that stops it."""
+        if replay:
+            for item in self._scrollback:
+                with contextlib.suppress(anyio.WouldBlock):
+                    listener.send_nowait(item)
         self._listeners.add(listener)
         return lambda: self._listeners.discard(listener)
 
+    def _keep(self, stream: str, data: bytes) -> None:
+        if self._scrollback and self._scrollback[-1][0] == stream:
+            _, previous = self._scrollback.pop()
+            self._scrollback.append((stream, previous + data))
+        else:
+            self._scrollback.append((stream, data))
+        self._scrollback_size += len(data)
+        while self._scrollback_size > self._scrollback_limit:
+            first_stream, first = self._scrollback.popleft()
+            excess = self._scrollback_size - self._scrollback_limit
+            if len(first) > excess:
+                self._scrollback.appendleft((first_stream, first[excess:]))
+                self._scrollback_size -= excess
+            else:
+                self._scrollback_size -= len(first)
+
     def _fan_out(self, stream: str, data: bytes) -> None:
+        if self._scrollback_limit:
+            self._keep(stream, data)
         for listener in list(self._listeners):
             try:
                 listener.send_nowait((stream, data))
