@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from kaito.api import workspace_crd
-from kaito.cli.manager import _shared_certificate
+from kaito.cli._manager import _shared_certificate
 from kaito.cluster import cluster_in_thread, start_cluster
 from kaito.engine import load_client
 
