@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kaito.apimachinery import compile_schema, dns1035_label_problems, dns1123_label_problems
 from kaito.cluster._builtins._schemas import kind_schema
 from kaito.cluster._builtins._strategies import (
     DeploymentStrategy,
@@ -15,9 +16,7 @@ from kaito.cluster._builtins._strategies import (
     WebhookConfigurationStrategy,
 )
 from kaito.cluster._json import Obj
-from kaito.cluster._meta import validate_dns1035_label, validate_dns1123_label
 from kaito.cluster._resource_types import Codec, ResourceType, ScalePaths, Strategy
-from kaito.cluster._schema import compile_schema
 from kaito.cluster._store import GroupResource
 
 __all__ = ("builtin_types",)
@@ -124,7 +123,7 @@ def builtin_types() -> list[ResourceType]:
             subresources=("status", "finalize"),
             fields=("status.phase",),
             strategy=NamespaceStrategy(),
-            name_validator=validate_dns1123_label,
+            name_validator=dns1123_label_problems,
         ),
         _rt(
             "",
@@ -153,7 +152,7 @@ def builtin_types() -> list[ResourceType]:
             categories=("all",),
             subresources=("status",),
             strategy=ServiceStrategy(),
-            name_validator=validate_dns1035_label,
+            name_validator=dns1035_label_problems,
         ),
         _rt("", "Endpoints", "endpoints", short=("ep",), allow_create_on_update=True),
         _rt("", "ConfigMap", "configmaps", short=("cm",)),

@@ -302,7 +302,13 @@ class ApiHandler:
             raise _NOT_FOUND
         return rt
 
-    async def _read_body(self, request: web.BaseRequest, *, patch: bool = False) -> Any:
+    async def _read_body(
+        self,
+        request: web.BaseRequest,
+        *,
+        patch: bool = False,
+        ctx: RequestContext | None = None,
+    ) -> Any:
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise StatusError(
                 413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
@@ -320,9 +326,13 @@ class ApiHandler:
                 )
             chunks.append(chunk)
         body = b"".join(chunks)
+        del chunks
         if not body:
             return None
-        return decode_body(request.headers.get("Content-Type", _JSON), body, patch=patch)
+        decoded = decode_body(request.headers.get("Content-Type", _JSON), body, patch=patch)
+        if ctx is not None and decoded.duplicates:
+            ctx.duplicate_fields.extend(decoded.duplicates)
+        return decoded.value
 
     async def _resource(
         self, request: web.BaseRequest, route: Route, ctx: RequestContext
@@ -372,7 +382,7 @@ class ApiHandler:
                 raise method_not_supported(rt.group, rt.plural, "create")
             if rt.namespaced and not namespace:
                 raise _NOT_FOUND
-            body = await self._read_body(request)
+            body = await self._read_body(request, ctx=ctx)
             if body is None:
                 raise bad_request("the body of the request was empty")
             stored = await self._rest.create(rt, namespace, body, _write_options(query), ctx)
@@ -384,7 +394,7 @@ class ApiHandler:
                 rt.group, rt.plural, _WRITE_VERBS.get(method, method.lower())
             )
         if method == "PUT":
-            body = await self._read_body(request)
+            body = await self._read_body(request, ctx=ctx)
             if body is None:
                 raise bad_request("the body of the request was empty")
             options = _write_options(query)
@@ -415,14 +425,14 @@ class ApiHandler:
             )
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            body = await self._read_body(request, patch=True)
+            body = await self._read_body(request, patch=True, ctx=ctx)
             if body is None:
                 raise bad_request("the body of the request was empty")
             options = _write_options(query)
             if sub == "scale":
                 stored = await self._rest.get(rt, namespace, name)
                 scale = self._rest.scale_of(rt, self._rest.decode(rt, stored))
-                from kaito.cluster._patch import json_patch, merge_patch
+                from kaito.apimachinery import json_patch, merge_patch
 
                 patched = (
                     json_patch(scale, body)

@@ -34,6 +34,8 @@ class RequestContext:
     groups: tuple[str, ...] = ("system:masters", "system:authenticated")
     uid: str = ""
     warnings: list[str] = attrs.field(factory=list)
+    duplicate_fields: list[str] = attrs.field(factory=list)
+    """Keys the request body gave twice (strict decoding errors, reported with unknown fields)."""
 
 
 @attrs.frozen

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaito.cluster._schema import compile_schema
+from kaito.apimachinery import compile_schema
 
 SCHEMA = compile_schema(
     {
