@@ -45,7 +45,7 @@ def test_invalid_workspace_is_denied_with_every_problem() -> None:
     assert status["reason"] == "Invalid"
     assert status["message"].startswith('Workspace.kaito.sh "ws" is invalid: ')
     fields = [c["field"] for c in status["details"]["causes"]]
-    assert fields == ["resource.instanceType", "inference.adapters[0].strength"]
+    assert sorted(fields) == ["inference.adapters[0].strength", "resource.instanceType"]
 
 
 def test_updates_check_immutability() -> None:

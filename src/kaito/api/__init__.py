@@ -7,7 +7,7 @@ snake_case; the wire is camelCase; one cattrs converter maps between them.
 from __future__ import annotations
 
 from kaito.api import constants, v1alpha1, v1beta1
-from kaito.api.check import Checked, check_workspace, default_workspace, to_storage_version
+from kaito.api.check import Checked, Stage, check_workspace, default_workspace, to_storage_version
 from kaito.api.constants import ConditionType, Reason, RuntimeName, WorkspaceState
 from kaito.api.convert import structure, structure_lenient, unstructure
 from kaito.api.crd import printer_columns, render_crds, workspace_crd
@@ -19,7 +19,7 @@ from kaito.api.meta import (
     ObjectMeta,
     OwnerReference,
 )
-from kaito.api.schema import apply_defaults, openapi_schema, prune
+from kaito.api.schema import openapi_schema
 from kaito.api.spec import (
     AdapterSpec,
     DataDestination,
@@ -38,7 +38,12 @@ from kaito.api.validation import (
     validate_workspace,
     validate_workspace_update,
 )
-from kaito.api.versions import convert_workspace, workspace_schema, workspace_type
+from kaito.api.versions import (
+    convert_workspace,
+    workspace_schema,
+    workspace_structural_schema,
+    workspace_type,
+)
 
 __all__ = (
     "AdapterSpec",
@@ -61,10 +66,10 @@ __all__ = (
     "PresetSpec",
     "Reason",
     "RuntimeName",
+    "Stage",
     "TuningSpec",
     "ValidationContext",
     "WorkspaceState",
-    "apply_defaults",
     "check_workspace",
     "constants",
     "convert_workspace",
@@ -73,7 +78,6 @@ __all__ = (
     "default_workspace",
     "openapi_schema",
     "printer_columns",
-    "prune",
     "render_crds",
     "runtime_of",
     "structure",
@@ -86,5 +90,6 @@ __all__ = (
     "validate_workspace_update",
     "workspace_crd",
     "workspace_schema",
+    "workspace_structural_schema",
     "workspace_type",
 )

@@ -103,6 +103,7 @@ class AdapterSpec:
     strength: str | None = field(
         'Weight of the adapter, a decimal between 0 and 1 written as a string (default "1.0").',
         pattern=STRENGTH_PATTERN,
+        fix='write it as a quoted decimal between 0 and 1, e.g. "0.5" or "1.0"',
     )
 
 
@@ -118,7 +119,9 @@ class InferenceSpec:
         "ConfigMap in the Workspace's namespace with key inference_config.yaml."
     )
     adapters: tuple[AdapterSpec, ...] | None = field(
-        "Adapters applied to the base model (at most 10).", max_items=MAX_ADAPTERS
+        "Adapters applied to the base model (at most 10).",
+        max_items=MAX_ADAPTERS,
+        fix="merge or drop some",
     )
 
 

@@ -192,12 +192,6 @@ def object_meta_type_error(metadata: Any, path: str = "metadata") -> FieldError 
     return None
 
 
-def _generate_name_problems(value: str, name_validator: NameValidator) -> list[str]:
-    # A prefix may end with '-'; the generated suffix makes it a valid name.
-    masked = value[:-1] + "a" if value.endswith("-") else value
-    return path_segment_problems(value, prefix=True) or name_validator(masked)
-
-
 def validate_object_meta(
     meta: Mapping[str, Any],
     *,
@@ -210,10 +204,8 @@ def validate_object_meta(
     ``meta`` has passed :func:`object_meta_type_error` (it is a mapping of the right shapes).
     """
     errors: list[FieldError] = []
-    generate_name = meta.get("generateName")
-    if isinstance(generate_name, str) and generate_name:
-        for problem in _generate_name_problems(generate_name, name_validator):
-            errors.append(invalid(f"{path}.generateName", generate_name, problem))
+    # generateName itself is not checked: the name generated from it is (as
+    # ValidateObjectMetaAccessorWithOpts does), so "name." prefixes stay usable.
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         errors.append(required(f"{path}.name", "name or generateName is required"))
