@@ -177,7 +177,8 @@ def _run(
     )
     schema.apply_defaults(obj)
     meta = obj.setdefault("metadata", {})
-    meta.setdefault("namespace", "default")
+    if not meta.get("namespace"):
+        meta["namespace"] = "default"  # the request's namespace, as kubectl sends it
     checked_meta = dict(meta)
     if not checked_meta.get("name") and checked_meta.get("generateName"):
         checked_meta["name"] = f"{checked_meta['generateName']}xxxxx"  # as the server generates

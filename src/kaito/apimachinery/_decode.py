@@ -222,14 +222,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
-def _slow_json(data: bytes) -> tuple[Any, tuple[str, ...]]:
+def _slow_json(data: bytes, limits: DecodeLimits) -> tuple[Any, tuple[str, ...]]:
     text = data.decode("utf-8", "replace")
     try:
         value = json.loads(text, object_pairs_hook=_pairs_hook, parse_constant=_reject_constant)
     except RecursionError:
-        raise _too_deep("json: ", MAX_DEPTH) from None
+        raise _too_deep("json: ", limits.max_depth) from None
     except ValueError as error:
         raise DecodeError(f"json: {error}") from None
+    if nesting_depth(value, limits.max_depth) > limits.max_depth:
+        raise _too_deep("json: ", limits.max_depth)
     found: list[str] = []
     value = _collect_duplicates(value, "", found)
     return value, tuple(found)
@@ -245,14 +247,13 @@ def decode_json(data: bytes | str, limits: DecodeLimits = DEFAULT_LIMITS) -> Dec
     if len(raw) > limits.max_bytes:
         raise DecodeError(f"Request entity too large: limit is {limits.max_bytes}")
     duplicates: tuple[str, ...] = ()
+    fast = True
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         # Slow path: invalid UTF-8, lone surrogates or a real syntax error (exact messages).
-        value, duplicates = _slow_json(raw)
-    else:
-        if isinstance(value, dict | list) and b"{" in raw and _may_repeat_keys(raw, value):
-            value, duplicates = _slow_json(raw)
+        value, duplicates = _slow_json(raw, limits)
+        fast = False
     if isinstance(value, dict | list):
         brackets = raw.count(b"{") + raw.count(b"[")
         if (
@@ -260,6 +261,8 @@ def decode_json(data: bytes | str, limits: DecodeLimits = DEFAULT_LIMITS) -> Dec
             and nesting_depth(value, limits.max_depth) > limits.max_depth
         ):
             raise _too_deep("json: ", limits.max_depth)
+        if fast and b"{" in raw and _may_repeat_keys(raw, value):
+            value, duplicates = _slow_json(raw, limits)
     if _JSON_LONG_NUMBER.search(raw) or _JSON_SURROGATE.search(raw):
         value = _fix_numbers_and_text(value)
     return Decoded(value, duplicates)

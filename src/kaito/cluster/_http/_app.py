@@ -22,6 +22,7 @@ from kaito.cluster._errors import (
 )
 from kaito.cluster._faults import Faults, RequestInfo
 from kaito.cluster._http._discovery import Discovery
+from kaito.cluster._http._memory import LARGE_BODY, release_free_memory
 from kaito.cluster._http._negotiation import MAX_BODY, Accept, decode_body, parse_accept
 from kaito.cluster._http._openapi import OpenApi
 from kaito.cluster._http._routing import Route, parse_path
@@ -177,6 +178,9 @@ class ApiHandler:
         except Exception as error:
             log.exception("request_failed", method=request.method, path=request.path)
             return self._error(request, internal_error(f"{type(error).__name__}: {error}"), ctx)
+        finally:
+            if ctx.large_body:
+                release_free_memory()
 
     def _authenticate(self, request: web.BaseRequest) -> None:
         header = request.headers.get("Authorization", "")
@@ -329,6 +333,8 @@ class ApiHandler:
         del chunks
         if not body:
             return None
+        if ctx is not None and len(body) >= LARGE_BODY:
+            ctx.large_body = True
         decoded = decode_body(request.headers.get("Content-Type", _JSON), body, patch=patch)
         if ctx is not None and decoded.duplicates:
             ctx.duplicate_fields.extend(decoded.duplicates)
