@@ -73,6 +73,8 @@ class Checked:
     workspace: v1beta1.Workspace | None
     errors: tuple[FieldError, ...] = ()
     warnings: tuple[FieldError, ...] = ()
+    stages: tuple[Stage, ...] = ()
+    """The stage that found each error (aligned with ``errors``)."""
     refused_at: Stage | None = None
     """The first stage that refused the document (``None`` when it is valid)."""
     refusal: tuple[FieldError, ...] = ()
@@ -86,6 +88,7 @@ class Checked:
 class _Report:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
+        self.stages: list[Stage] = []
         self.warnings: list[FieldError] = []
         self.refused_at: Stage | None = None
         self.refusal: list[FieldError] = []
@@ -94,6 +97,7 @@ class _Report:
         """Record a stage's problems; true when it found errors."""
         errors = [p for p in problems if not p.warning]
         self.errors += errors
+        self.stages += [stage] * len(errors)
         self.warnings += [p for p in problems if p.warning]
         if errors and self.refused_at is None:
             self.refused_at, self.refusal = stage, errors
@@ -101,7 +105,12 @@ class _Report:
 
     def result(self, ws: v1beta1.Workspace | None) -> Checked:
         return Checked(
-            ws, tuple(self.errors), tuple(self.warnings), self.refused_at, tuple(self.refusal)
+            ws,
+            tuple(self.errors),
+            tuple(self.warnings),
+            tuple(self.stages),
+            self.refused_at,
+            tuple(self.refusal),
         )
 
 

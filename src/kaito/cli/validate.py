@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from kaito.api import FieldError, NodeInfo, ValidationContext, check_workspace
+from kaito.api import FieldError, NodeInfo, Stage, ValidationContext, check_workspace
 from kaito.api.constants import KIND
 from kaito.cli import main
 from kaito.cli.documents import Document, DocumentError, read_documents
@@ -55,8 +55,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _problem(p: FieldError, kind: str) -> dict[str, Any]:
-    return {"severity": kind, "field": p.field, "message": str(p)}
+def _problem(p: FieldError, kind: str, stage: Stage | None = None) -> dict[str, Any]:
+    problem = {"severity": kind, "field": p.field, "message": str(p)}
+    if stage is not None:
+        problem["stage"] = stage.value
+    return problem
 
 
 @main.command()
@@ -158,7 +161,10 @@ def _validate(files: tuple[str, ...], **gates: Any) -> tuple[list[dict[str, Any]
                 "name": doc.name,
                 "valid": result.ok,
                 "refusedAt": result.refused_at.value if result.refused_at else None,
-                "problems": [_problem(p, "error") for p in result.errors]
+                "problems": [
+                    _problem(p, "error", stage)
+                    for p, stage in zip(result.errors, result.stages, strict=True)
+                ]
                 + [_problem(p, "warning") for p in result.warnings],
             }
         )

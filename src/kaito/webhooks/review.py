@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from kaito.api import ValidationContext, check_workspace, default_workspace
+from kaito.apimachinery import invalid_message
 
 __all__ = ("defaults_patch", "mutate_review", "review_response", "validate_review")
 
@@ -44,32 +45,29 @@ def validate_review(review: Mapping[str, Any], ctx: ValidationContext) -> dict[s
     if operation not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
         return review_response(uid, True)
     obj = dict(obj)
-    meta = dict(obj.get("metadata") or {})
-    meta.setdefault("namespace", request.get("namespace") or "default")
-    obj["metadata"] = meta
+    meta = obj.get("metadata")
+    if isinstance(meta, Mapping) and not meta.get("namespace"):
+        obj["metadata"] = meta = {**meta, "namespace": request.get("namespace") or "default"}
     old = request.get("oldObject") if operation == "UPDATE" else None
-    if old is not None and (obj.get("metadata") or {}).get("deletionTimestamp"):
+    if old is not None and isinstance(meta, Mapping) and meta.get("deletionTimestamp"):
         return review_response(uid, True)  # finalizer removal while deleting: always allowed
     result = check_workspace(obj, ctx, old=old if isinstance(old, Mapping) else None)
     warnings = [str(w)[:_MAX_WARNING] for w in result.warnings]
     if result.ok:
         return review_response(uid, True, **({"warnings": warnings} if warnings else {}))
-    name = meta.get("name", "")
-    message = f'Workspace.kaito.sh "{name}" is invalid: ' + (
-        "; ".join(str(e) for e in result.errors)
-    )
+    # What the API server reports: the problems of the first stage that refuses the object (the
+    # server never asks this webhook about an object its schema refused).
+    errors = result.refusal
+    name = str(meta.get("name", "")) if isinstance(meta, Mapping) else ""
     status = {
         "code": 422,
         "reason": "Invalid",
-        "message": message,
+        "message": invalid_message("Workspace.kaito.sh", name, errors),
         "details": {
             "name": name,
             "group": "kaito.sh",
             "kind": "Workspace",
-            "causes": [
-                {"reason": "FieldValueInvalid", "message": str(e), "field": e.field}
-                for e in result.errors
-            ],
+            "causes": [e.cause() for e in errors],
         },
     }
     extra: dict[str, Any] = {"status": status}
