@@ -31,7 +31,7 @@ from kaito.cli import main
 from kaito.embedded import embedded_kaito
 from kaito.options import ManagerOptions
 from kaito.webhooks import validate_review
-from tests.support.fuzz import FuzzBudget, hypothesis_budget
+from tests.support.fuzz import FuzzBudget, fuzz_seconds, hypothesis_budget
 
 pytestmark = pytest.mark.kubectl
 
@@ -306,7 +306,7 @@ def test_generated_workspaces_get_one_verdict_through_kubectl(doors: FrontDoors,
 def test_front_doors_agree_fuzz(doors: FrontDoors) -> None:
     budget = FuzzBudget()
 
-    @hypothesis_budget()
+    @settings(hypothesis_budget(), max_examples=max(10, int(15 * fuzz_seconds())))
     @given(text=workspaces(), through_kubectl=st.booleans())
     def run(text: str, through_kubectl: bool) -> None:
         if not budget.spend():

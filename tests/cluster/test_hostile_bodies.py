@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
-import ssl
 from collections.abc import Iterator
-from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
@@ -18,7 +15,7 @@ import pytest
 
 from kaito.cluster import Cluster
 from tests.cluster._helpers import GADGETS, gadget, http, status_of
-from tests.cluster.conftest import GADGETS_CRD
+from tests.cluster._process import server_process
 
 pytestmark = pytest.mark.anyio
 URL = GADGETS.format(ns="default")
@@ -191,48 +188,11 @@ async def test_metadata_of_the_wrong_shape_is_a_400(cluster: Cluster) -> None:
 # -- the server's memory ----------------------------------------------------------------------
 
 
-def _serve(conn: Connection) -> None:
-    """Run a cluster in this (child) process until the parent closes the pipe."""
-    import anyio
-
-    from kaito.cluster import start_cluster
-
-    async def main() -> None:
-        async with start_cluster(port=0, crds=[GADGETS_CRD]) as cluster:
-            conn.send({"url": cluster.url, "token": cluster.token, "ca": cluster.ca_pem})
-            await anyio.to_thread.run_sync(_wait_for_eof, conn)
-
-    anyio.run(main)
-
-
-def _wait_for_eof(conn: Connection) -> None:
-    try:
-        conn.recv()
-    except EOFError:
-        return
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[httpx.Client, psutil.Process]]:
     """A cluster in a child process: an HTTP client for it and its process (for RSS)."""
-    parent, child = multiprocessing.get_context("spawn").Pipe()
-    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(child,))
-    process.start()
-    try:
-        assert parent.poll(60), "the cluster process did not start"
-        info = parent.recv()
-        verify: ssl.SSLContext | bool = True
-        if info["ca"]:
-            verify = ssl.create_default_context(cadata=info["ca"].decode())
-        headers = {"Authorization": f"Bearer {info['token']}"} if info["token"] else {}
-        with httpx.Client(base_url=info["url"], headers=headers, verify=verify, timeout=30) as c:
-            yield c, psutil.Process(process.pid)
-    finally:
-        parent.close()
-        process.join(30)
-        if process.is_alive():
-            process.kill()
-            process.join()
+    with server_process() as child, child.client(timeout=30) as client:
+        yield client, psutil.Process(child.pid)
 
 
 def _rss(process: psutil.Process) -> int:

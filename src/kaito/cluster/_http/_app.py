@@ -21,6 +21,7 @@ from kaito.cluster._errors import (
     unauthorized,
 )
 from kaito.cluster._faults import Faults, RequestInfo
+from kaito.cluster._http import _negotiation
 from kaito.cluster._http._discovery import Discovery
 from kaito.cluster._http._memory import LARGE_BODY, release_free_memory
 from kaito.cluster._http._negotiation import MAX_BODY, Accept, decode_body, parse_accept
@@ -319,16 +320,29 @@ class ApiHandler:
             )
         chunks: list[bytes] = []
         size = 0
-        while True:
-            chunk = await request.content.read(65536)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise StatusError(
-                    413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
-                )
-            chunks.append(chunk)
+        # A client that trickles its body holds a request open; it gets what kube-apiserver's
+        # request timeout gives (504) once the body has taken longer than BODY_READ_TIMEOUT.
+        with anyio.move_on_after(_negotiation.BODY_READ_TIMEOUT) as scope:
+            while True:
+                chunk = await request.content.read(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise StatusError(
+                        413,
+                        "RequestEntityTooLarge",
+                        f"Request entity too large: limit is {MAX_BODY}",
+                    )
+                chunks.append(chunk)
+        if scope.cancelled_caught:
+            raise StatusError(
+                504,
+                "Timeout",
+                "Timeout: request did not complete within requested timeout - context deadline "
+                "exceeded",
+                {},
+            )
         body = b"".join(chunks)
         del chunks
         if not body:

@@ -11,9 +11,11 @@ import attrs
 from kaito.apimachinery import MAX_BODY_BYTES, Decoded, DecodeError, decode_json, decode_yaml
 from kaito.cluster._errors import StatusError, bad_request, not_acceptable, unsupported_media_type
 
-__all__ = ("MAX_BODY", "Accept", "decode_body", "parse_accept")
+__all__ = ("BODY_READ_TIMEOUT", "MAX_BODY", "Accept", "decode_body", "parse_accept")
 
 MAX_BODY = MAX_BODY_BYTES
+BODY_READ_TIMEOUT = 60.0
+"""Seconds a request body may take to arrive (kube-apiserver's default request timeout)."""
 _YAML_TYPES = (
     "application/yaml",
     "application/apply-patch+yaml",
