@@ -81,3 +81,26 @@ def test_invalid_rules_are_refused() -> None:
         faults.fail(200)
     with pytest.raises(ValueError, match="times=0"):
         faults.fail(500, times=0)
+
+
+async def test_disconnect_closes_the_connection_without_an_answer(cluster: Cluster) -> None:
+    rule = cluster.faults.disconnect(verb="list", resource="gadgets")
+    async with http(cluster) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(URL)
+        assert (await client.get(URL)).status_code == 200
+    assert rule.hits == 1
+
+
+async def test_rules_answer_requests_in_turn(cluster: Cluster) -> None:
+    first = cluster.faults.fail(500, verb="list", resource="gadgets")
+    second = cluster.faults.fail(429, retry_after=3, verb="list", resource="gadgets")
+    third = cluster.faults.disconnect(verb="list", resource="gadgets")
+    counted = cluster.faults.delay(0, times=None, verb="list", resource="gadgets")
+    async with http(cluster) as client:
+        assert (await client.get(URL)).status_code == 500
+        assert (await client.get(URL)).status_code == 429
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(URL)
+        assert (await client.get(URL)).status_code == 200
+    assert (first.hits, second.hits, third.hits, counted.hits) == (1, 1, 1, 4)

@@ -1,4 +1,5 @@
-"""Helpers shared by the engine tests: a recording handler and quiescence-driven waiting."""
+"""Helpers shared by the engine tests: a recording handler, and quiescence-driven waiting for
+the pure (no I/O) tests of the queue, controller and clock."""
 
 from __future__ import annotations
 
@@ -8,11 +9,8 @@ from typing import Any
 import anyio
 
 from kaito.engine.clock import FakeClock
-from kaito.engine.resources import Resource
 
 JSON = dict[str, Any]
-WIDGETS = Resource("example.com", "v1", "widgets", "Widget")
-PODS = Resource("", "v1", "pods", "Pod")
 
 
 class Recorder:

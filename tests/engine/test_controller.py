@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
 import pytest
 import structlog
@@ -7,6 +9,7 @@ from prometheus_client import generate_latest
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
+from kaito.cluster import Cluster
 from kaito.engine.clock import FakeClock
 from kaito.engine.controller import Controller, Result
 from kaito.engine.errors import TerminalError
@@ -15,8 +18,17 @@ from kaito.engine.informer import Informer
 from kaito.engine.keys import ObjectKey
 from kaito.engine.metrics import EngineMetrics
 from kaito.engine.ratelimit import ExponentialFailureRateLimiter
-from tests.engine.fakekube import FakeKube
-from tests.engine.support import PODS, WIDGETS, settle
+from tests.engine.clusterkit import (
+    API_VERSION,
+    CONFIGMAPS,
+    NS,
+    WIDGETS,
+    Changes,
+    StepClock,
+    engine_client,
+    widget,
+)
+from tests.engine.support import settle
 
 pytestmark = pytest.mark.anyio
 A = ObjectKey("default", "a")
@@ -171,56 +183,62 @@ async def test_workers_never_share_a_key_and_re_adds_run_once_more() -> None:
     assert runs == {keys[0]: 2, keys[1]: 2}
 
 
-async def test_owned_objects_map_to_the_owner_key_by_reference_and_by_label() -> None:
-    kube, clock = FakeKube(WIDGETS, PODS), FakeClock()
-    kube.put(WIDGETS, "owner")
-    owner_uid = kube.objects[WIDGETS][ObjectKey("default", "owner")]["metadata"]["uid"]
+async def test_owned_objects_map_to_the_owner_key_by_reference_and_by_label(
+    cluster: Cluster,
+) -> None:
+    owner = await cluster.client.create(widget("owner", NS))
     reconciled: list[ObjectKey] = []
+    changed = anyio.Event()
 
     async def reconcile(key: ObjectKey) -> Result:
         reconciled.append(key)
+        changed.set()
         return Result()
 
-    ctrl = Controller("widgets", reconcile, clock=clock)
-    widgets = Informer(kube, WIDGETS, clock=clock)
-    pods = Informer(kube, PODS, clock=clock)
-    ctrl.watch(widgets, predicate=generation_changed)
-    ctrl.watch(pods, map_to_controller_owner("Widget", "example.com"))
-    ctrl.watch(pods, map_by_label("example.com/widget"))
-    async with anyio.create_task_group() as tg:
+    async def until(check: Callable[[], bool]) -> None:
+        nonlocal changed
+        with anyio.fail_after(10):
+            while not check():
+                changed = anyio.Event()
+                await changed.wait()
+
+    clock = StepClock()
+    seen = Changes()
+    async with engine_client(cluster) as client, anyio.create_task_group() as tg:
+        ctrl = Controller("widgets", reconcile, clock=clock)
+        widgets = Informer(client, WIDGETS, namespace=NS, clock=clock)
+        configmaps = Informer(client, CONFIGMAPS, namespace=NS, clock=clock)
+        widgets.add_handler(seen)
+        ctrl.watch(widgets, predicate=generation_changed)
+        ctrl.watch(configmaps, map_to_controller_owner("Widget", "example.com"))
+        ctrl.watch(configmaps, map_by_label("example.com/widget"))
         tg.start_soon(widgets.run)
-        tg.start_soon(pods.run)
+        tg.start_soon(configmaps.run)
         tg.start_soon(ctrl.run)
-        await settle(clock, lambda: reconciled == [ObjectKey("default", "owner")])
+        await until(lambda: reconciled == [ObjectKey(NS, "owner")])
         ref = {
-            "apiVersion": "example.com/v1",
+            "apiVersion": API_VERSION,
             "kind": "Widget",
             "name": "owner",
-            "uid": owner_uid,
+            "uid": owner["metadata"]["uid"],
             "controller": True,
         }
-        pod = kube.put(PODS, "owned-pod")
-        kube.set_field(
-            PODS,
-            ObjectKey("default", "owned-pod"),
-            metadata={**pod["metadata"], "ownerReferences": [ref]},
-        )
-        kube.put(PODS, "labelled-pod")
-        labelled = kube.objects[PODS][ObjectKey("default", "labelled-pod")]
-        kube.set_field(
-            PODS,
-            ObjectKey("default", "labelled-pod"),
-            metadata={**labelled["metadata"], "labels": {"example.com/widget": "other"}},
-        )
-        kube.put(PODS, "stranger")
-        await settle(clock, lambda: ObjectKey("default", "other") in reconciled)
-        # A status-only write of the owner is filtered by generation_changed.
+        for name, meta in (
+            ("owned", {"ownerReferences": [ref]}),
+            ("labelled", {"labels": {"example.com/widget": "other"}}),
+            ("stranger", {}),
+        ):
+            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **meta}}
+            await cluster.client.create(body, namespace=NS)
+        await until(lambda: ObjectKey(NS, "other") in reconciled and len(reconciled) >= 3)
+        # A status-only write of the owner is filtered out by generation_changed.
         before = len(reconciled)
-        await kube.patch_status(WIDGETS, ObjectKey("default", "owner"), {"ready": True})
-        await settle(clock, lambda: True)
+        await client.patch_status(WIDGETS, ObjectKey(NS, "owner"), {"ready": True})
+        await seen.until(lambda: ("update", f"{NS}/owner") in seen.kinds())
+        await anyio.wait_all_tasks_blocked()
         assert len(reconciled) == before
         tg.cancel_scope.cancel()
-    assert set(reconciled) == {ObjectKey("default", "owner"), ObjectKey("default", "other")}
+    assert set(reconciled) == {ObjectKey(NS, "owner"), ObjectKey(NS, "other")}
 
 
 async def test_metrics_use_controller_runtime_names() -> None:

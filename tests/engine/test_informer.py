@@ -1,251 +1,402 @@
+"""The informer against the in-process API server: paged lists, watches, resumes, relists
+(410, a version the server has not reached, refusals), backoff, resync, handlers and indexes."""
+
 from __future__ import annotations
 
 import random
 
+import aiohttp
 import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from kaito.engine.clock import FakeClock
-from kaito.engine.errors import ApiError
-from kaito.engine.informer import Informer, InformerFactory
-from kaito.engine.keys import ObjectKey
+from kaito.cluster import Cluster
+from kaito.engine import ApiError, Informer, InformerFactory, ObjectKey
 from kaito.engine.store import OWNER_INDEX, index_by_owner_uid
-from tests.engine.fakekube import FakeKube
-from tests.engine.support import PODS, WIDGETS, Recorder, settle
+from tests.engine.clusterkit import (
+    API_VERSION,
+    CONFIGMAPS,
+    NS,
+    WIDGETS,
+    Changes,
+    RecordingClient,
+    StepClock,
+    cached_versions,
+    engine_client,
+    served_versions,
+    widget,
+)
+from tests.engine.support import Recorder
 
 pytestmark = pytest.mark.anyio
+REASONS = {403: "Forbidden", 410: "Expired", 504: "Timeout"}
 
 
-def server_state(kube: FakeKube) -> dict[ObjectKey, str]:
-    return {k: o["metadata"]["resourceVersion"] for k, o in kube.objects[WIDGETS].items()}
-
-
-def cache_state(informer: Informer) -> dict[ObjectKey, str]:
-    out: dict[ObjectKey, str] = {}
-    for key, obj in informer.store.items():
-        out[key] = obj["metadata"]["resourceVersion"]
-    return out
-
-
-def make(kube: FakeKube, clock: FakeClock, **kwargs: object) -> Informer:
-    return Informer(kube, WIDGETS, clock=clock, rng=random.Random(1), page_size=2, **kwargs)  # type: ignore[arg-type]
-
-
-async def test_lists_pages_then_watches_and_delivers_events() -> None:
-    kube, clock = FakeKube(WIDGETS), FakeClock()
-    for name in "abc":
-        kube.put(WIDGETS, name, spec={"size": 1})
-    informer = make(kube, clock)
-    rec = Recorder()
-    informer.add_handler(rec)
-    async with anyio.create_task_group() as tg:
+async def test_pages_the_first_list_then_follows_the_watch(cluster: Cluster) -> None:
+    for i in range(5):
+        await cluster.client.create(widget(f"w{i}", NS))
+    lists = cluster.faults.delay(0, verb="list", resource="widgets")  # counts, adds nothing
+    changes = Changes()
+    async with engine_client(cluster) as client, anyio.create_task_group() as tg:
+        informer = Informer(client, WIDGETS, namespace=NS, page_size=2, clock=StepClock())
+        informer.add_handler(changes)
         tg.start_soon(informer.run)
-        await informer.wait_synced()
-        assert informer.has_synced
-        assert rec.kinds() == [("add", "default/a"), ("add", "default/b"), ("add", "default/c")]
-        assert kube.calls["list"] == 2  # two pages of two
-        await settle(clock, lambda: bool(kube.watchers))
-        kube.put(WIDGETS, "d")
-        kube.set_field(WIDGETS, ObjectKey("default", "a"), spec={"size": 2})
-        kube.remove(WIDGETS, ObjectKey("default", "b"))
-        await settle(clock, lambda: len(rec.events) == 6)
+        with anyio.fail_after(10):
+            await informer.wait_synced()
+        assert sorted(name for _, name in changes.kinds()) == [f"{NS}/w{i}" for i in range(5)]
+        await cluster.client.create(widget("late", NS))
+        await cluster.client.patch(API_VERSION, "Widget", "w0", {"spec": {"size": 3}}, namespace=NS)
+        await cluster.client.delete(API_VERSION, "Widget", "w1", NS)
+        served = await served_versions(cluster, NS)
+        await changes.until(lambda: cached_versions(informer) == served)
         tg.cancel_scope.cancel()
-    assert rec.kinds()[3:] == [
-        ("add", "default/d"),
-        ("update", "default/a"),
-        ("delete", "default/b"),
+    assert lists.hits == 3  # 5 objects in pages of 2, over continue tokens
+    assert changes.kinds()[5:] == [
+        ("add", "apps/late"),
+        ("update", "apps/w0"),
+        ("delete", "apps/w1"),
     ]
-    assert cache_state(informer) == server_state(kube)
-    assert informer.store.get(ObjectKey("default", "a"))["spec"] == {"size": 2}  # type: ignore[index]
+    assert informer.stats["lists"] == 1
 
 
-async def test_resumes_from_last_version_after_a_dropped_watch() -> None:
-    kube, clock = FakeKube(WIDGETS), FakeClock()
-    kube.put(WIDGETS, "a")
-    informer = make(kube, clock)
-    rec = Recorder()
-    informer.add_handler(rec)
-    async with anyio.create_task_group() as tg:
+async def test_relists_after_410_and_delivers_what_changed_while_away(cluster: Cluster) -> None:
+    for name in ("keep", "change", "remove"):
+        await cluster.client.create(widget(name, NS))
+    clock = StepClock()
+    changes = Changes()
+    async with engine_client(cluster) as client, anyio.create_task_group() as tg:
+        informer = Informer(client, WIDGETS, namespace=NS, clock=clock)
+        informer.add_handler(changes)
         tg.start_soon(informer.run)
-        await settle(clock, lambda: bool(kube.watchers))
-        kube.put(WIDGETS, "b")
-        await settle(clock, lambda: len(rec.events) == 2)
-        seen_rv = informer.resource_version
-        kube.drop_watches(error=ConnectionResetError("connection reset by peer"))
-        # Changes while the watch is down must arrive once each after the resume.
-        kube.set_field(WIDGETS, ObjectKey("default", "a"), spec={"v": 2})
-        kube.put(WIDGETS, "c")
-        kube.remove(WIDGETS, ObjectKey("default", "b"))
-        await settle(
-            clock, lambda: cache_state(informer) == server_state(kube) and len(rec.events) == 5
+        with anyio.fail_after(10):
+            await informer.wait_synced()
+        # Keep the informer away: its watch ends and re-watching fails until the rule goes.
+        away = cluster.faults.fail(500, verb="watch", resource="widgets", times=None)
+        cluster.faults.drop_watches("widgets")
+        await clock.next_sleep()
+        stale = informer.resource_version
+        await cluster.client.patch(
+            API_VERSION, "Widget", "change", {"spec": {"size": 2}}, namespace=NS
         )
+        await cluster.client.delete(API_VERSION, "Widget", "remove", NS)
+        await cluster.client.create(widget("new", NS))
+        await cluster.faults.compact()  # the informer's resourceVersion is now too old
+        away.remove()
+        before = len(changes.events)
+        clock.auto_advance = True
+        with capture_logs() as logs:
+            clock.advance_to_next()  # wakes it from the backoff; the re-watch gets 410
+            served = await served_versions(cluster, NS)
+            await changes.until(lambda: cached_versions(informer) == served)
         tg.cancel_scope.cancel()
-    assert kube.calls["list"] == 1, "a dropped watch must resume, not relist"
-    assert kube.watch_requests[-1] == seen_rv
-    assert rec.kinds()[2:] == [
-        ("update", "default/a"),
-        ("add", "default/c"),
-        ("delete", "default/b"),
+    relisting = [e for e in logs if e["event"] == "informer_relisting"]
+    assert [(e["cause"], e["status"]) for e in relisting] == [("expired", 410)]
+    assert relisting[0]["resource_version"] == stale
+    assert informer.stats["lists"] == 2
+    assert informer.resource_version != stale
+    after = sorted(changes.kinds()[before:])
+    # The relist reports every listed object (updates for those it knew), the new one as an
+    # add and the one that vanished as a delete carrying its last known state.
+    assert after == [
+        ("add", "apps/new"),
+        ("delete", "apps/remove"),
+        ("update", "apps/change"),
+        ("update", "apps/keep"),
     ]
-    assert len(rec.events) == len(set(rec.events)), "an event was delivered twice"
+    assert away.hits >= 1
 
 
-async def test_relists_after_410_gone_and_reconciles_the_difference() -> None:
-    kube, clock = FakeKube(WIDGETS), FakeClock()
-    for name in "ab":
-        kube.put(WIDGETS, name)
-    informer = make(kube, clock)
-    rec = Recorder()
-    informer.add_handler(rec)
-    with capture_logs() as logs:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(informer.run)
-            await settle(clock, lambda: bool(kube.watchers))
-            kube.drop_watches()
-            kube.remove(WIDGETS, ObjectKey("default", "a"))
-            kube.set_field(WIDGETS, ObjectKey("default", "b"), spec={"v": 9})
-            kube.put(WIDGETS, "c")
-            kube.compact()  # the informer's resourceVersion is now too old
-            await settle(clock, lambda: kube.calls.get("list", 0) >= 2 and bool(kube.watchers))
-            tg.cancel_scope.cancel()
-    assert cache_state(informer) == server_state(kube)
-    assert sorted(rec.kinds()[2:]) == [
-        ("add", "default/c"),
-        ("delete", "default/a"),
-        ("update", "default/b"),
-    ]
-    assert any(e["event"] == "watch_expired_relisting" for e in logs)
+async def test_resumes_after_dropped_watches_with_nothing_lost_or_repeated(
+    cluster: Cluster,
+) -> None:
+    clock = StepClock(auto_advance=True)  # backoffs after an aborted connection cost nothing
+    changes = Changes()
+    async with engine_client(cluster) as real, anyio.create_task_group() as tg:
+        client = RecordingClient(real)
+        informer = Informer(client, WIDGETS, namespace=NS, clock=clock)
+        informer.add_handler(changes)
+        tg.start_soon(informer.run)
+        with anyio.fail_after(10):
+            await informer.wait_synced()
+        dropped = 0
+        for rnd in range(6):
+            # Writes land while the informer's watch is down or being re-opened.
+            dropped += cluster.faults.drop_watches("widgets", abort=rnd % 2 == 1)
+            for i in range(5):
+                name = f"w{i}"
+                if rnd == 0:
+                    await cluster.client.create(widget(name, NS))
+                elif rnd == 5 and i == 4:
+                    await cluster.client.delete(API_VERSION, "Widget", name, NS)
+                else:
+                    await cluster.client.patch(
+                        API_VERSION, "Widget", name, {"spec": {"size": 100 + rnd}}, namespace=NS
+                    )
+            served = await served_versions(cluster, NS)
+            await changes.until(lambda: cached_versions(informer) == served)  # noqa: B023
+        tg.cancel_scope.cancel()
+    assert informer.stats["lists"] == 1  # resumed from the last resourceVersion every time
+    assert dropped >= 5  # every round but perhaps the first found the watch open
+    assert informer.stats["watches"] >= dropped + 1
+    # Every resume asked first for one item at the version it then watched from.
+    checks = [options for options in client.lists if options.get("limit") == 1]
+    assert len(checks) == informer.stats["resume_checks"] == informer.stats["watches"] - 1
+    assert [c["resource_version"] for c in checks] == client.watches[1:]
+    assert all(client.watches)  # never a watch without a version: nothing replayed from scratch
+    seen = [(name, rv) for kind, name, rv in changes.events if kind != "delete"]
+    assert len(seen) == len(set(seen)), "an object version was delivered twice"
+    for i in range(5):
+        versions = [int(rv) for name, rv in seen if name == f"apps/w{i}"]
+        assert versions == sorted(versions)
+        assert len(versions) == (5 if i == 4 else 6)  # every write of every round, in order
+    assert [kind for kind, name, _ in changes.events if name == "apps/w4"][-1] == "delete"
 
 
-async def test_api_errors_back_off_with_jitter_and_honour_retry_after() -> None:
-    kube, clock = FakeKube(WIDGETS), FakeClock()
-    kube.put(WIDGETS, "a")
-    kube.fail_next("list", ApiError(500, "InternalError", "etcd is sad"))
-    kube.fail_next("list", ApiError(429, "TooManyRequests", "slow down", retry_after=40))
-    kube.fail_next("list", OSError("connection refused"))
-    informer = make(kube, clock)
+async def test_failures_back_off_with_jitter_honour_retry_after_and_say_why(
+    cluster: Cluster,
+) -> None:
+    await cluster.client.create(widget("w", NS))
+    cluster.faults.fail(500, verb="list", resource="widgets")
+    cluster.faults.fail(429, retry_after=40, verb="list", resource="widgets")
+    # The server hangs up; aiohttp retries an idempotent request once on a fresh connection.
+    hang_ups = cluster.faults.disconnect(times=2, verb="list", resource="widgets")
+    clock = StepClock()
     waits: list[float] = []
+    failures: list[str | None] = []
     with capture_logs() as logs:
-        async with anyio.create_task_group() as tg:
+        async with engine_client(cluster) as real, anyio.create_task_group() as tg:
+            client = RecordingClient(real)
+            informer = Informer(client, WIDGETS, namespace=NS, clock=clock, rng=random.Random(1))
             tg.start_soon(informer.run)
             for _ in range(3):
-                await anyio.wait_all_tasks_blocked()
-                waits.append(clock.advance_to_next())
-            await informer.wait_synced()
+                waits.append(await clock.next_sleep())
+                failures.append(informer.failure)
+                assert not informer.has_synced
+                clock.advance_to_next()
+            with anyio.fail_after(10):
+                await informer.wait_synced()
+            assert informer.failure is None
+            # A success starts the backoff over: the next failure waits the first step again.
+            await client.until(lambda: bool(client.events))  # a bookmark: the watch is open
+            cluster.faults.fail(503, verb="list", resource="widgets")  # the resume check
+            cluster.faults.drop_watches("widgets")
+            waits.append(await clock.next_sleep())
+            failures.append(informer.failure)
+            clock.advance_to_next()
+            await client.until(lambda: len(client.watches) == 2)
             tg.cancel_scope.cancel()
-    assert 0.8 <= waits[0] <= 1.6
-    assert waits[1] == 40  # Retry-After beats the 1.6..3.2 s backoff
+    assert 0.8 <= waits[0] <= 1.6  # the first jittered step
+    assert waits[1] == 40  # the server's Retry-After beats the 1.6..3.2 s step
     assert 3.2 <= waits[2] <= 6.4
-    failures = [e for e in logs if e["event"] == "list_watch_failed"]
-    assert [e.get("status") for e in failures] == [500, 429, None]
-    assert failures[2]["error_type"] == "OSError"
+    assert 0.8 <= waits[3] <= 1.6
+    assert failures == [
+        "500 InternalError",
+        "429 TooManyRequests",
+        "ServerDisconnectedError",
+        "503 ServiceUnavailable",
+    ]
+    assert informer.stats["lists"] == 4  # three failed, one listed; the resume needed none
+    logged = [e for e in logs if e["event"] == "list_watch_failed"]
+    assert [e.get("status") for e in logged] == [500, 429, None, 503]
+    assert issubclass(getattr(aiohttp, logged[2]["error_type"]), aiohttp.ClientError)
+    assert cached_versions(informer).keys() == {"w"}
+    assert hang_ups.hits == 2
 
 
-async def test_handler_that_raises_is_logged_and_the_informer_goes_on() -> None:
-    kube, clock = FakeKube(WIDGETS), FakeClock()
-    informer = make(kube, clock)
+@pytest.mark.parametrize(
+    ("status", "message", "cause"),
+    [
+        pytest.param(403, "forbidden", "refused", id="403-refused"),
+        pytest.param(410, "too old resource version: 5 (9)", "expired", id="410-expired"),
+        pytest.param(
+            504,
+            "Timeout: Too large resource version: 99, current: 9",
+            "resource_version_too_large",
+            id="504-too-large",
+        ),
+    ],
+)
+async def test_a_resume_the_server_refuses_relists_at_once_and_then_backs_off(
+    cluster: Cluster, status: int, message: str, cause: str
+) -> None:
+    await cluster.client.create(widget("w", NS))
+    clock = StepClock()
+    changes = Changes()
+    async with engine_client(cluster) as real, anyio.create_task_group() as tg:
+        client = RecordingClient(real)
+        informer = Informer(client, WIDGETS, namespace=NS, clock=clock)
+        informer.add_handler(changes)
+        tg.start_soon(informer.run)
+        await client.until(lambda: bool(client.events))  # a bookmark: the watch is open
+        with capture_logs() as logs:
+            refusals = cluster.faults.fail(
+                status, message=message, times=2, verb="watch", resource="widgets"
+            )
+            cluster.faults.drop_watches("widgets")
+            # The first refusal relists at once; the second in a row waits out a backoff.
+            await clock.next_sleep()
+            assert informer.stats["lists"] == 2
+            assert informer.failure == f"{status} {REASONS[status]}"
+            clock.advance_to_next()
+            await cluster.client.create(widget("later", NS))
+            await changes.until(lambda: ("add", "apps/later") in changes.kinds())
+        tg.cancel_scope.cancel()
+    assert refusals.hits == 2
+    assert informer.stats["lists"] == informer.stats["relists"] + 1 == 3
+    causes = [e["cause"] for e in logs if e["event"] == "informer_relisting"]
+    assert causes == [cause, cause]
+    assert informer.failure is None
 
+
+def test_too_large_resource_version_is_recognised_as_client_go_does() -> None:
+    causes = [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]
+    current = ApiError.from_status(
+        504, {"code": 504, "reason": "Timeout", "details": {"causes": causes}}
+    )
+    legacy_cause = ApiError.from_status(
+        504,
+        {
+            "code": 504,
+            "reason": "Timeout",
+            "details": {"causes": [{"message": "Too large resource version"}]},
+        },
+    )
+    legacy_message = ApiError(504, "Timeout", "Timeout: Too large resource version: 9, current: 5")
+    other_timeout = ApiError(504, "Timeout", "Timeout: request did not complete within 60s")
+    for err in (current, legacy_cause, legacy_message):
+        assert err.too_large_resource_version
+        assert not err.retriable
+    assert not other_timeout.too_large_resource_version
+    assert other_timeout.retriable
+    assert ApiError(410, "Expired").gone
+    assert ApiError(410, "Gone").gone
+    assert ApiError(429, "TooManyRequests").retriable
+    assert not ApiError(403, "Forbidden").retriable
+
+
+async def test_a_handler_that_raises_is_logged_and_the_informer_goes_on(cluster: Cluster) -> None:
     class Boom(Recorder):
         def on_add(self, obj: dict[str, object]) -> None:
             raise RuntimeError("handler bug")
 
-    rec = Recorder()
-    informer.add_handler(Boom())
-    informer.add_handler(rec)
+    changes = Changes()
     with capture_logs() as logs:
-        async with anyio.create_task_group() as tg:
+        async with engine_client(cluster) as client, anyio.create_task_group() as tg:
+            informer = Informer(client, WIDGETS, namespace=NS, clock=StepClock())
+            informer.add_handler(Boom())
+            informer.add_handler(changes)
             tg.start_soon(informer.run)
-            await settle(clock, lambda: bool(kube.watchers))
-            kube.put(WIDGETS, "x")
-            kube.put(WIDGETS, "y")
-            await settle(clock, lambda: len(rec.events) == 2)
+            with anyio.fail_after(10):
+                await informer.wait_synced()
+            await cluster.client.create(widget("x", NS))
+            await cluster.client.create(widget("y", NS))
+            await changes.until(lambda: len(changes.events) == 2)
             tg.cancel_scope.cancel()
     errors = [e for e in logs if e["event"] == "event_handler_failed"]
-    assert [e["key"] for e in errors] == ["default/x", "default/y"]
+    assert [e["key"] for e in errors] == ["apps/x", "apps/y"]
     assert informer.stats["handler_errors"] == 2
 
 
-async def test_resync_redelivers_every_object_as_an_update() -> None:
-    kube, clock = FakeKube(WIDGETS), FakeClock()
-    kube.put(WIDGETS, "a")
-    kube.put(WIDGETS, "b")
-    informer = make(kube, clock, resync_period=30.0)
-    rec = Recorder()
-    informer.add_handler(rec)
-    async with anyio.create_task_group() as tg:
+async def test_resync_redelivers_every_object_as_an_update(cluster: Cluster) -> None:
+    for name in "ab":
+        await cluster.client.create(widget(name, NS))
+    clock = StepClock()
+    changes = Changes()
+    async with engine_client(cluster) as client, anyio.create_task_group() as tg:
+        informer = Informer(client, WIDGETS, namespace=NS, clock=clock, resync_period=30.0)
+        informer.add_handler(changes)
         tg.start_soon(informer.run)
-        await settle(clock, lambda: bool(kube.watchers))
-        assert clock.next_deadline == 30.0
+        with anyio.fail_after(10):
+            await informer.wait_synced()
+        assert await clock.next_sleep() == 30.0
         clock.advance(30)
-        await anyio.wait_all_tasks_blocked()
+        await changes.until(lambda: len(changes.events) == 4)
         tg.cancel_scope.cancel()
-    assert sorted(rec.kinds()[2:]) == [("update", "default/a"), ("update", "default/b")]
+    assert sorted(changes.kinds()[2:]) == [("update", "apps/a"), ("update", "apps/b")]
 
 
-async def test_bookmarks_advance_the_resource_version() -> None:
-    kube, clock = FakeKube(WIDGETS, PODS), FakeClock()
-    informer = make(kube, clock)
-    async with anyio.create_task_group() as tg:
+async def test_bookmarks_advance_the_resource_version(cluster: Cluster) -> None:
+    async with engine_client(cluster) as real, anyio.create_task_group() as tg:
+        client = RecordingClient(real)
+        informer = Informer(client, WIDGETS, namespace=NS, clock=StepClock())
         tg.start_soon(informer.run)
-        await settle(clock, lambda: bool(kube.watchers))
-        kube.put(PODS, "unrelated")  # bumps the global version, not seen by this watch
-        kube.bookmark()
-        await settle(clock, lambda: informer.resource_version == str(kube.rv))
+        with anyio.fail_after(10):
+            await informer.wait_synced()
+        listed = informer.resource_version
+        unrelated = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
+        await cluster.client.create({**unrelated, "metadata": {"name": "c", "namespace": NS}})
+        current = str(cluster.store.resource_version)  # beyond the list; no Widget changed
+        await client.until(lambda: informer.resource_version == current)
         tg.cancel_scope.cancel()
+    assert listed != current
+    assert [e.type for e in client.events] and {e.type for e in client.events} == {"BOOKMARK"}
 
 
-async def test_late_handler_gets_the_cache_replayed_as_adds() -> None:
-    kube, clock = FakeKube(WIDGETS), FakeClock()
-    kube.put(WIDGETS, "a")
-    informer = make(kube, clock)
-    async with anyio.create_task_group() as tg:
+async def test_a_late_handler_gets_the_cache_replayed_as_adds(cluster: Cluster) -> None:
+    await cluster.client.create(widget("a", NS))
+    async with engine_client(cluster) as client, anyio.create_task_group() as tg:
+        informer = Informer(client, WIDGETS, namespace=NS, clock=StepClock())
         tg.start_soon(informer.run)
-        await informer.wait_synced()
-        rec = Recorder()
-        informer.add_handler(rec)
+        with anyio.fail_after(10):
+            await informer.wait_synced()
+        late = Recorder()
+        informer.add_handler(late)
         tg.cancel_scope.cancel()
-    assert rec.kinds() == [("add", "default/a")]
+    assert late.kinds() == [("add", "apps/a")]
 
 
-async def test_indexes_by_namespace_owner_and_custom_function() -> None:
-    kube, clock = FakeKube(WIDGETS), FakeClock()
-    owner_ref = {"uid": "u-1", "kind": "Gadget", "name": "g", "apiVersion": "example.com/v1"}
-    kube.put(WIDGETS, "a", namespace="n1")
-    kube.put(WIDGETS, "b", namespace="n2", spec={"color": "red"})
-    kube.objects[WIDGETS][ObjectKey("n2", "b")]["metadata"]["ownerReferences"] = [owner_ref]
-    factory = InformerFactory(kube, clock=clock)
-    informer = factory.informer(WIDGETS)
-    informer.add_indexer("color", lambda o: [o.get("spec", {}).get("color", "none")])
-    async with anyio.create_task_group() as tg:
+async def test_indexes_by_namespace_owner_and_custom_function(cluster: Cluster) -> None:
+    for namespace in ("n1", "n2"):
+        await cluster.create_namespace(namespace)
+    owner = await cluster.client.create(widget("g", "n2"))
+    owner_ref = {
+        "apiVersion": API_VERSION,
+        "kind": "Widget",
+        "name": "g",
+        "uid": owner["metadata"]["uid"],
+    }
+    await cluster.client.create(widget("a", "n1"))
+    owned = widget("b", "n2", size=7)
+    owned["metadata"]["ownerReferences"] = [owner_ref]
+    await cluster.client.create(owned)
+    async with engine_client(cluster) as client, anyio.create_task_group() as tg:
+        factory = InformerFactory(client, clock=StepClock())
+        informer = factory.informer(WIDGETS)
+        informer.add_indexer("size", lambda o: [str((o.get("spec") or {}).get("size"))])
         tg.start_soon(factory.run)
-        await factory.wait_synced()
+        with anyio.fail_after(10):
+            await factory.wait_synced()
         assert factory.has_synced
         assert [o["metadata"]["name"] for o in factory.list(WIDGETS, "n1")] == ["a"]
-        assert [o["metadata"]["name"] for o in factory.by_index(WIDGETS, OWNER_INDEX, "u-1")] == [
-            "b"
-        ]
-        assert [o["metadata"]["name"] for o in factory.by_index(WIDGETS, "color", "red")] == ["b"]
-        assert factory.by_index(WIDGETS, "namespace", "n2")[0]["metadata"]["name"] == "b"
+        by_owner = factory.by_index(WIDGETS, OWNER_INDEX, owner_ref["uid"])
+        assert [o["metadata"]["name"] for o in by_owner] == ["b"]
+        assert [o["metadata"]["name"] for o in factory.by_index(WIDGETS, "size", "7")] == ["b"]
+        in_n2 = sorted(o["metadata"]["name"] for o in factory.by_index(WIDGETS, "namespace", "n2"))
+        assert in_n2 == ["b", "g"]
         got = factory.get(WIDGETS, ObjectKey("n1", "a"))
         assert got is not None
         got["spec"] = {"mutated": True}  # reads are copies: the cache is untouched
-        assert "spec" not in (factory.get(WIDGETS, ObjectKey("n1", "a")) or {})
+        assert factory.get(WIDGETS, ObjectKey("n1", "a"))["spec"] == {"size": 1}  # type: ignore[index]
         tg.cancel_scope.cancel()
-    assert index_by_owner_uid({"metadata": {"ownerReferences": [owner_ref]}}) == ["u-1"]
+    assert index_by_owner_uid({"metadata": {"ownerReferences": [owner_ref]}}) == [owner_ref["uid"]]
 
 
-async def test_factory_shares_one_informer_per_scope_and_starts_late_ones() -> None:
-    kube, clock = FakeKube(WIDGETS, PODS), FakeClock()
-    kube.put(PODS, "p")
-    factory = InformerFactory(kube, clock=clock)
-    first = factory.informer(WIDGETS)
-    assert factory.informer(WIDGETS) is first
-    assert factory.informer(WIDGETS, namespace="x") is not first
-    async with anyio.create_task_group() as tg:
+async def test_the_factory_shares_one_informer_per_scope_and_starts_late_ones(
+    cluster: Cluster,
+) -> None:
+    await cluster.client.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "p", "namespace": NS}}
+    )
+    async with engine_client(cluster) as client, anyio.create_task_group() as tg:
+        factory = InformerFactory(client, clock=StepClock())
+        first = factory.informer(WIDGETS)
+        assert factory.informer(WIDGETS) is first
+        assert factory.informer(WIDGETS, namespace="x") is not first
         tg.start_soon(factory.run)
-        await factory.wait_synced()
-        late = factory.informer(PODS)  # requested after start: runs too
-        await late.wait_synced()
-        assert [k.name for k in late.store] == ["p"]
+        with anyio.fail_after(10):
+            await factory.wait_synced()
+        late = factory.informer(CONFIGMAPS, namespace=NS)  # asked for after start: runs too
+        with anyio.fail_after(10):
+            await late.wait_synced()
+        assert [key.name for key in late.store] == ["p"]
         tg.cancel_scope.cancel()

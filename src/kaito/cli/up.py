@@ -20,6 +20,7 @@ import structlog
 
 from kaito.cli import main
 from kaito.cli.table import render_table, workspace_rows
+from kaito.cluster import StatusError
 from kaito.embedded import Embedded, embedded_kaito
 from kaito.logging import configure_logging
 from kaito.options import ManagerOptions
@@ -158,12 +159,20 @@ async def _stop_on_signal(scope: anyio.CancelScope) -> None:
             return
 
 
-async def _workspaces(kaito: Embedded, names: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    found = []
+async def _workspaces(
+    kaito: Embedded, names: list[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, Any] | None]:
+    """Each applied Workspace as the server has it now, or ``None`` once it has been deleted."""
+    found: dict[tuple[str, str], dict[str, Any] | None] = {}
     for namespace, name in names:
-        found.append(
-            await kaito.cluster.client.get("kaito.sh/v1beta1", "Workspace", name, namespace)
-        )
+        try:
+            found[(namespace, name)] = await kaito.cluster.client.get(
+                "kaito.sh/v1beta1", "Workspace", name, namespace
+            )
+        except StatusError as err:
+            if err.code != 404:
+                raise
+            found[(namespace, name)] = None
     return found
 
 
@@ -180,20 +189,35 @@ def _finished(ws: dict[str, Any]) -> bool | None:
 async def _watch_status(
     kaito: Embedded, names: list[tuple[str, str]], until_ready: bool, within: float
 ) -> int:
-    """Print the status table whenever it changes; with ``until_ready`` return the outcome."""
+    """Print the status table whenever it changes; with ``until_ready`` return the outcome.
+
+    A Workspace deleted meanwhile (``kubectl delete workspace``) leaves the table with a
+    ``workspace/NAME deleted`` line, and comes back if it is applied again; with
+    ``until_ready`` a deletion counts as a failure.
+    """
     shown = ""
+    gone: set[tuple[str, str]] = set()
     deadline = anyio.current_time() + within
     while True:
         if names:
-            workspaces = await _workspaces(kaito, names)
+            found = await _workspaces(kaito, names)
+            for key, ws in found.items():
+                if ws is None and key not in gone:
+                    click.echo(f"workspace/{key[1]} deleted")
+                    gone.add(key)
+                elif ws is not None:
+                    gone.discard(key)
+            workspaces = [ws for ws in found.values() if ws is not None]
             rows = workspace_rows(workspaces)
             table = render_table([r[:-1] for r in rows])  # AGE changes every second; not news
             if table != shown:
                 click.echo("")
                 click.echo(render_table(rows))
                 shown = table
-            outcomes = [_finished(ws) for ws in workspaces]
+            outcomes = [False if ws is None else _finished(ws) for ws in found.values()]
             if until_ready and all(o is not None for o in outcomes):
+                for namespace, name in sorted(gone):
+                    click.echo(f"error: workspace/{name} in {namespace} was deleted", err=True)
                 return 0 if all(outcomes) else 1
         elif until_ready:
             return 0

@@ -56,6 +56,9 @@ class Cluster:
     ) -> None:
         self.url = url
         """``http://127.0.0.1:PORT`` or ``https://...``."""
+        self.port = int(url.rsplit(":", 1)[1])
+        """The TCP port it listens on (pass it to the next :func:`start_cluster` to restart it
+        at the same address, e.g. with ``store=MemoryStorage.restore(backup)``)."""
         self.faults = faults
         """Fault injection: failures, latency, dropped watches, compaction."""
         self.client = LocalClient(rest)
@@ -219,7 +222,9 @@ async def start_cluster(
         port: TCP port, ``0`` for a free one (read :attr:`Cluster.url`).
         tls: Serve HTTPS with a freshly generated CA (in the kubeconfig).
         token: Require ``Authorization: Bearer <token>`` (written to the kubeconfig).
-        store: Storage backend; an in-memory :class:`MemoryStorage` by default.
+        store: Storage backend; an in-memory :class:`MemoryStorage` by default. A store
+            restored from a backup (``MemoryStorage.restore(cluster.store.backup())``) starts
+            the server where the backup was taken, as kube-apiserver over a restored etcd.
         controllers: Which simulated controllers run (``True`` all, ``False`` none).
         kubelet: Decides when Pods run, become Ready and finish (default: at once).
         crds: CRD manifests (paths, YAML text or dicts) installed before the block starts.

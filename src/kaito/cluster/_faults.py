@@ -1,5 +1,6 @@
-"""Fault injection for tests: failed requests (500, 429 with ``Retry-After``, ...), added latency,
-dropped watches and compacted history (to force ``410 Gone``), all controlled from Python."""
+"""Fault injection for tests: failed requests (500, 429 with ``Retry-After``, ...), connections
+closed without an answer, added latency, dropped watches and compacted history (to force
+``410 Gone``), all controlled from Python."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import attrs
 from kaito.cluster._errors import StatusError, internal_error, too_many_requests
 from kaito.cluster._store import GroupResource, Storage
 
-__all__ = ("FaultRule", "Faults", "RequestInfo", "WatchHandle")
+__all__ = ("DROP_CONNECTION", "ConnectionDrop", "FaultRule", "Faults", "RequestInfo", "WatchHandle")
 
 
 @attrs.frozen
@@ -62,9 +63,24 @@ class _Match:
         )
 
 
+class ConnectionDrop:
+    """What :meth:`Faults.before_request` returns for a request to drop without an answer."""
+
+    def __repr__(self) -> str:
+        return "DROP_CONNECTION"
+
+
+DROP_CONNECTION = ConnectionDrop()
+
+
 @attrs.define(eq=False)
 class FaultRule:
-    """One installed fault; use as a context manager or call :meth:`remove`."""
+    """One installed fault; use as a context manager or call :meth:`remove`.
+
+    ``hits`` counts the requests it acted on. A request gets at most one answer: a failing or
+    disconnecting rule that matches a request an earlier rule already answers is skipped (not
+    counted, not used up), so rules installed one after another answer requests in turn.
+    """
 
     _owner: Faults
     status: int | None
@@ -74,6 +90,12 @@ class FaultRule:
     remaining: int | None
     match: _Match
     hits: int = 0
+    disconnect: bool = False
+
+    @property
+    def answers(self) -> bool:
+        """Whether it answers requests (with an error, or by closing the connection)."""
+        return self.status is not None or self.disconnect
 
     def matches(self, info: RequestInfo) -> bool:
         """Whether this rule applies to a request."""
@@ -102,14 +124,21 @@ def _error(status: int, message: str, retry_after: int | None) -> StatusError:
         error = internal_error(message or "injected fault")
     else:
         reasons = {
-            503: "ServiceUnavailable",
-            504: "Timeout",
+            400: "BadRequest",
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "NotFound",
+            405: "MethodNotAllowed",
             409: "Conflict",
             410: "Expired",
+            422: "Invalid",
             502: "InternalError",
+            503: "ServiceUnavailable",
+            504: "Timeout",
         }
+        fallback = "BadRequest" if status < 500 else "InternalError"
         error = StatusError(
-            status, reasons.get(status, "InternalError"), message or f"injected fault ({status})"
+            status, reasons.get(status, fallback), message or f"injected fault ({status})"
         )
     if retry_after is not None:
         error.headers["Retry-After"] = str(retry_after)
@@ -155,6 +184,29 @@ class Faults:
             match=_Match(verb, resource, namespace, name, subresource, when),
         )
 
+    def disconnect(
+        self,
+        *,
+        times: int | None = 1,
+        verb: str | None = None,
+        resource: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        subresource: str | None = None,
+        when: Callable[[RequestInfo], bool] | None = None,
+    ) -> FaultRule:
+        """Close the connection of matching requests without answering, ``times`` times
+        (``None``: until removed); clients see the server hang up, as when it crashes."""
+        return self._add(
+            status=None,
+            delay=0.0,
+            retry_after=None,
+            message="",
+            times=times,
+            match=_Match(verb, resource, namespace, name, subresource, when),
+            disconnect=True,
+        )
+
     def delay(
         self,
         seconds: float,
@@ -186,6 +238,7 @@ class Faults:
         message: str,
         times: int | None,
         match: _Match,
+        disconnect: bool = False,
     ) -> FaultRule:
         if status is not None and not 400 <= status <= 599:
             raise ValueError(
@@ -201,6 +254,7 @@ class Faults:
             message=message,
             remaining=times,
             match=match,
+            disconnect=disconnect,
         )
         self._rules.append(rule)
         return rule
@@ -213,12 +267,13 @@ class Faults:
         """Remove every rule."""
         self._rules.clear()
 
-    async def before_request(self, info: RequestInfo) -> StatusError | None:
-        """Apply matching rules: sleep for delays, return the error to answer with, if any."""
+    async def before_request(self, info: RequestInfo) -> StatusError | ConnectionDrop | None:
+        """Apply matching rules: sleep for delays; return the error to answer with, or
+        :data:`DROP_CONNECTION` when the connection is to be closed unanswered, if any."""
         delay = 0.0
-        error: StatusError | None = None
+        outcome: StatusError | ConnectionDrop | None = None
         for rule in list(self._rules):
-            if not rule.matches(info):
+            if not rule.matches(info) or (rule.answers and outcome is not None):
                 continue
             rule.hits += 1
             if rule.remaining is not None:
@@ -226,11 +281,13 @@ class Faults:
                 if rule.remaining <= 0:
                     self._remove(rule)
             delay += rule.delay
-            if rule.status is not None and error is None:
-                error = _error(rule.status, rule.message, rule.retry_after)
+            if rule.disconnect:
+                outcome = DROP_CONNECTION
+            elif rule.status is not None:
+                outcome = _error(rule.status, rule.message, rule.retry_after)
         if delay:
             await anyio.sleep(delay)
-        return error
+        return outcome
 
     # ------------------------------------------------------------------ watches and history
 

@@ -72,8 +72,8 @@ class ObjectList:
 class ListWatcher(Protocol):
     """Protocol: what an informer needs from the API (list pages and a watch stream).
 
-    ``watch`` raises :class:`ApiError` for an error status or a watch ``ERROR`` event (a 410
-    means the resourceVersion is too old and the caller must relist).
+    ``list`` and ``watch`` raise :class:`ApiError` for an error status or a watch ``ERROR``
+    event (410, or a resourceVersion too large, means the caller must relist).
     """
 
     async def list(
@@ -84,8 +84,13 @@ class ListWatcher(Protocol):
         label_selector: str | None = None,
         limit: int | None = None,
         continue_token: str | None = None,
+        resource_version: str | None = None,
     ) -> ObjectList:
-        """Return one page of the collection."""
+        """Return one page of the collection.
+
+        With ``resource_version`` the page is at least that fresh (``NotOlderThan``); a
+        version the server has not reached is refused (``too_large_resource_version``).
+        """
         ...
 
     def watch(
@@ -141,6 +146,7 @@ class KubeClient:
         label_selector: str | None = None,
         limit: int | None = None,
         continue_token: str | None = None,
+        resource_version: str | None = None,
     ) -> ObjectList:
         query: _Query = []
         if label_selector:
@@ -149,6 +155,8 @@ class KubeClient:
             query.append(("limit", str(limit)))
         if continue_token:
             query.append(("continue", continue_token))
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
         body = await self._json("GET", resource.path(namespace), query=query)
         meta = body.get("metadata") or {}
         return ObjectList(

@@ -51,7 +51,40 @@ class ApiError(Exception):
     @property
     def gone(self) -> bool:
         """Return whether this is a 410: the requested resourceVersion is too old."""
-        return self.status == 410
+        return self.status == 410 or self.reason in ("Expired", "Gone")
+
+    @property
+    def too_large_resource_version(self) -> bool:
+        """Return whether the server has not reached the requested resourceVersion.
+
+        kube-apiserver answers 504 ``Timeout`` with the cause ``ResourceVersionTooLarge``
+        (servers before 1.17.0-1.18.5 only say it in the cause's message or the message), as
+        client-go's reflector recognises it. It happens when the server's storage was restored
+        to an earlier point than versions the client already saw.
+        """
+        details = self.body.get("details")
+        causes = details.get("causes") if isinstance(details, dict) else None
+        for cause in causes if isinstance(causes, list) else ():
+            if isinstance(cause, dict) and cause.get("reason") == "ResourceVersionTooLarge":
+                return True
+        if self.status != 504 and self.reason != "Timeout":
+            return False
+        for cause in causes if isinstance(causes, list) else ():
+            if isinstance(cause, dict) and cause.get("message") == "Too large resource version":
+                return True
+        return "Too large resource version" in self.message
+
+    @property
+    def retriable(self) -> bool:
+        """Return whether retrying the same request later may succeed.
+
+        429 and server-side failures (5xx, and status 0 for a watch that ended at once) are;
+        client errors (400, 401, 403, 404, ...) and a resourceVersion the server cannot serve
+        (410, too large) are not: the request itself must change.
+        """
+        if self.gone or self.too_large_resource_version:
+            return False
+        return self.status == 429 or self.status >= 500 or self.status == 0
 
     @classmethod
     def from_status(

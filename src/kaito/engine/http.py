@@ -10,8 +10,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 __all__ = ("build_metrics_app", "build_probe_app", "serve")
 
 
-def build_probe_app(ready: Callable[[], bool], healthy: Callable[[], bool]) -> web.Application:
-    """Return an app answering ``/healthz`` and ``/readyz`` (200 ``ok`` or 500 with a reason)."""
+def build_probe_app(
+    ready: Callable[[], bool],
+    healthy: Callable[[], bool],
+    not_ready_reason: Callable[[], str] | None = None,
+) -> web.Application:
+    """Return an app answering ``/healthz`` and ``/readyz`` (200 ``ok`` or 500 with a reason).
+
+    ``not_ready_reason`` says why ``/readyz`` fails (default: the caches have not synced).
+    """
 
     async def healthz(_: web.Request) -> web.Response:
         if healthy():
@@ -21,7 +28,8 @@ def build_probe_app(ready: Callable[[], bool], healthy: Callable[[], bool]) -> w
     async def readyz(_: web.Request) -> web.Response:
         if ready():
             return web.Response(text="ok")
-        return web.Response(status=500, text="not ready: informer caches have not synced")
+        reason = not_ready_reason() if not_ready_reason else "informer caches have not synced"
+        return web.Response(status=500, text=f"not ready: {reason}")
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)

@@ -2,10 +2,15 @@
 
 An :class:`Informer` lists, then watches from the list's resourceVersion (with bookmarks),
 applies each event to its :class:`~kaito.engine.store.Store` and tells its handlers. A watch
-that ends is resumed from the last resourceVersion seen; a 410 Gone (the version is too old)
-triggers a fresh list, whose differences with the cache are delivered as adds, updates and
-deletes. Errors back off with jitter (a 429's ``Retry-After`` is honoured) and never stop the
-informer. :class:`InformerFactory` shares one informer per resource, namespace and selector.
+that ends is resumed from the last resourceVersion seen, once the server has confirmed that it
+has reached that version (a one-item LIST at it). A resume the server cannot make triggers a
+fresh list, whose differences with the cache are delivered as adds, updates and deletes: 410
+Gone (the version is too old), "too large resource version" (the server's storage was restored
+to an earlier point, so it is behind the version: a plain watch would wait silently until the
+store caught up) and any other refusal that retrying cannot change (400, 403, 404, ...).
+Transient errors (429, 5xx, connection failures) back off with jitter (``Retry-After`` is
+honoured) and never stop the informer; while they last, :attr:`Informer.failure` says why.
+:class:`InformerFactory` shares one informer per resource, namespace and selector.
 """
 
 from __future__ import annotations
@@ -42,8 +47,12 @@ class Informer:
     """A shared, self-healing list+watch cache of one resource.
 
     ``run`` runs until cancelled. ``has_synced`` turns true once the first list is in the
-    store and its adds were delivered. Handlers added later first receive an add for every
-    cached object.
+    store and its adds were delivered, and stays true. :attr:`failure` is set while listing or
+    watching fails and cleared once a list succeeds or a watch is open again. Handlers added
+    later first receive an add for every cached object.
+
+    ``stats`` counts ``lists`` (``relists`` of them after the first), ``resume_checks``,
+    ``watches``, ``events`` and ``handler_errors``.
     """
 
     def __init__(
@@ -73,8 +82,18 @@ class Informer:
         self._handlers: list[EventHandler] = []
         self._want_old = False
         self._synced = anyio.Event()
+        self._resuming = False
+        self._forced_relists = 0
+        self._failure: str | None = None
         self._log = log.bind(resource=str(resource), namespace=namespace or "")
-        self.stats = {"lists": 0, "watches": 0, "events": 0, "handler_errors": 0}
+        self.stats = {
+            "lists": 0,
+            "relists": 0,
+            "resume_checks": 0,
+            "watches": 0,
+            "events": 0,
+            "handler_errors": 0,
+        }
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -100,6 +119,12 @@ class Informer:
         """Wait until :attr:`has_synced`."""
         await self._synced.wait()
 
+    @property
+    def failure(self) -> str | None:
+        """Return why listing or watching fails (``"503 ServiceUnavailable"``,
+        ``"ClientConnectorError"``...), or ``None`` once a list succeeded or a watch is open."""
+        return self._failure
+
     # -- running --------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -114,31 +139,64 @@ class Informer:
             try:
                 if self.resource_version is None:
                     await self._list()
-                    self.backoff.reset()
+                elif self._resuming:
+                    await self._check_resume()
                 await self._watch()
             except ApiError as err:
-                if err.gone:
-                    self._log.info(
-                        "watch_expired_relisting", resource_version=self.resource_version
-                    )
-                    self.resource_version = None
-                    if self.backoff.failures == 0:
-                        self.backoff.failures = 1
+                self._failure = f"{err.status} {err.reason}".strip()
+                if not err.retriable:
+                    self._relist_later(err)
+                    if self._forced_relists == 1:  # the server says what to do: at once
                         continue
                 delay = self.backoff.next_delay()
-                if err.retry_after is not None:
+                if err.retry_after is not None and err.retriable:
                     delay = max(delay, err.retry_after)
                 self._log.warning(
                     "list_watch_failed", status=err.status, reason=err.reason, retry_in=delay
                 )
                 await self.clock.sleep(delay)
             except Exception as exc:
+                self._failure = type(exc).__name__
                 delay = self.backoff.next_delay()
                 self._log.warning(
                     "list_watch_failed", error=repr(exc), error_type=type(exc).__name__,
                     retry_in=delay,
                 )  # fmt: skip
                 await self.clock.sleep(delay)
+
+    def _relist_later(self, err: ApiError) -> None:
+        """Forget the resourceVersion the server refused; the next pass lists afresh.
+
+        The first forced relist since the last watch event happens at once; more in a row (a
+        server that keeps refusing) wait out the backoff like any failure.
+        """
+        if err.gone:
+            cause = "expired"
+        elif err.too_large_resource_version:
+            cause = "resource_version_too_large"
+        else:
+            cause = "refused"
+        self._log.info(
+            "informer_relisting",
+            cause=cause,
+            status=err.status,
+            reason=err.reason,
+            resource_version=self.resource_version,
+        )
+        self.resource_version = None
+        self._forced_relists += 1
+
+    async def _check_resume(self) -> None:
+        """Ask for one item at the version to resume from: a server that has not reached it
+        (its storage was restored) refuses it, where a watch would just wait silently."""
+        self.stats["resume_checks"] += 1
+        await self.client.list(
+            self.resource,
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            limit=1,
+            resource_version=self.resource_version,
+        )
 
     async def _list(self) -> None:
         self.stats["lists"] += 1
@@ -168,6 +226,11 @@ class Informer:
                 break
         self._replace(items)
         self.resource_version = page.resource_version
+        self._resuming = False
+        self._failure = None
+        self.backoff.reset()
+        if self.stats["lists"] > 1:
+            self.stats["relists"] += 1
         self._log.debug("listed", count=len(items), resource_version=self.resource_version)
         self._synced.set()
 
@@ -176,18 +239,23 @@ class Informer:
         timeout = int(MIN_WATCH_TIMEOUT * (1.0 + self._rng.random()))
         started = self.clock.now()
         events = 0
-        async with self.client.watch(
-            self.resource,
-            namespace=self.namespace,
-            label_selector=self.label_selector,
-            resource_version=self.resource_version,
-            timeout_seconds=timeout,
-        ) as stream:
-            async for event in stream:
-                events += 1
-                self._apply(event)
-                if events == 1:
-                    self.backoff.reset()
+        try:
+            async with self.client.watch(
+                self.resource,
+                namespace=self.namespace,
+                label_selector=self.label_selector,
+                resource_version=self.resource_version,
+                timeout_seconds=timeout,
+            ) as stream:
+                self._failure = None
+                async for event in stream:
+                    events += 1
+                    self._apply(event)
+                    if events == 1:
+                        self.backoff.reset()
+                        self._forced_relists = 0
+        finally:
+            self._resuming = True
         if events == 0 and self.clock.now() - started < SHORT_WATCH:
             raise ApiError(0, "ShortWatch", "the watch ended at once with no events")
 
@@ -314,6 +382,15 @@ class InformerFactory:
     def has_synced(self) -> bool:
         """Return whether every informer has synced."""
         return all(informer.has_synced for informer in self._informers.values())
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Return ``resource -> why`` for every informer whose list or watch is failing now."""
+        return {
+            str(informer.resource): informer.failure
+            for informer in self._informers.values()
+            if informer.failure is not None
+        }
 
     async def wait_synced(self) -> None:
         """Wait until every informer handed out so far has synced."""

@@ -2,9 +2,11 @@
 
 Informers start on every replica, so a standby's cache is warm when it takes over; controllers
 start only on the leader, once every cache has synced. ``/readyz`` turns ready when the caches
-have synced. :meth:`Manager.stop` (SIGTERM or SIGINT under :meth:`Manager.run_until_signalled`)
-stops taking new keys, lets in-flight reconciles finish within ``graceful_shutdown`` seconds,
-then cancels the rest and releases the Lease.
+have synced, and says not ready while any informer's list or watch is failing (the API server is
+unreachable, or answers errors) until it has listed or watched again. :meth:`Manager.stop`
+(SIGTERM or SIGINT under :meth:`Manager.run_until_signalled`) stops taking new keys, lets
+in-flight reconciles finish within ``graceful_shutdown`` seconds, then cancels the rest and
+releases the Lease.
 """
 
 from __future__ import annotations
@@ -116,8 +118,17 @@ class Manager:
 
     @property
     def ready(self) -> bool:
-        """Return whether every informer cache has synced (what ``/readyz`` reports)."""
-        return self._running and self.informers.has_synced
+        """Return whether every informer has synced and none is failing (``/readyz``)."""
+        return self._running and self.informers.has_synced and not self.informers.failures
+
+    def not_ready_reason(self) -> str:
+        """Return why :attr:`ready` is false, as ``/readyz`` says it."""
+        if not self._running:
+            return "the manager is not running"
+        if not self.informers.has_synced:
+            return "informer caches have not synced"
+        failing = ", ".join(f"{r} ({why})" for r, why in sorted(self.informers.failures.items()))
+        return f"list/watch failing for {failing}" if failing else "ready"
 
     def stop(self) -> None:
         """Ask :meth:`run` to shut down gracefully."""
@@ -152,7 +163,9 @@ class Manager:
         self._running = True
         try:
             if self.probe_address is not None:
-                app = build_probe_app(lambda: self.ready, lambda: self._running)
+                app = build_probe_app(
+                    lambda: self.ready, lambda: self._running, self.not_ready_reason
+                )
                 runner, self.probe_port = await serve(app, *self.probe_address)
                 runners.append(runner)
             if self.metrics_address is not None:

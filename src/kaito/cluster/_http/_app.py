@@ -20,7 +20,7 @@ from kaito.cluster._errors import (
     method_not_supported,
     unauthorized,
 )
-from kaito.cluster._faults import Faults, RequestInfo
+from kaito.cluster._faults import ConnectionDrop, Faults, RequestInfo
 from kaito.cluster._http import _negotiation
 from kaito.cluster._http._discovery import Discovery
 from kaito.cluster._http._memory import LARGE_BODY, release_free_memory
@@ -171,6 +171,10 @@ class ApiHandler:
                 self._authenticate(request)
             if self._faults.active:
                 error = await self._faults.before_request(self._request_info(request, route))
+                if isinstance(error, ConnectionDrop):
+                    if request.transport is not None:
+                        request.transport.close()
+                    return web.Response(status=500)  # never sent: the connection is gone
                 if error is not None:
                     raise error
             return await self._dispatch(request, route, ctx)
@@ -684,7 +688,7 @@ class ApiHandler:
         try:
             stream = await self._rest.watch(rt, namespace, options)
         except StatusError as error:
-            if error.code != 410:
+            if error.code not in (410, 504):  # after the version parsed: an ERROR event
                 raise
             await response.prepare(request)
             await response.write(b'{"type":"ERROR","object":' + dumps(error.status()) + b"}\n")
@@ -709,8 +713,9 @@ class ApiHandler:
                     with anyio.move_on_after(wait):
                         result = await stream.next()
                 if result is _TIMED_OUT:
-                    if bookmarks:
-                        bookmark = WatchItem("BOOKMARK", None, self._rest.store.resource_version)
+                    current = self._rest.store.resource_version
+                    if bookmarks and current >= stream.resource_version:  # never backwards
+                        bookmark = WatchItem("BOOKMARK", None, current)
                         await response.write(self._frame(rt, bookmark, accept, include))
                     continue
                 if result is None:

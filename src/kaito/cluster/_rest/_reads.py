@@ -65,6 +65,7 @@ def _parse_rv(value: str, what: str = "resourceVersion") -> int:
 
 
 def _too_large(error: TooLargeResourceVersionError) -> StatusError:
+    """kube-apiserver's answer to a version its storage has not reached (``storage/errors.go``)."""
     return StatusError(
         504,
         "Timeout",
@@ -75,6 +76,7 @@ def _too_large(error: TooLargeResourceVersionError) -> StatusError:
             ],
             "retryAfterSeconds": 1,
         },
+        {"Retry-After": "1"},
     )
 
 
@@ -133,6 +135,14 @@ class ReadsMixin(RestBase):
                     raise expired(
                         f"too old resource version: {wanted} ({self.store.resource_version})"
                     )
+            elif options.resource_version not in ("", "0"):
+                # NotOlderThan: a version the store has not reached is refused, as etcd-backed
+                # kube-apiserver refuses it (the watch cache first waits 3 s for it; not here).
+                wanted = _parse_rv(options.resource_version)
+                if wanted > self.store.resource_version:
+                    raise _too_large(
+                        TooLargeResourceVersionError(wanted, self.store.resource_version)
+                    )
             snapshot = await self.store.list(rt.gr, ns)
             rv, items, position, snapshot_id = snapshot.rv, snapshot.items, 0, 0
         limit = options.limit if options.limit > 0 else 0
@@ -183,9 +193,14 @@ class ReadsMixin(RestBase):
     ) -> WatchStream:
         """A stream of events after ``resourceVersion`` (with initial state when it is unset or 0).
 
+        A plain watch from a version the store has not reached yet is accepted and stays quiet
+        until the store passes that version, as kube-apiserver's watch cache keeps it; a
+        watch-list (``sendInitialEvents=true``) from such a version is refused with 504
+        ``ResourceVersionTooLarge``.
+
         Raises:
-            StatusError: 410 ``Expired`` when the version is older than the history window (HTTP
-                callers send it as an ``ERROR`` event, as kube-apiserver does).
+            StatusError: 410 ``Expired`` when the version is older than the history window, 504
+                as above (HTTP callers send both as an ``ERROR`` event, as kube-apiserver does).
         """
         ns = self._list_namespace(rt, namespace, options)
         matches = self._matcher(rt, options)
@@ -194,7 +209,14 @@ class ReadsMixin(RestBase):
         send_initial = options.send_initial_events
         if send_initial is None:
             send_initial = rv_text in ("", "0")
+        after = 0
         if send_initial:
+            if options.send_initial_events and rv_text not in ("", "0"):
+                wanted = _parse_rv(rv_text)
+                if wanted > self.store.resource_version:
+                    raise _too_large(
+                        TooLargeResourceVersionError(wanted, self.store.resource_version)
+                    )
             snapshot = await self.store.list(rt.gr, ns)
             since = snapshot.rv
             initial = (
@@ -202,6 +224,8 @@ class ReadsMixin(RestBase):
             )
         else:
             since = _parse_rv(rv_text)
+            if since > self.store.resource_version:
+                after, since = since, self.store.resource_version
         try:
             stream = self.store.watch(rt.gr, ns, since)
         except ExpiredError as error:
@@ -211,7 +235,7 @@ class ReadsMixin(RestBase):
         first = [WatchItem("ADDED", s, s.rv) for s in initial]
         if options.send_initial_events:
             first.append(WatchItem("BOOKMARK", None, since, initial_events_end=True))
-        return WatchStream(stream, first, matches)
+        return WatchStream(stream, first, matches, after=max(after, since))
 
 
 Matcher = Callable[[StoredObject], bool]
@@ -221,11 +245,18 @@ class WatchStream:
     """Filtered watch events; :meth:`next` is safe to cancel (a timeout loses no events)."""
 
     def __init__(
-        self, stream: StorageWatch, first: list[WatchItem], matches: Matcher | None
+        self,
+        stream: StorageWatch,
+        first: list[WatchItem],
+        matches: Matcher | None,
+        *,
+        after: int = 0,
     ) -> None:
         self._stream = stream
         self._first = first
         self._matches = matches
+        self.resource_version = after
+        """The version the client has seen up to: events at or below it are not sent."""
 
     async def next(self) -> list[WatchItem] | None:
         """The next non-empty batch; ``None`` once the watch has ended."""
@@ -236,9 +267,19 @@ class WatchStream:
             batch = await self._stream.next_batch()
             if batch is None:
                 return None
+            after = self.resource_version
             if self._matches is None:
-                return [WatchItem(e.type.value, e.obj, e.obj.rv) for e in batch]
-            items = [item for event in batch if (item := _filter(event, self._matches)) is not None]
+                items = [
+                    WatchItem(e.type.value, e.obj, e.obj.rv) for e in batch if e.obj.rv > after
+                ]
+            else:
+                items = [
+                    item
+                    for event in batch
+                    if event.obj.rv > after and (item := _filter(event, self._matches)) is not None
+                ]
+            if batch:
+                self.resource_version = max(after, batch[-1].obj.rv)
             if items:
                 return items
 

@@ -25,6 +25,7 @@ __all__ = (
     "ObjectIndex",
     "Snapshot",
     "Storage",
+    "StorageBackup",
     "StorageEvent",
     "StorageWatch",
     "StoreError",
@@ -118,6 +119,21 @@ class Snapshot:
 
     rv: int
     items: Sequence[StoredObject]
+
+
+@attrs.frozen
+class StorageBackup:
+    """Every object a store held at resource version ``rv``, per bucket, in key order.
+
+    What ``etcdctl snapshot save`` is to etcd: :meth:`Storage.backup` takes one, and a store
+    restored from it (:meth:`MemoryStorage.restore <kaito.cluster.MemoryStorage.restore>`)
+    starts at ``rv`` again, below any version handed out after the backup was taken. History
+    is not kept: watches from versions older than ``rv`` get 410, as after ``etcdutl snapshot
+    restore --mark-compacted``.
+    """
+
+    rv: int
+    buckets: Mapping[GroupResource, Sequence[StoredObject]]
 
 
 StoreListener = Callable[[GroupResource, StorageEvent], None]
@@ -246,4 +262,8 @@ class Storage(Protocol):
 
     def terminate_watches(self, gr: GroupResource | None = None) -> int:
         """End open watches (of one bucket, or all); returns how many were ended."""
+        ...
+
+    def backup(self) -> StorageBackup:
+        """A consistent copy of every object at the current version (see :class:`StorageBackup`)."""
         ...

@@ -21,6 +21,7 @@ from kaito.cluster._store._base import (
     KeyNotFoundError,
     ObjectIndex,
     Snapshot,
+    StorageBackup,
     StorageEvent,
     StoredObject,
     StoreListener,
@@ -113,6 +114,36 @@ class MemoryStorage:
         self._compacted = 0
         self._buckets: dict[GroupResource, _Bucket] = {}
         self._listeners: list[StoreListener] = []
+
+    @classmethod
+    def restore(
+        cls,
+        backup: StorageBackup,
+        *,
+        history_window: int = 10_000,
+        watch_buffer_limit: int = 1_000_000,
+    ) -> MemoryStorage:
+        """A store holding exactly what ``backup`` holds, at its resource version.
+
+        The next write gets ``backup.rv + 1`` again, so clients that saw versions handed out
+        after the backup now hold versions this store has not reached (a restored etcd). No
+        history comes back: versions below ``backup.rv`` are compacted (410).
+        """
+        store = cls(history_window=history_window, watch_buffer_limit=watch_buffer_limit)
+        store._rv = backup.rv
+        store._compacted = backup.rv
+        for gr, items in backup.buckets.items():
+            if items:
+                bucket = store._bucket(gr)
+                bucket.objects = {f"{o.namespace}/{o.name}": o for o in items}
+        return store
+
+    def backup(self) -> StorageBackup:
+        buckets = {}
+        for gr, bucket in self._buckets.items():
+            if bucket.objects:
+                buckets[gr] = tuple(bucket.objects[key] for key in sorted(bucket.objects))
+        return StorageBackup(self._rv, buckets)
 
     @property
     def resource_version(self) -> int:
