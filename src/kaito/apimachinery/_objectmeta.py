@@ -144,19 +144,47 @@ def _type_mismatch(field: str, value: Any, nested: bool) -> str:
     )
 
 
-def _expects(schema: Mapping[str, Any], value: Any) -> bool:
-    kind = schema.get("type")
-    if value is None or kind is None:
-        return True
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "array":
-        return isinstance(value, list)
-    return isinstance(value, dict)
+_SCALAR_FIELDS: Final = {
+    name: (int if schema["type"] == "integer" else str)
+    for name, schema in OBJECT_META["properties"].items()
+    if schema["type"] in ("string", "integer")
+}
+
+
+def _first_mismatch(field: str, value: Any) -> str | None:
+    """The Go decode error of one ``ObjectMeta`` field, or ``None`` when it decodes."""
+    kind = _SCALAR_FIELDS.get(field)
+    if kind is str:
+        return None if isinstance(value, str) else _type_mismatch(field, value, nested=False)
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None
+        return _type_mismatch(field, value, nested=False)
+    if field in ("labels", "annotations"):
+        if not isinstance(value, dict):
+            return _type_mismatch(field, value, nested=False)
+        for item in value.values():
+            if not isinstance(item, str) and item is not None:
+                return _type_mismatch(field, item, nested=True)
+        return None
+    if field in ("finalizers", "ownerReferences", "managedFields"):
+        if not isinstance(value, list):
+            return _type_mismatch(field, value, nested=False)
+        for item in value:
+            if item is None:
+                continue
+            if field == "finalizers":
+                if not isinstance(item, str):
+                    return _type_mismatch(field, item, nested=True)
+            elif not isinstance(item, dict):
+                return _type_mismatch(field, item, nested=True)
+            elif field == "ownerReferences":
+                for key, sub in OWNER_REFERENCE["properties"].items():
+                    got = item.get(key)
+                    wanted = bool if sub["type"] == "boolean" else str
+                    if got is not None and not isinstance(got, wanted):
+                        return _type_mismatch(f"{field}.{key}", got, nested=True)
+    return None
 
 
 def object_meta_type_error(metadata: Any, path: str = "metadata") -> FieldError | None:
@@ -173,22 +201,12 @@ def object_meta_type_error(metadata: Any, path: str = "metadata") -> FieldError 
             metadata,
             f"json: cannot unmarshal {json_kind(metadata)} into Go value of type v1.ObjectMeta",
         )
-    for field, schema in OBJECT_META["properties"].items():
-        value = metadata.get(field)
-        if not _expects(schema, value):
-            return invalid(path, metadata, _type_mismatch(field, value, nested=False))
-        items = schema.get("items") or schema.get("additionalProperties")
-        if items is None or not isinstance(value, list | dict):
+    for field, value in metadata.items():
+        if value is None:
             continue
-        for item in value if isinstance(value, list) else value.values():
-            if not _expects(items, item):
-                return invalid(path, metadata, _type_mismatch(field, item, nested=True))
-            if isinstance(item, dict) and "properties" in items:
-                for key, sub in items["properties"].items():
-                    if not _expects(sub, item.get(key)):
-                        return invalid(
-                            path, metadata, _type_mismatch(f"{field}.{key}", item.get(key), True)
-                        )
+        problem = _first_mismatch(field, value)
+        if problem is not None:
+            return invalid(path, metadata, problem)
     return None
 
 

@@ -36,7 +36,12 @@ from kaito.apimachinery._errors import (
     type_invalid,
     unknown_field,
 )
-from kaito.apimachinery._objectmeta import OBJECT_META
+from kaito.apimachinery._objectmeta import (
+    OBJECT_META,
+    object_meta_type_error,
+    validate_object_meta,
+)
+from kaito.apimachinery._syntax import dns1035_label_problems
 
 __all__ = ("ROOT_FIELDS", "Schema", "compile_schema", "join_path", "json_type")
 
@@ -457,6 +462,8 @@ class Schema:
                     f"{path} in body should have at least {self.min_properties} properties",
                 )
             )
+        if self.embedded and not root:
+            errors.extend(_embedded_resource_errors(value, path))
         props = self.properties
         additional = self.additional
         resource_root = root or self.embedded
@@ -468,6 +475,43 @@ class Schema:
                 sub = additional
             if sub is not None:
                 sub._validate(item, join_path(path, key), errors, False)
+
+
+def _embedded_resource_errors(value: dict[str, Any], path: str) -> list[FieldError]:
+    """An ``x-kubernetes-embedded-resource`` needs ``apiVersion`` and ``kind``; its ``metadata``
+    is validated as an object's (apiextensions' ``validateEmbeddedResource``)."""
+    errors: list[FieldError] = []
+    for key in ("apiVersion", "kind"):
+        where = join_path(path, key)
+        if key not in value:
+            errors.append(required(where, "must not be empty"))
+        elif not isinstance(value[key], str):
+            errors.append(invalid(where, value[key], "must be a string"))
+        elif not value[key]:
+            errors.append(invalid(where, value[key], "must not be empty"))
+    kind = value.get("kind")
+    if isinstance(kind, str) and kind:
+        problems = dns1035_label_problems(kind.lower())
+        if problems:
+            detail = "may have mixed case, but should otherwise match: " + ",".join(problems)
+            errors.append(invalid(join_path(path, "kind"), kind, detail))
+    meta = value.get("metadata")
+    if "metadata" in value:
+        where = join_path(path, "metadata")
+        problem = object_meta_type_error(meta, where)
+        if problem is not None:
+            errors.append(problem)
+        elif isinstance(meta, dict):
+            named = meta if meta.get("name") else {**meta, "name": "fakename"}
+            errors.extend(
+                validate_object_meta(
+                    named,
+                    namespaced=bool(meta.get("namespace")),
+                    name_validator=lambda _: [],
+                    path=where,
+                )
+            )
+    return errors
 
 
 def _is_integer(value: Any) -> bool:
