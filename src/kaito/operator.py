@@ -7,13 +7,19 @@ one.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import attrs
 
 from kaito.controllers import ControllerSettings
+from kaito.controllers.resources import WORKSPACES
 from kaito.controllers.setup import add_workspace_controller
 from kaito.engine import KubeClient, LeaderElectionConfig, Manager
 from kaito.options import ManagerOptions
-from kaito_provisioners import NodeProvisioner
+from kaito_provisioners import CollectsGarbage, NodeProvisioner
+from kaito_provisioners.gc import add_garbage_collector
+from kaito_provisioners.metrics import ProvisioningMetrics, ProvisioningStats
 
 __all__ = ("LEADER_ELECTION_ID", "build_manager", "controller_settings", "make_provisioner")
 
@@ -37,8 +43,14 @@ def controller_settings(options: ManagerOptions) -> ControllerSettings:
     return settings
 
 
-def make_provisioner(options: ManagerOptions, client: KubeClient) -> NodeProvisioner | None:
-    """The node provisioner named by ``--node-provisioner`` (None for bring-your-own nodes)."""
+def make_provisioner(
+    options: ManagerOptions, client: KubeClient, *, env: Mapping[str, str] | None = None
+) -> NodeProvisioner | None:
+    """The node provisioner named by ``--node-provisioner`` (None for bring-your-own nodes).
+
+    ``env`` (default: the process environment) supplies what flags leave unset (the AKS
+    cluster, the Azure identity). Raises ``ValueError`` naming the flag to fix.
+    """
     name = options.node_provisioner
     if name == "byo" or options.feature_gates["disableNodeAutoProvisioning"]:
         return None
@@ -46,9 +58,54 @@ def make_provisioner(options: ManagerOptions, client: KubeClient) -> NodeProvisi
         from kaito_provisioners.fake import FakeProvisioner
 
         return FakeProvisioner(client, delay=options.fake_node_delay)
+    family = options.default_node_image_family or "ubuntu"
+    if name in ("karpenter", "azure-gpu-provisioner"):
+        from kaito_provisioners.karpenter import (
+            KarpenterSettings,
+            NodeClaimProvisioner,
+            parse_node_classes,
+        )
+
+        if name == "azure-gpu-provisioner":
+            settings = KarpenterSettings.gpu_provisioner(options.cloud)
+        else:
+            names, default = (
+                parse_node_classes(options.karpenter_node_classes)
+                if options.karpenter_node_classes
+                else ((), "")
+            )
+            settings = KarpenterSettings(
+                options.karpenter_node_class_group,
+                options.karpenter_node_class_kind,
+                default,
+                names,
+                cloud=options.cloud,
+            )
+        return NodeClaimProvisioner(
+            client, attrs.evolve(settings, default_node_image_family=family)
+        )
+    if name == "aks":
+        try:
+            from kaito_provisioners.aks import AksProvisioner, AksSettings
+        except ImportError as err:
+            raise ValueError(
+                f"--node-provisioner=aks needs the Azure SDK ({err.name} is missing): "
+                "pip install 'kaito[azure]'"
+            ) from None
+        aks = AksSettings.from_env(
+            os.environ if env is None else env,
+            subscription_id=options.azure_subscription_id,
+            resource_group=options.azure_resource_group,
+            cluster_name=options.azure_cluster_name,
+            arm_endpoint=options.azure_resource_manager_endpoint,
+        )
+        aks = attrs.evolve(
+            aks, connection_verify=options.azure_ca_file or True, default_node_image_family=family
+        )
+        return AksProvisioner(aks, client)
     raise ValueError(
-        f"--node-provisioner={name!r} has no backend in this build yet; "
-        "use fake (simulated GPU nodes) or byo (bring-your-own nodes)"
+        f"--node-provisioner={name!r} is not one of: fake, aks, azure-gpu-provisioner, karpenter, "
+        "byo"
     )
 
 
@@ -68,4 +125,12 @@ def build_manager(
     add_workspace_controller(
         manager, client, provisioner, controller_settings(options), workers=options.workers
     )
+    stats = getattr(provisioner, "stats", None)
+    if isinstance(stats, ProvisioningStats):
+        manager.registry.register(ProvisioningMetrics(stats))
+    collector: object = provisioner
+    if isinstance(collector, CollectsGarbage) and options.node_gc_interval > 0:
+        add_garbage_collector(
+            manager, collector, manager.informer(WORKSPACES), interval=options.node_gc_interval
+        )
     return manager

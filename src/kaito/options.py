@@ -31,7 +31,11 @@ FEATURE_GATES: Final[Mapping[str, bool]] = {
     "ModelStreaming": False,
     "enableBaseImageAutoUpgrade": False,
 }
-PROVISIONERS: Final = ("fake", "byo", "azure-gpu-provisioner", "karpenter")
+#: ``--node-provisioner`` values: upstream's (``azure-gpu-provisioner`` and ``karpenter`` write
+#: NodeClaims, ``byo`` uses the user's nodes) and ours (``aks``: agent pools directly through
+#: ARM; ``fake``: simulated GPU Nodes).
+PROVISIONERS: Final = ("fake", "aks", "azure-gpu-provisioner", "karpenter", "byo")
+NODE_IMAGE_FAMILIES: Final = ("ubuntu", "azurelinux")
 
 
 def parse_feature_gates(text: str) -> dict[str, bool]:
@@ -76,3 +80,20 @@ class ManagerOptions:
     workers: int = 5
     fake_node_delay: float = 0.0
     allow_local_urls: bool = False
+    #: ``aks``: the cluster whose agent pools KAITO manages (flags, else ARM_* / AZURE_* env).
+    azure_subscription_id: str | None = None
+    azure_resource_group: str | None = None
+    azure_cluster_name: str | None = None
+    azure_resource_manager_endpoint: str | None = None
+    #: A CA bundle for ARM and the token endpoint (a TLS-intercepting proxy, an emulator).
+    azure_ca_file: str | None = None
+    #: ``karpenter``: the NodeClass NodeClaims reference (upstream's flags and defaults).
+    karpenter_node_class_group: str = "karpenter.azure.com"
+    karpenter_node_class_kind: str = "AKSNodeClass"
+    karpenter_node_class_version: str = "v1beta1"
+    karpenter_node_class_resource_name: str = "aksnodeclasses"
+    karpenter_node_classes: str = ""
+    #: Node image family of NodeClaims/pools whose Workspace names none (empty: ubuntu).
+    default_node_image_family: str = ""
+    #: Seconds between sweeps for nodes whose Workspace is gone (0 disables).
+    node_gc_interval: float = 300.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kaito_provisioners.base import (
     GPU_TAINT,
+    CollectsGarbage,
     NodeProvisioner,
     NodeRequest,
     NodeSetStatus,
@@ -19,6 +20,7 @@ from kaito_provisioners.base import (
 
 __all__ = (
     "GPU_TAINT",
+    "CollectsGarbage",
     "NodeProvisioner",
     "NodeRequest",
     "NodeSetStatus",

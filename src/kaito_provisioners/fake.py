@@ -21,12 +21,15 @@ import structlog
 
 from kaito.catalog import SKU, sku_catalog
 from kaito.engine import ApiError, ObjectKey, ObjectList, Resource
+from kaito_provisioners._nodes import throttled
 from kaito_provisioners.base import (
     NodeRequest,
     NodeSetStatus,
     ProvisionedNode,
     ProvisioningError,
 )
+from kaito_provisioners.metrics import ProvisioningStats
+from kaito_provisioners.reasons import FIXES
 
 __all__ = ("NODES", "FakeFailure", "FakeProvisioner")
 
@@ -91,7 +94,8 @@ class FakeProvisioner:
     """Creates GPU Node objects for workspaces through the Kubernetes API.
 
     ``now`` returns wall-clock seconds (injectable for tests); ``timeout`` bounds how long a
-    timeout or never-ready failure waits before it is reported.
+    timeout or never-ready failure waits before it is reported; ``recheck`` (seconds) is how soon
+    to be asked again (None: the caller's own cadence).
     """
 
     def __init__(
@@ -101,11 +105,15 @@ class FakeProvisioner:
         delay: float = 0.0,
         timeout: float = 600.0,
         now: Callable[[], float] = time.time,
+        recheck: float | None = None,
     ) -> None:
         self.client = client
         self.delay = delay
         self.timeout = timeout
         self.now = now
+        self.recheck = recheck
+        self.stats = ProvisioningStats("fake")
+        self._reported: dict[tuple[str, str], str] = {}
         self.skus = sku_catalog()
         self._failures: dict[tuple[str, str], FakeFailure] = {}
         self._requested: dict[str, float] = {}
@@ -142,7 +150,21 @@ class FakeProvisioner:
     # -- the Protocol ---------------------------------------------------------------------
 
     async def ensure(self, request: NodeRequest) -> NodeSetStatus:
-        """Create missing nodes, turn due ones Ready, and report all of them."""
+        """Create missing nodes, turn due ones Ready, and report all of them.
+
+        A throttled API server (429) is reported as ``Throttled`` with its ``Retry-After``.
+        """
+        try:
+            return await self._ensure(request)
+        except ApiError as err:
+            slow_down = throttled(
+                err, f"create the nodes of {request.namespace}/{request.workspace}"
+            )
+            if slow_down is None:
+                raise
+            return NodeSetStatus((), slow_down)
+
+    async def _ensure(self, request: NodeRequest) -> NodeSetStatus:
         existing = await self._nodes(request.namespace, request.workspace)
         failure = self._failure_for(request)
         wanted = request.names()
@@ -170,12 +192,17 @@ class FakeProvisioner:
                 requested = self._requested_at(node)
                 if self.now() - requested >= self.timeout:
                     error = self._error(failure, request)
-        return NodeSetStatus(tuple(nodes), error)
+        if error is None:
+            self._reported.pop((request.namespace, request.workspace), None)
+        if error is not None and self.recheck is not None:
+            error.retry_after = self.recheck
+        return NodeSetStatus(tuple(nodes), error, recheck_after=self.recheck)
 
     async def release(self, namespace: str, workspace: str) -> None:
         """Delete every node created for the workspace."""
         for name in await self._nodes(namespace, workspace):
             await self.client.delete(NODES, ObjectKey("", name))
+            self.stats.deleted += 1
             self._requested.pop(name, None)
             log.info("fake_node_deleted", node=name, workspace=workspace, namespace=namespace)
 
@@ -183,16 +210,23 @@ class FakeProvisioner:
 
     def _error(self, failure: FakeFailure, request: NodeRequest) -> ProvisioningError:
         reason, retryable = _FAILURE_REASONS[failure.kind]
+        key = (request.namespace, request.workspace)
+        if self._reported.get(key) != reason:  # counted when it arises, not every pass
+            self._reported[key] = reason
+            self.stats.error(reason)
         defaults = {
             "quota": f"not enough quota for {request.count} x {request.instance_type}: "
-            "the subscription's GPU core quota is exhausted; request a quota increase",
+            "the subscription's GPU core quota is exhausted",
             "capacity": f"{request.instance_type} is not available in this region right now",
             "timeout": f"no node of {request.instance_type} joined within {self.timeout:g}s",
             "never_ready": f"the {request.instance_type} node joined but never became Ready "
             f"within {self.timeout:g}s (kubelet not ready)",
         }
         return ProvisioningError(
-            reason, failure.message or defaults[failure.kind], retryable=retryable
+            reason,
+            failure.message or defaults[failure.kind],
+            fix=FIXES.get(reason, ""),
+            retryable=retryable,
         )
 
     async def _nodes(self, namespace: str, workspace: str) -> dict[str, dict[str, Any]]:
@@ -238,7 +272,7 @@ class FakeProvisioner:
                     READY_AT: ready_at,
                     REQUESTED_AT: _stamp(now),
                     "karpenter.sh/do-not-disrupt": "true",
-                    "kaito.sh/node-image-family": request.node_image_family,
+                    "kaito.sh/node-image-family": request.node_image_family or "ubuntu",
                 },
             },
             "spec": {
@@ -250,6 +284,7 @@ class FakeProvisioner:
         }
         try:
             created = await self.client.create(NODES, node)
+            self.stats.created += 1
         except ApiError as err:
             if err.status != 409:
                 raise

@@ -27,12 +27,12 @@ def gadget(name: str, **fields: Any) -> dict[str, Any]:
 
 
 def http(cluster: Cluster) -> httpx.AsyncClient:
-    """An HTTP client for the cluster's API."""
+    """An HTTP client for the cluster's API, with the administrator's credentials."""
     headers = {"Authorization": f"Bearer {cluster.token}"} if cluster.token else {}
     return httpx.AsyncClient(
         base_url=cluster.url,
         headers=headers,
-        verify=cluster.client_ssl_context() or True,
+        verify=cluster.admin_ssl_context() or True,
         timeout=10,
     )
 

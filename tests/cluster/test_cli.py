@@ -42,7 +42,7 @@ def test_serve_writes_a_kubeconfig_kubectl_uses_and_stops_on_sigterm(tmp_path: P
     try:
         assert server.stdout is not None
         ready = server.stdout.readline()
-        assert ready.startswith("cluster ready at http://127.0.0.1:"), ready + (
+        assert ready.startswith("cluster ready at https://127.0.0.1:"), ready + (
             server.stderr.read() if server.stderr else ""
         )
         base = ["kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "cache")]
@@ -74,9 +74,9 @@ def test_serve_writes_a_kubeconfig_kubectl_uses_and_stops_on_sigterm(tmp_path: P
 
 
 def test_plain_http_is_refused_off_loopback() -> None:
-    result = CliRunner().invoke(main, ["cluster", "serve", "--host", "0.0.0.0"])
+    result = CliRunner().invoke(main, ["cluster", "serve", "--host", "0.0.0.0", "--no-tls"])
     assert result.exit_code == 2
     assert "plain HTTP is only served on loopback" in result.output
-    bad_node = CliRunner().invoke(main, ["cluster", "serve", "--node", "gpu=x"])
+    bad_node = CliRunner().invoke(main, ["cluster", "serve", "--no-tls", "--node", "gpu=x"])
     assert bad_node.exit_code == 2
     assert "NAME or NAME=GPUS" in bad_node.output

@@ -59,12 +59,26 @@ def cluster() -> None:
     help="Write a kubeconfig here.",
 )
 @click.option(
-    "--tls/--no-tls", default=False, show_default=True, help="Serve HTTPS with a generated CA."
+    "--tls/--no-tls",
+    default=True,
+    show_default=True,
+    help="Serve HTTPS with a generated CA and require the credentials written to the kubeconfig "
+    "(an administrator client certificate). --no-tls serves plain HTTP on loopback to anyone on "
+    "this machine.",
 )
 @click.option(
     "--token",
     envvar="KAITO_CLUSTER_TOKEN",
-    help="Require this bearer token (env KAITO_CLUSTER_TOKEN).",
+    help="Also accept this administrator bearer token, written to the kubeconfig (env "
+    "KAITO_CLUSTER_TOKEN); needs TLS.",
+)
+@click.option(
+    "--authorization-mode",
+    type=click.Choice(["RBAC", "AlwaysAllow"]),
+    default="RBAC",
+    show_default=True,
+    help="RBAC: Roles, ClusterRoles and their bindings decide (the kubeconfig's administrator is "
+    "in system:masters); AlwaysAllow: any authenticated request may do anything.",
 )
 @click.option(
     "--crds",
@@ -95,16 +109,39 @@ def serve(
     kubeconfig_out: Path | None,
     tls: bool,
     token: str | None,
+    authorization_mode: str,
     crds: tuple[Path, ...],
     nodes: tuple[str, ...],
     controllers: bool,
     log_level: str,
 ) -> None:
-    """Serve a cluster until interrupted (SIGINT or SIGTERM)."""
+    """Serve a cluster until interrupted (SIGINT or SIGTERM).
+
+    By default only the owner of the written kubeconfig (mode 0600) can use it: HTTPS, a client
+    certificate in the kubeconfig, anonymous requests refused with 401, as kind and k3s do.
+    """
     configure_logging(log_level)
     if not tls and not _is_loopback(host):
         raise click.BadParameter(
-            f"--host {host!r} is not loopback; plain HTTP is only served on loopback, add --tls"
+            f"--host {host!r} is not loopback; plain HTTP is only served on loopback; drop --no-tls"
+        )
+    if token and not tls:
+        raise click.UsageError(
+            "--token needs TLS: kubectl and client-go never send a bearer token over plain HTTP, "
+            "so every command with that kubeconfig would get 401 Unauthorized; drop --no-tls "
+            "(the kubeconfig then carries a client certificate and the token)"
+        )
+    if tls and kubeconfig_out is None:
+        raise click.UsageError(
+            "--kubeconfig-out is required with TLS: the cluster's credentials exist only in "
+            "the kubeconfig it writes (or serve plain HTTP to anyone with --no-tls)"
+        )
+    if not tls:
+        click.echo(
+            "warning: --no-tls serves plain HTTP without authentication: anyone on this machine "
+            "can use this cluster, read its Secrets and run its workloads; drop --no-tls to "
+            "require the credentials in the kubeconfig",
+            err=True,
         )
     settings = _Settings(
         host=host,
@@ -112,6 +149,7 @@ def serve(
         kubeconfig_out=kubeconfig_out,
         tls=tls,
         token=token,
+        authorization=authorization_mode,
         crds=crds,
         nodes=tuple(_parse_node(n) for n in nodes),
         controllers=controllers,
@@ -126,6 +164,7 @@ class _Settings:
     kubeconfig_out: Path | None
     tls: bool
     token: str | None
+    authorization: str
     crds: tuple[Path, ...]
     nodes: tuple[tuple[str, int], ...]
     controllers: bool
@@ -138,6 +177,7 @@ async def _serve(settings: _Settings) -> None:
         port=settings.port,
         tls=settings.tls,
         token=settings.token,
+        authorization=settings.authorization,
         crds=settings.crds,
         controllers=Controllers.all() if settings.controllers else Controllers.api_only(),
     ) as running:

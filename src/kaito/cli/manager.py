@@ -20,7 +20,13 @@ from kaito.cli import main
 from kaito.engine import KubeClient, load_client
 from kaito.logging import configure_logging
 from kaito.operator import build_manager, controller_settings, make_provisioner
-from kaito.options import PROVISIONERS, ManagerOptions, parse_address, parse_feature_gates
+from kaito.options import (
+    NODE_IMAGE_FAMILIES,
+    PROVISIONERS,
+    ManagerOptions,
+    parse_address,
+    parse_feature_gates,
+)
 from kaito.tls import CertificateAuthority, ServingCertificate, generate_serving_certificate
 from kaito.webhooks.server import WebhookServer, webhook_configurations
 
@@ -46,7 +52,66 @@ class _WebhookOptions:
     type=click.Choice(PROVISIONERS),
     default="fake",
     show_default=True,
-    help="Who creates GPU nodes.",
+    help="Who creates GPU nodes: aks (agent pools through ARM), azure-gpu-provisioner or "
+    "karpenter (NodeClaims), byo (your nodes), fake (simulated). See docs/provisioners.md.",
+)
+@click.option(
+    "--azure-subscription-id", help="aks: the cluster's subscription (env ARM_SUBSCRIPTION_ID)."
+)
+@click.option(
+    "--azure-resource-group", help="aks: the cluster's resource group (env ARM_RESOURCE_GROUP)."
+)
+@click.option("--azure-cluster-name", help="aks: the AKS cluster (env AZURE_CLUSTER_NAME).")
+@click.option(
+    "--azure-resource-manager-endpoint",
+    help="aks: ARM's URL for a sovereign cloud (env ARM_ENDPOINT; default the public cloud's).",
+)
+@click.option(
+    "--azure-ca-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="aks: a CA bundle trusted for ARM and the token endpoint.",
+)
+@click.option(
+    "--karpenter-node-class-group",
+    default="karpenter.azure.com",
+    show_default=True,
+    help="karpenter: the NodeClass API group.",
+)
+@click.option(
+    "--karpenter-node-class-kind",
+    default="AKSNodeClass",
+    show_default=True,
+    help="karpenter: the NodeClass kind.",
+)
+@click.option(
+    "--karpenter-node-class-version",
+    default="v1beta1",
+    show_default=True,
+    help="karpenter: the NodeClass API version.",
+)
+@click.option(
+    "--karpenter-node-class-resource-name",
+    default="aksnodeclasses",
+    show_default=True,
+    help="karpenter: the NodeClass plural resource name.",
+)
+@click.option(
+    "--karpenter-node-classes",
+    default="",
+    help="karpenter: JSON array of NodeClasses Workspaces may select, e.g. "
+    '[{"name":"image-family-ubuntu","default":true}]; empty: by node image family.',
+)
+@click.option(
+    "--default-node-image-family",
+    type=click.Choice(NODE_IMAGE_FAMILIES),
+    help="Node image family for Workspaces that name none (default ubuntu).",
+)
+@click.option(
+    "--node-gc-interval",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between sweeps for nodes whose Workspace is gone (0: never).",
 )
 @click.option(
     "--feature-gates", default="", help="e.g. vLLM=true,disableNodeAutoProvisioning=false"
@@ -106,6 +171,18 @@ def manager(
     *,
     kubeconfig: str | None,
     node_provisioner: str,
+    azure_subscription_id: str | None,
+    azure_resource_group: str | None,
+    azure_cluster_name: str | None,
+    azure_resource_manager_endpoint: str | None,
+    azure_ca_file: str | None,
+    karpenter_node_class_group: str,
+    karpenter_node_class_kind: str,
+    karpenter_node_class_version: str,
+    karpenter_node_class_resource_name: str,
+    karpenter_node_classes: str,
+    default_node_image_family: str | None,
+    node_gc_interval: float,
     feature_gates: str,
     metrics_bind_address: str,
     health_probe_bind_address: str,
@@ -136,6 +213,18 @@ def manager(
             cloud=cloud,
             runtime_image=runtime_image,
             workers=workers,
+            azure_subscription_id=azure_subscription_id,
+            azure_resource_group=azure_resource_group,
+            azure_cluster_name=azure_cluster_name,
+            azure_resource_manager_endpoint=azure_resource_manager_endpoint,
+            azure_ca_file=azure_ca_file,
+            karpenter_node_class_group=karpenter_node_class_group,
+            karpenter_node_class_kind=karpenter_node_class_kind,
+            karpenter_node_class_version=karpenter_node_class_version,
+            karpenter_node_class_resource_name=karpenter_node_class_resource_name,
+            karpenter_node_classes=karpenter_node_classes,
+            default_node_image_family=default_node_image_family or "",
+            node_gc_interval=node_gc_interval,
         )
     except ValueError as err:
         raise click.UsageError(str(err)) from None
@@ -238,6 +327,7 @@ async def _run(options: ManagerOptions, hooks: _WebhookOptions) -> int:
         provisioner = make_provisioner(options, client)
     except ValueError as err:
         click.echo(f"error: {err}", err=True)
+        await client.close()
         return 2
     manager = build_manager(options, client, provisioner)
     try:
@@ -269,5 +359,8 @@ async def _run(options: ManagerOptions, hooks: _WebhookOptions) -> int:
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
+            closer = getattr(provisioner, "aclose", None)
+            if closer is not None:
+                await closer()
             await client.close()
     return 0

@@ -1,9 +1,11 @@
 """``kaito up``: the embedded default — KAITO on an in-process cluster with simulated GPU nodes.
 
 It starts the API server, installs the CRD and the admission webhooks, runs the manager with the
-fake provisioner, writes a kubeconfig, and prints how to use kubectl against it; ``--apply``
-applies Workspaces and shows their status table as it changes. It runs in the foreground until
-SIGINT/SIGTERM (or, with ``--until-ready``, until the applied Workspaces are ready).
+fake provisioner (or, with ``--node-provisioner aks``, the AKS backend against the AKS emulator;
+with ``karpenter``, NodeClaims fulfilled by the simulated Karpenter), writes a kubeconfig, and
+prints how to use kubectl against it; ``--apply`` applies Workspaces and shows their status table
+as it changes. It runs in the foreground until SIGINT/SIGTERM (or, with ``--until-ready``, until
+the applied Workspaces are ready).
 """
 
 from __future__ import annotations
@@ -61,6 +63,14 @@ _DONE = ("WorkspaceSucceeded", "WorkspaceReady")
     help="Seconds a simulated GPU node takes to become Ready.",
 )
 @click.option(
+    "--node-provisioner",
+    type=click.Choice(("fake", "aks", "karpenter", "azure-gpu-provisioner")),
+    default="fake",
+    show_default=True,
+    help="fake: Nodes appear; aks: agent pools through the real Azure SDK against the AKS "
+    "emulator; karpenter / azure-gpu-provisioner: NodeClaims the simulated Karpenter fulfils.",
+)
+@click.option(
     "--until-ready",
     is_flag=True,
     help="Exit once every applied Workspace is ready (0) or failed (1).",
@@ -84,6 +94,7 @@ def up(
     kubeconfig_out: Path,
     manifests: tuple[Path, ...],
     node_delay: float,
+    node_provisioner: str,
     until_ready: bool,
     timeout: float,
     log_level: str,
@@ -93,7 +104,9 @@ def up(
     files = tuple(_manifest_files(manifests))
     if manifests and not files:
         raise click.UsageError(f"no .yaml, .yml or .json files in {', '.join(map(str, manifests))}")
-    settings = _UpSettings(port, kubeconfig_out.resolve(), files, node_delay, until_ready, timeout)
+    settings = _UpSettings(
+        port, kubeconfig_out.resolve(), files, node_delay, until_ready, timeout, node_provisioner
+    )
     sys.exit(anyio.run(_up, settings))
 
 
@@ -116,16 +129,35 @@ class _UpSettings:
     node_delay: float
     until_ready: bool
     ready_within: float
+    node_provisioner: str = "fake"
 
 
 async def _up(settings: _UpSettings) -> int:
     port, kubeconfig_out, node_delay = settings.port, settings.kubeconfig_out, settings.node_delay
-    options = ManagerOptions(metrics_address=None, probe_address=None, node_provisioner="fake")
+    options = ManagerOptions(
+        metrics_address=None, probe_address=None, node_provisioner=settings.node_provisioner
+    )
+    # Only the owner of the kubeconfig (mode 0600) can use the cluster: TLS, an administrator
+    # client certificate in the kubeconfig, anonymous requests refused, RBAC for everyone else.
     async with embedded_kaito(
-        port=port, kubeconfig_out=kubeconfig_out, options=options, node_delay=node_delay
+        port=port,
+        kubeconfig_out=kubeconfig_out,
+        options=options,
+        node_delay=node_delay,
+        tls=True,
+        authorization="RBAC",
     ) as kaito:
         click.echo(f"KAITO is up: API server {kaito.cluster.url}, webhooks {kaito.webhook_url}")
-        click.echo(f"  export KUBECONFIG={kubeconfig_out}")
+        if kaito.azure is not None:
+            click.echo(
+                f"  AKS emulator: ARM {kaito.azure.arm_url}, Entra "
+                f"{kaito.azure.authority_host} (agent pools of {kaito.azure.cluster_id})"
+            )
+        if kaito.karpenter is not None:
+            click.echo("  Karpenter simulator: kubectl get nodeclaims")
+        click.echo(
+            f"  export KUBECONFIG={kubeconfig_out}   # its credentials, readable by you only"
+        )
         click.echo("  kubectl apply -f examples/inference/kaito_workspace_phi_3.yaml")
         click.echo("  kubectl get workspace -w")
         names: list[tuple[str, str]] = []
@@ -140,8 +172,9 @@ async def _up(settings: _UpSettings) -> int:
             for obj in applied:
                 click.echo(f"{obj['kind'].lower()}/{obj['metadata']['name']} applied")
                 if obj["kind"] == "Workspace":
-                    names.append((obj["metadata"].get("namespace") or "default",
-                                  obj["metadata"]["name"]))  # fmt: skip
+                    names.append(
+                        (obj["metadata"].get("namespace") or "default", obj["metadata"]["name"])
+                    )
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signal, tg.cancel_scope)
             outcome = await _watch_status(kaito, names, settings.until_ready, settings.ready_within)

@@ -1,7 +1,10 @@
 """The in-process Kubernetes cluster: API server, storage, built-in controllers, scheduler and
 kubelets, for `kaito up`, local development and integration tests.
 
-``kubectl`` and ``kubernetes-asyncio`` talk to it unchanged::
+Optional components attach to a running cluster: the AKS emulator (``azure_emulator``: ARM agent
+pools and an Entra tenant over TLS, for the real Azure SDK) and the simulated Karpenter
+(``karpenter_simulator``: NodeClaims become GPU Nodes). ``kubectl`` and ``kubernetes-asyncio``
+talk to it unchanged::
 
     async with start_cluster() as cluster:
         cluster.write_kubeconfig(tmp_path / "kubeconfig")
@@ -12,11 +15,13 @@ See ``docs/testing-cluster.md`` for the full guide.
 
 import contextlib as _contextlib
 
+from kaito.cluster._azure import AzureEmulator, AzureTimes, BootTimes, azure_emulator
 from kaito.cluster._client import LocalClient
 from kaito.cluster._cluster import Cluster, ThreadedCluster, cluster_in_thread, start_cluster
 from kaito.cluster._controllers import Controllers
 from kaito.cluster._errors import StatusError
 from kaito.cluster._faults import FaultRule, Faults, RequestInfo
+from kaito.cluster._karpenter import KarpenterSimulator, KarpenterTimes, karpenter_simulator
 from kaito.cluster._sim import ImmediateKubelet, Kubelet, PodStatusWriter
 from kaito.cluster._store import (
     GroupResource,
@@ -31,12 +36,17 @@ from kaito.cluster._store import (
 )
 
 __all__ = (
+    "AzureEmulator",
+    "AzureTimes",
+    "BootTimes",
     "Cluster",
     "Controllers",
     "FaultRule",
     "Faults",
     "GroupResource",
     "ImmediateKubelet",
+    "KarpenterSimulator",
+    "KarpenterTimes",
     "Kubelet",
     "LocalClient",
     "MemoryStorage",
@@ -51,7 +61,9 @@ __all__ = (
     "StorageWatch",
     "StoredObject",
     "ThreadedCluster",
+    "azure_emulator",
     "cluster_in_thread",
+    "karpenter_simulator",
     "start_cluster",
 )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import ssl
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -17,9 +18,21 @@ import structlog
 from aiohttp import web
 
 from kaito.cluster._admission import WebhookAdmission
+from kaito.cluster._auth import (
+    ADMIN,
+    AccessControl,
+    ClientCertificate,
+    ClusterRoleAggregator,
+    EscalationGuard,
+    IssuedToken,
+    bootstrap_policy,
+    issue_client_certificate,
+    server_context,
+)
 from kaito.cluster._builtins import builtin_types
 from kaito.cluster._client import LocalClient, _documents
 from kaito.cluster._controllers import Controllers, run_controllers
+from kaito.cluster._controllers._loop import start_control_loop
 from kaito.cluster._crd import crd_resource_type
 from kaito.cluster._crd_registry import CrdRegistry
 from kaito.cluster._errors import StatusError
@@ -53,6 +66,8 @@ class Cluster:
         token: str | None,
         certificate: ServingCertificate | None,
         admission: WebhookAdmission,
+        access: AccessControl,
+        admin_certificate: ClientCertificate | None = None,
     ) -> None:
         self.url = url
         """``http://127.0.0.1:PORT`` or ``https://...``."""
@@ -66,6 +81,10 @@ class Cluster:
         self.store: Storage = rest.store
         self.token = token
         self.certificate = certificate
+        self.admin_certificate = admin_certificate
+        """The administrator's client certificate (``O=system:masters``) in TLS mode."""
+        self.access = access
+        """Authentication, authorisation and the token issuer."""
         self._rest = rest
         self._admission = admission
 
@@ -76,21 +95,112 @@ class Cluster:
 
     @property
     def kubeconfig(self) -> dict[str, Any]:
-        """A kubeconfig for this cluster (one cluster, user and context)."""
-        return build_kubeconfig(self.url, ca_pem=self.ca_pem, token=self.token)
+        """A kubeconfig for this cluster (one cluster, user and context) with the
+        administrator's credentials."""
+        return self._kubeconfig(None)
+
+    def _kubeconfig(self, namespace: str | None) -> dict[str, Any]:
+        admin = self.admin_certificate
+        return build_kubeconfig(
+            self.url,
+            ca_pem=self.ca_pem,
+            token=self.token,
+            client_certificate=(admin.cert_pem, admin.key_pem) if admin else None,
+            namespace=namespace,
+        )
 
     def write_kubeconfig(
         self, path: str | os.PathLike[str], *, namespace: str | None = None
     ) -> Path:
         """Write the kubeconfig (mode 0600); ``namespace`` sets the context's default namespace."""
-        return write_kubeconfig(
-            build_kubeconfig(self.url, ca_pem=self.ca_pem, token=self.token, namespace=namespace),
-            path,
-        )
+        return write_kubeconfig(self._kubeconfig(namespace), path)
 
     def client_ssl_context(self) -> ssl.SSLContext | None:
-        """An SSL context trusting this cluster's CA (``None`` in plain HTTP mode)."""
+        """An SSL context trusting this cluster's CA, with no credentials (``None`` in plain
+        HTTP mode)."""
         return self.certificate.client_context() if self.certificate else None
+
+    def admin_ssl_context(self) -> ssl.SSLContext | None:
+        """An SSL context trusting this cluster's CA that presents the administrator's client
+        certificate (``None`` in plain HTTP mode)."""
+        if self.certificate is None:
+            return None
+        context = self.certificate.client_context()
+        if self.admin_certificate is not None:
+            with tempfile.TemporaryDirectory() as directory:
+                cert = Path(directory, "admin.crt")
+                key = Path(directory, "admin.key")
+                cert.write_bytes(self.admin_certificate.cert_pem)
+                key.touch(mode=0o600)
+                key.write_bytes(self.admin_certificate.key_pem)
+                context.load_cert_chain(cert, key)
+        return context
+
+    @property
+    def authorization_mode(self) -> str:
+        """``AlwaysAllow`` or ``RBAC``."""
+        return self.access.authorization_mode
+
+    async def service_account_token(
+        self,
+        namespace: str,
+        service_account: str,
+        *,
+        audiences: Iterable[str] = (),
+        expiration_seconds: int = 3600,
+        pod: tuple[str, str] | None = None,
+    ) -> IssuedToken:
+        """Sign a token for ServiceAccount ``namespace/service_account`` (as the TokenRequest
+        API does); ``pod`` = (name, uid) binds it to a Pod, as the token a kubelet mounts at
+        ``/var/run/secrets/kubernetes.io/serviceaccount/token`` (then give
+        ``expiration_seconds=3607``, kube-apiserver's default for those).
+
+        Raises:
+            StatusError: 404 when the ServiceAccount or Pod does not exist.
+        """
+        if pod is not None:
+            return await self.access.pod_token(
+                namespace,
+                service_account,
+                pod_name=pod[0],
+                pod_uid=pod[1],
+                audiences=tuple(audiences),
+                expiration_seconds=expiration_seconds,
+            )
+        return await self.access.tokens.issue(
+            namespace,
+            service_account,
+            audiences=tuple(audiences),
+            expiration_seconds=expiration_seconds,
+        )
+
+    def kubeconfig_for_user(
+        self, user: str, groups: Iterable[str] = (), *, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """A kubeconfig whose client certificate (signed by this cluster's CA) authenticates as
+        ``user`` in ``groups``; TLS only."""
+        if self.certificate is None:
+            raise ValueError(
+                "kubeconfig_for_user needs a TLS cluster (start_cluster(tls=True)): client "
+                "certificates are only presented over TLS"
+            )
+        issued = issue_client_certificate(self.certificate.ca, user, list(groups))
+        return build_kubeconfig(
+            self.url,
+            ca_pem=self.ca_pem,
+            client_certificate=(issued.cert_pem, issued.key_pem),
+            namespace=namespace,
+        )
+
+    def kubeconfig_for_token(self, token: str, *, namespace: str | None = None) -> dict[str, Any]:
+        """A kubeconfig that authenticates with ``token`` (a ServiceAccount's, say); TLS only,
+        since kubectl never sends a bearer token over plain HTTP."""
+        if self.certificate is None:
+            raise ValueError(
+                "kubeconfig_for_token needs a TLS cluster (start_cluster(tls=True)): kubectl "
+                "and client-go never send a bearer token over plain HTTP"
+            )
+        return build_kubeconfig(self.url, ca_pem=self.ca_pem, token=token, namespace=namespace)
 
     @property
     def rest(self) -> RestApi:
@@ -172,6 +282,12 @@ class Cluster:
 
 
 async def _bootstrap(client: LocalClient) -> None:
+    for obj in bootstrap_policy():
+        try:
+            await client.create(obj)
+        except StatusError as error:
+            if error.code != 409:
+                raise
     for namespace in _SYSTEM_NAMESPACES:
         try:
             await client.create(
@@ -207,6 +323,7 @@ async def start_cluster(
     port: int = 0,
     tls: bool = False,
     token: str | None = None,
+    authorization: str = "AlwaysAllow",
     store: Storage | None = None,
     controllers: Controllers | bool = True,
     kubelet: Kubelet | None = None,
@@ -220,8 +337,15 @@ async def start_cluster(
     Args:
         host: Address to listen on (loopback by default; plain HTTP should stay on loopback).
         port: TCP port, ``0`` for a free one (read :attr:`Cluster.url`).
-        tls: Serve HTTPS with a freshly generated CA (in the kubeconfig).
-        token: Require ``Authorization: Bearer <token>`` (written to the kubeconfig).
+        tls: Serve HTTPS with a freshly generated CA, and require credentials: the kubeconfig
+            carries the CA and the administrator's client certificate (``O=system:masters``),
+            as kind and k3s write theirs; anonymous requests get 401 (but ``/version`` and the
+            health endpoints). Off, requests without credentials act as the administrator.
+        token: An administrator bearer token, also written to the kubeconfig; needs ``tls``
+            (kubectl and client-go never send a bearer token over plain HTTP).
+        authorization: ``AlwaysAllow`` (the default) or ``RBAC``: Roles, ClusterRoles and their
+            bindings decide, with ``system:masters`` allowed everything, as kube-apiserver's
+            ``--authorization-mode=RBAC``.
         store: Storage backend; an in-memory :class:`MemoryStorage` by default. A store
             restored from a backup (``MemoryStorage.restore(cluster.store.backup())``) starts
             the server where the backup was taken, as kube-apiserver over a restored etcd.
@@ -234,6 +358,11 @@ async def start_cluster(
 
     Shutting down ends every watch, stops the controllers and closes the listener.
     """
+    if token and not tls:
+        raise ValueError(
+            "token= needs tls=True: kubectl and client-go never send a bearer token over plain "
+            "HTTP, so every command would get 401 Unauthorized"
+        )
     if isinstance(controllers, bool):
         controllers = Controllers.all() if controllers else Controllers.none()
     store = store or MemoryStorage(history_window=history_window)
@@ -247,8 +376,22 @@ async def start_cluster(
     certificate = (
         generate_serving_certificate(sorted({host, "127.0.0.1", "localhost"})) if tls else None
     )
+    admin_certificate = (
+        issue_client_certificate(
+            certificate.ca, ADMIN.name, [g for g in ADMIN.groups if g != "system:authenticated"]
+        )
+        if certificate
+        else None
+    )
+    access = AccessControl(
+        store,
+        clock,
+        authorization=authorization,
+        admin_token=token,
+        require_authentication=tls,
+    )
     admission = WebhookAdmission(store, catalog)
-    rest = RestApi(store, catalog, admission, clock)
+    rest = RestApi(store, catalog, EscalationGuard(admission, access.authorizer, store), clock)
     admission.set_converter(
         lambda source, target, obj: rest.from_storage(
             target, rest.to_storage(source, copy.deepcopy(obj))
@@ -263,7 +406,7 @@ async def start_cluster(
         faults=faults,
         server_address=lambda: address["value"],
         info=ServerInfo(),
-        token=token,
+        access=access,
         bookmark_interval=bookmark_interval,
         clock=clock,
     )
@@ -271,7 +414,7 @@ async def start_cluster(
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=0.25)
     await runner.setup()
     site = web.TCPSite(
-        runner, host, port, ssl_context=certificate.server_context() if certificate else None
+        runner, host, port, ssl_context=server_context(certificate) if certificate else None
     )
     await site.start()
     bound = runner.addresses[0]
@@ -279,12 +422,26 @@ async def start_cluster(
     scheme = "https" if certificate else "http"
     url = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{bound[1]}"
     cluster = Cluster(
-        url=url, rest=rest, faults=faults, token=token, certificate=certificate, admission=admission
+        url=url,
+        rest=rest,
+        faults=faults,
+        token=token,
+        certificate=certificate,
+        admission=admission,
+        access=access,
+        admin_certificate=admin_certificate,
     )
-    log.info("cluster_started", url=url, tls=bool(certificate))
+    log.info(
+        "cluster_started",
+        url=url,
+        tls=bool(certificate),
+        authentication="required" if access.require_authentication else "off",
+        authorization=access.authorization_mode,
+    )
     try:
         async with anyio.create_task_group() as tasks:
             await run_controllers(tasks, rest, store, controllers, kubelet=kubelet, clock=clock)
+            start_control_loop(tasks, store, ClusterRoleAggregator(rest))
             try:
                 if crds:
                     await cluster.install_crds(*crds)
@@ -297,6 +454,7 @@ async def start_cluster(
             store.terminate_watches()
             await admission.close()
             await runner.cleanup()
+            access.close()
         log.info("cluster_stopped", url=url)
 
 

@@ -19,6 +19,8 @@ from kaito_provisioners import NodeProvisioner, NodeRequest, ProvisioningError
 __all__ = ("byo_ready_nodes", "ensure_nodes", "is_ready_gpu_node", "node_request")
 
 GPU_RESOURCES: Final = ("nvidia.com/gpu", "amd.com/gpu")
+R_NODE: Final = c.Reason.NODE_NOT_READY
+R_PLUGINS: Final = c.Reason.NODE_PLUGINS_NOT_READY
 
 
 def is_ready_gpu_node(node: Mapping[str, Any]) -> bool:
@@ -80,7 +82,8 @@ def node_request(ws: Workspace, count: int, *, disk_gib: float) -> NodeRequest:
         count=count,
         labels=_user_labels(ws),
         disk_gib=disk_gib,
-        node_image_family=annotations.get(c.ANNOTATION_NODE_IMAGE_FAMILY, "ubuntu"),
+        node_image_family=annotations.get(c.ANNOTATION_NODE_IMAGE_FAMILY, ""),
+        node_class=annotations.get(c.ANNOTATION_NODE_CLASS_NAME, ""),
     )
 
 
@@ -123,19 +126,36 @@ async def ensure_nodes(
     try:
         result = await provisioner.ensure(node_request(ws, missing, disk_gib=disk_gib))
     except ProvisioningError as err:
-        return NodeObservation(target, tuple(byo), reason=err.reason, message=err.message)
+        return NodeObservation(
+            target, tuple(byo), reason=err.reason, message=err.message, retry_after=err.retry_after
+        )
     ready = (*byo, *result.ready_names)
+    claims_ready = len(result.nodes) >= missing and all(n.fulfilled for n in result.nodes)
+    unready = [n for n in result.nodes if not n.ready]
+    node_reason = next(
+        (n.reason for n in unready if n.reason in (R_PLUGINS, R_NODE) and n.claim_ready), None
+    )
     if result.error is not None:
         return NodeObservation(
-            target, ready, reason=result.error.reason, message=result.error.message
+            target,
+            ready,
+            reason=result.error.reason,
+            message=result.error.message,
+            claims_ready=claims_ready,
+            node_reason=node_reason,
+            retry_after=result.error.retry_after,
         )
-    waiting = [n.name for n in result.nodes if not n.ready]
+    parts = [n.message or f"waiting for {n.kubernetes_name} to become Ready" for n in unready]
     pending = missing - len(result.nodes)
-    parts = []
-    if waiting:
-        parts.append(f"waiting for {', '.join(waiting)} to become Ready")
     if pending > 0:
         parts.append(
             f"{pending} {ws.resource.instance_type if ws.resource else ''} node(s) requested"
         )
-    return NodeObservation(target, ready, message="; ".join(parts))
+    return NodeObservation(
+        target,
+        ready,
+        message="; ".join(parts),
+        claims_ready=claims_ready,
+        node_reason=node_reason,
+        retry_after=result.recheck_after,
+    )

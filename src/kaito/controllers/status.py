@@ -43,6 +43,12 @@ class NodeObservation:
     message: str = ""
     #: Whether KAITO provisions nodes (node auto-provisioning) or uses bring-your-own ones.
     provisioned: bool = True
+    #: Whether the provisioner fulfilled every claim (None: not reported, judge by the count).
+    claims_ready: bool | None = None
+    #: Why joined nodes are not usable: NodeNotReady or NodePluginsNotReady.
+    node_reason: str | None = None
+    #: Seconds the provisioner asked to wait before it is asked again (None: the default poll).
+    retry_after: float | None = None
 
     @property
     def ready(self) -> bool:
@@ -125,11 +131,11 @@ def _put_resource(put: _Put, nodes: NodeObservation) -> None:
     put(
         T.NODES_READY,
         nodes_ready,
-        R.NODES_READY if nodes_ready else R.NODE_NOT_READY,
+        R.NODES_READY if nodes_ready else (nodes.node_reason or R.NODE_NOT_READY),
         f"{have} GPU nodes ready" + ("" if nodes_ready else f": {nodes.message}".rstrip(": ")),
     )
+    claims_ok = nodes.reason is None and nodes.claims_ready is not False
     if nodes.provisioned:
-        claims_ok = nodes.reason is None
         put(
             T.NODE_CLAIM_READY,
             claims_ok,
@@ -139,7 +145,12 @@ def _put_resource(put: _Put, nodes: NodeObservation) -> None:
     if nodes.ready:
         put(T.RESOURCE_READY, True, R.RESOURCE_SUCCESS, f"{have} GPU nodes ready")
     else:
-        reason = nodes.reason or R.RESOURCE_NOT_READY
+        # As upstream: the claims' reason while they are not fulfilled, then the nodes'.
+        reason = nodes.reason or (
+            R.NODE_CLAIM_NOT_READY
+            if nodes.provisioned and not claims_ok
+            else nodes.node_reason or R.RESOURCE_NOT_READY
+        )
         put(
             T.RESOURCE_READY, False, reason, f"{have} GPU nodes ready: {nodes.message}".rstrip(": ")
         )

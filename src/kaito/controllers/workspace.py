@@ -62,12 +62,22 @@ from kaito.controllers.status import (
 from kaito.controllers.tuning_objects import TuningPlan, training_config_map, tuning_job
 from kaito.engine import ApiError, EventRecorder, ObjectKey, Result, Store, TerminalError
 from kaito_provisioners import NodeProvisioner
+from kaito_provisioners import reasons as provisioning
+
+#: Provisioning reasons that are a problem (a Warning Event), not progress.
+PROVISIONING_PROBLEMS: Final = frozenset(provisioning.FIXES) - {
+    provisioning.NODE_CLAIM_NOT_READY,
+    provisioning.NODE_NOT_READY,
+    provisioning.NODE_PLUGINS_NOT_READY,
+    provisioning.NODES_DELETING,
+}
 
 __all__ = ("WorkspaceCaches", "WorkspaceReconciler")
 
 log = structlog.get_logger(__name__)
 
 NODE_POLL_SECONDS: Final = 2.0
+MIN_NODE_POLL_SECONDS: Final = 0.05
 PROGRESS_POLL_SECONDS: Final = 15.0
 #: Store index of pods and nodes by the ``namespace/name`` of the Workspace they belong to.
 WORKSPACE_INDEX: Final = "workspace"
@@ -106,10 +116,8 @@ _WARNING_REASONS: Final = frozenset(
         c.Reason.TUNING_FAILED,
         c.Reason.FAILED,
         "InvalidWorkspace",
-        "QuotaExceeded",
-        "SKUNotAvailable",
-        "ProvisioningTimeout",
         "NodeNotReady",
+        *PROVISIONING_PROBLEMS,
     }
 )
 
@@ -197,7 +205,9 @@ class WorkspaceReconciler:
             status = compute_status(ws, nodes, now=self.now(), job=job)
         await self._write_status(raw, ws, status)
         if not nodes.ready:
-            return Result(requeue_after=NODE_POLL_SECONDS)
+            # The provisioner's cadence if it gave one (ARM's Retry-After, its polling), else ours.
+            wait = NODE_POLL_SECONDS if nodes.retry_after is None else nodes.retry_after
+            return Result(requeue_after=max(MIN_NODE_POLL_SECONDS, wait))
         if ws.tuning is not None and status.state == c.WorkspaceState.RUNNING:
             return Result(requeue_after=PROGRESS_POLL_SECONDS)  # refresh the progress line
         return Result()

@@ -661,6 +661,19 @@ KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
     ("policy", "PodDisruptionBudget"): _kind(ANY, ANY),
 }
 
+# The review kinds (answered, never stored) and the TokenRequest subresource body.
+for _group, _review in (
+    ("authentication.k8s.io", "TokenReview"),
+    ("authentication.k8s.io", "SelfSubjectReview"),
+    ("authentication.k8s.io", "TokenRequest"),
+    ("authorization.k8s.io", "SelfSubjectAccessReview"),
+    ("authorization.k8s.io", "SelfSubjectRulesReview"),
+    ("authorization.k8s.io", "SubjectAccessReview"),
+    ("authorization.k8s.io", "LocalSubjectAccessReview"),
+):
+    KIND_SCHEMAS[(_group, _review)] = _kind(ANY, ANY)
+del _group, _review
+
 # Scale subresource body (autoscaling/v1 Scale).
 KIND_SCHEMAS[("autoscaling", "Scale")] = _kind(
     obj({"replicas": INT}), obj({"replicas": INT, "selector": STRING})

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from kaito.apimachinery import compile_schema, dns1035_label_problems, dns1123_label_problems
+from kaito.apimachinery import (
+    compile_schema,
+    dns1035_label_problems,
+    dns1123_label_problems,
+    path_segment_problems,
+)
 from kaito.cluster._builtins._schemas import kind_schema
 from kaito.cluster._builtins._strategies import (
     DeploymentStrategy,
@@ -110,6 +115,29 @@ def _rt(
     )
 
 
+_rbac_name = path_segment_problems
+
+
+def _review_types() -> list[ResourceType]:
+    """Create-only reviews answered by access control and never stored."""
+    create = ("create",)
+    return [
+        _rt("authentication.k8s.io", "TokenReview", "tokenreviews", namespaced=False, verbs=create),
+        _rt("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", namespaced=False,
+            verbs=create),
+        *(
+            _rt("authorization.k8s.io", kind, kind.lower() + "s", namespaced=namespaced,
+                verbs=create)
+            for kind, namespaced in (
+                ("SelfSubjectAccessReview", False),
+                ("SelfSubjectRulesReview", False),
+                ("SubjectAccessReview", False),
+                ("LocalSubjectAccessReview", True),
+            )
+        ),
+    ]  # fmt: skip
+
+
 def builtin_types() -> list[ResourceType]:
     """Fresh built-in resource types (strategies hold per-cluster state such as IP allocation)."""
     apps_scale = ScalePaths(label_selector=".spec.selector")
@@ -157,7 +185,7 @@ def builtin_types() -> list[ResourceType]:
         _rt("", "Endpoints", "endpoints", short=("ep",), allow_create_on_update=True),
         _rt("", "ConfigMap", "configmaps", short=("cm",)),
         _rt("", "Secret", "secrets", fields=("type",), strategy=SecretStrategy()),
-        _rt("", "ServiceAccount", "serviceaccounts", short=("sa",)),
+        _rt("", "ServiceAccount", "serviceaccounts", short=("sa",), subresources=("token",)),
         _rt(
             "",
             "Event",
@@ -271,14 +299,23 @@ def builtin_types() -> list[ResourceType]:
             subresources=("status",),
             generation=True,
         ),
-        _rt("rbac.authorization.k8s.io", "Role", "roles"),
-        _rt("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
-        _rt("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", namespaced=False),
+        *_review_types(),
+        # RBAC names are path segments (``system:basic-user``), as in kube-apiserver.
+        _rt("rbac.authorization.k8s.io", "Role", "roles", name_validator=_rbac_name),
+        _rt("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", name_validator=_rbac_name),
+        _rt(
+            "rbac.authorization.k8s.io",
+            "ClusterRole",
+            "clusterroles",
+            namespaced=False,
+            name_validator=_rbac_name,
+        ),
         _rt(
             "rbac.authorization.k8s.io",
             "ClusterRoleBinding",
             "clusterrolebindings",
             namespaced=False,
+            name_validator=_rbac_name,
         ),
         _rt(
             "admissionregistration.k8s.io",

@@ -4,28 +4,39 @@ a ``Status``."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import hmac
 from collections.abc import Callable
 from typing import Any
 
 import anyio
+import attrs
 import structlog
 from aiohttp import web
 
+from kaito.cluster._auth import LOOPBACK_ADMIN, REVIEW_RESOURCES, AccessControl
 from kaito.cluster._errors import (
     StatusError,
     bad_request,
     internal_error,
     method_not_supported,
-    unauthorized,
+    not_acceptable,
 )
 from kaito.cluster._faults import ConnectionDrop, Faults, RequestInfo
 from kaito.cluster._http import _negotiation
+from kaito.cluster._http._access import USER_KEY, authenticate, is_public, request_attributes
 from kaito.cluster._http._discovery import Discovery
 from kaito.cluster._http._memory import LARGE_BODY, release_free_memory
 from kaito.cluster._http._negotiation import MAX_BODY, Accept, decode_body, parse_accept
 from kaito.cluster._http._openapi import OpenApi
+from kaito.cluster._http._protobuf import (
+    PROTOBUF,
+    PROTOBUF_WATCH,
+    decode_protobuf_body,
+    encode_protobuf,
+    is_protobuf,
+    watch_frame,
+)
 from kaito.cluster._http._routing import Route, parse_path
 from kaito.cluster._http._table import metadata_only, table
 from kaito.cluster._json import Obj, dumps, loads
@@ -50,7 +61,6 @@ log = structlog.get_logger(__name__)
 
 _JSON = "application/json"
 _NOT_FOUND = StatusError(404, "NotFound", "the server could not find the requested resource", {})
-_OPEN_PATHS = frozenset({"version", "health"})
 _TIMED_OUT = object()
 _WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
@@ -140,7 +150,7 @@ class ApiHandler:
         faults: Faults,
         server_address: Callable[[], str],
         info: ServerInfo,
-        token: str | None = None,
+        access: AccessControl,
         bookmark_interval: float = 10.0,
         clock: Callable[[], dt.datetime],
     ) -> None:
@@ -148,7 +158,7 @@ class ApiHandler:
         self._catalog = rest.catalog
         self._faults = faults
         self._info = info
-        self._token = token.encode() if token else None
+        self._access = access
         self._bookmark_interval = bookmark_interval
         self._clock = clock
         self._address = server_address
@@ -167,8 +177,12 @@ class ApiHandler:
         route = parse_path(request.path)
         ctx = RequestContext()
         try:
-            if self._token is not None and route.kind not in _OPEN_PATHS:
-                self._authenticate(request)
+            user = await authenticate(self._access, request)
+            if user is not None:
+                ctx = RequestContext(user=user.name, groups=user.groups, uid=user.uid)
+                await self._access.authorize(
+                    request_attributes(user, request, route), public=is_public(route)
+                )
             if self._faults.active:
                 error = await self._faults.before_request(self._request_info(request, route))
                 if isinstance(error, ConnectionDrop):
@@ -186,15 +200,6 @@ class ApiHandler:
         finally:
             if ctx.large_body:
                 release_free_memory()
-
-    def _authenticate(self, request: web.BaseRequest) -> None:
-        header = request.headers.get("Authorization", "")
-        scheme, _, credential = header.partition(" ")
-        assert self._token is not None
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            credential.strip().encode(), self._token
-        ):
-            raise unauthorized()
 
     def _request_info(self, request: web.BaseRequest, route: Route) -> RequestInfo:
         if route.kind != "resource":
@@ -228,6 +233,12 @@ class ApiHandler:
         content_type: str = _JSON,
         accept: Accept | None = None,
     ) -> web.Response:
+        if accept is not None and accept.protobuf and content_type == _JSON:
+            encoded = encode_protobuf(body)
+            if encoded is not None:
+                body, content_type = encoded, PROTOBUF
+            elif accept.protobuf_only:
+                raise not_acceptable(["application/json", "application/yaml"])
         if accept is not None and accept.yaml and content_type == _JSON:
             body, content_type = dump_yaml(loads(body)), "application/yaml"
         response = web.Response(body=body, status=status, content_type=content_type.split(";")[0])
@@ -241,8 +252,12 @@ class ApiHandler:
     def _error(
         self, request: web.BaseRequest, error: StatusError, ctx: RequestContext
     ) -> web.Response:
-        del request
-        response = web.Response(body=dumps(error.status()), status=error.code, content_type=_JSON)
+        body, content_type = dumps(error.status()), _JSON
+        if "protobuf" in request.headers.get("Accept", ""):
+            with contextlib.suppress(StatusError, ValueError):
+                if parse_accept(request.headers.get("Accept", "")).protobuf:
+                    body, content_type = encode_protobuf(error.status()) or body, PROTOBUF
+        response = web.Response(body=body, status=error.code, content_type=content_type)
         for key, value in error.headers.items():
             response.headers[key] = value
         for warning in ctx.warnings:
@@ -317,6 +332,8 @@ class ApiHandler:
         *,
         patch: bool = False,
         ctx: RequestContext | None = None,
+        rt: ResourceType | None = None,
+        subresource: str = "",
     ) -> Any:
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise StatusError(
@@ -353,7 +370,10 @@ class ApiHandler:
             return None
         if ctx is not None and len(body) >= LARGE_BODY:
             ctx.large_body = True
-        decoded = decode_body(request.headers.get("Content-Type", _JSON), body, patch=patch)
+        content_type = request.headers.get("Content-Type", _JSON)
+        if rt is not None and is_protobuf(content_type):
+            return decode_protobuf_body(body, rt, patch=patch, subresource=subresource)
+        decoded = decode_body(content_type, body, patch=patch)
         if ctx is not None and decoded.duplicates:
             ctx.duplicate_fields.extend(decoded.duplicates)
         return decoded.value
@@ -367,15 +387,20 @@ class ApiHandler:
         namespace = route.namespace
         name = route.name
         sub = route.subresource
-        if method == "GET":
-            accept = parse_accept(request.headers.get("Accept", ""))
-            if accept.protobuf_only:
-                raise StatusError(
-                    406,
-                    "NotAcceptable",
-                    "only the following media types are accepted: application/json, "
-                    "application/yaml",
+        accept = parse_accept(request.headers.get("Accept", ""))
+        if accept.protobuf_only and (not accept.protobuf or (rt.custom and sub != "scale")):
+            # Negotiated before anything is read or written, as kube-apiserver does.
+            raise not_acceptable(["application/json", "application/yaml"])
+        if (rt.group, rt.plural) in REVIEW_RESOURCES:
+            if method != "POST" or name:
+                raise method_not_supported(
+                    rt.group, rt.plural, _WRITE_VERBS.get(method, method.lower())
                 )
+            body = await self._read_body(request, rt=rt)
+            user = request.get(USER_KEY) or LOOPBACK_ADMIN
+            review = await self._access.review(rt.plural, namespace, body, user)
+            return self._respond(request, dumps(review), 201, accept=accept)
+        if method == "GET":
             if name:
                 stored = await self._rest.get(rt, namespace, name)
                 if sub == "scale":
@@ -391,8 +416,12 @@ class ApiHandler:
                 return await self._watch(request, rt, namespace or None, accept)
             return await self._list(request, rt, namespace or None, accept)
         if method == "POST":
+            if sub == "token" and rt.group == "" and rt.plural == "serviceaccounts" and name:
+                body = await self._read_body(request, rt=rt, subresource=sub)
+                issued = await self._access.token_request(namespace, name, body or {})
+                return self._respond(request, dumps(issued), 201, accept=accept)
             if sub == "binding" and name:
-                body = await self._read_body(request)
+                body = await self._read_body(request, rt=rt, subresource=sub)
                 await self._rest.bind(rt, namespace, name, body or {}, ctx)
                 success = {
                     "kind": "Status",
@@ -401,16 +430,18 @@ class ApiHandler:
                     "status": "Success",
                     "code": 201,
                 }
-                return self._respond(request, dumps(success), 201)
+                return self._respond(request, dumps(success), 201, accept=accept)
             if name:
                 raise method_not_supported(rt.group, rt.plural, "create")
             if rt.namespaced and not namespace:
                 raise _NOT_FOUND
-            body = await self._read_body(request, ctx=ctx)
+            body = await self._read_body(request, ctx=ctx, rt=rt)
             if body is None:
                 raise bad_request("the body of the request was empty")
             stored = await self._rest.create(rt, namespace, body, _write_options(query), ctx)
-            return self._respond(request, self._rest.render(rt, stored), 201, ctx=ctx)
+            return self._respond(
+                request, self._rest.render(rt, stored), 201, ctx=ctx, accept=accept
+            )
         if not name:
             if method == "DELETE":
                 return await self._delete_collection(request, rt, namespace, ctx)
@@ -418,7 +449,7 @@ class ApiHandler:
                 rt.group, rt.plural, _WRITE_VERBS.get(method, method.lower())
             )
         if method == "PUT":
-            body = await self._read_body(request, ctx=ctx)
+            body = await self._read_body(request, ctx=ctx, rt=rt, subresource=sub)
             if body is None:
                 raise bad_request("the body of the request was empty")
             options = _write_options(query)
@@ -432,6 +463,7 @@ class ApiHandler:
                     ),
                     200,
                     ctx=ctx,
+                    accept=accept,
                 )
             if sub == "finalize":
                 finalizers = (
@@ -440,16 +472,22 @@ class ApiHandler:
                     else []
                 )
                 stored = await self._rest.finalize_namespace(name, finalizers, ctx)
-                return self._respond(request, self._rest.render(rt, stored), 200, ctx=ctx)
+                return self._respond(
+                    request, self._rest.render(rt, stored), 200, ctx=ctx, accept=accept
+                )
             stored, created = await self._rest.update(
                 rt, namespace, name, body, options=options, ctx=ctx, subresource=sub
             )
             return self._respond(
-                request, self._rest.render(rt, stored), 201 if created else 200, ctx=ctx
+                request,
+                self._rest.render(rt, stored),
+                201 if created else 200,
+                ctx=ctx,
+                accept=accept,
             )
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            body = await self._read_body(request, patch=True, ctx=ctx)
+            body = await self._read_body(request, ctx=ctx, patch=True, rt=rt, subresource=sub)
             if body is None:
                 raise bad_request("the body of the request was empty")
             options = _write_options(query)
@@ -472,20 +510,27 @@ class ApiHandler:
                     ),
                     200,
                     ctx=ctx,
+                    accept=accept,
                 )
             stored, created = await self._rest.patch(
                 rt, namespace, name, content_type, body, options=options, ctx=ctx, subresource=sub
             )
             return self._respond(
-                request, self._rest.render(rt, stored), 201 if created else 200, ctx=ctx
+                request,
+                self._rest.render(rt, stored),
+                201 if created else 200,
+                ctx=ctx,
+                accept=accept,
             )
         if method == "DELETE":
-            body = await self._read_body(request)
+            body = await self._read_body(request, rt=rt, subresource=sub)
             delete_options = self._delete_options(query, body)
             outcome = await self._rest.delete(rt, namespace, name, delete_options, ctx)
             if not outcome.deleted or rt.plural == "namespaces":
                 assert outcome.obj is not None
-                return self._respond(request, self._rest.render(rt, outcome.obj), 200, ctx=ctx)
+                return self._respond(
+                    request, self._rest.render(rt, outcome.obj), 200, ctx=ctx, accept=accept
+                )
             details: Obj = {"name": name, "kind": rt.plural}
             if rt.group:
                 details["group"] = rt.group
@@ -504,6 +549,7 @@ class ApiHandler:
                 ),
                 200,
                 ctx=ctx,
+                accept=accept,
             )
         raise StatusError(
             405,
@@ -623,7 +669,7 @@ class ApiHandler:
     ) -> web.Response:
         query = request.query
         labels, fields = self._selectors(rt, query)
-        body = await self._read_body(request)
+        body = await self._read_body(request, rt=rt)
         options = self._delete_options(query, body)
         result = await self._rest.list(
             rt, namespace or None, ListOptions(label_selector=labels, field_selector=fields)
@@ -649,7 +695,9 @@ class ApiHandler:
             + b",".join(deleted)
             + b"]}"
         )
-        return self._respond(request, payload, 200, ctx=ctx)
+        return self._respond(
+            request, payload, 200, ctx=ctx, accept=parse_accept(request.headers.get("Accept", ""))
+        )
 
     # ------------------------------------------------------------------ watch
 
@@ -658,7 +706,12 @@ class ApiHandler:
             meta: Obj = {"resourceVersion": str(item.rv), "creationTimestamp": None}
             if item.initial_events_end:
                 meta["annotations"] = {INITIAL_EVENTS_END: "true"}
-            obj = dumps({"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta})
+            bookmark = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
+            if accept.protobuf:
+                return watch_frame(item.type, bookmark)
+            obj = dumps(bookmark)
+        elif accept.protobuf:
+            return watch_frame(item.type, loads(self._rest.render(rt, item.obj)))
         elif accept.table:
             decoded = self._rest.decode(rt, item.obj)
             obj = dumps(table(rt, [decoded], now=self._clock(), rv=str(item.rv), include=include))
@@ -683,7 +736,12 @@ class ApiHandler:
         timeout = _int(query, "timeoutSeconds")
         bookmarks = _flag(query, "allowWatchBookmarks")
         include = query.get("includeObject", "Metadata")
-        response = web.StreamResponse(status=200, headers={"Content-Type": _JSON})
+        if accept.protobuf and rt.custom:
+            if accept.protobuf_only:
+                raise not_acceptable(["application/json", "application/yaml"])
+            accept = attrs.evolve(accept, protobuf=False)
+        content_type = PROTOBUF_WATCH if accept.protobuf else _JSON
+        response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
         response.enable_chunked_encoding()
         try:
             stream = await self._rest.watch(rt, namespace, options)
@@ -691,7 +749,10 @@ class ApiHandler:
             if error.code not in (410, 504):  # after the version parsed: an ERROR event
                 raise
             await response.prepare(request)
-            await response.write(b'{"type":"ERROR","object":' + dumps(error.status()) + b"}\n")
+            if accept.protobuf:
+                await response.write(watch_frame("ERROR", error.status()))
+            else:
+                await response.write(b'{"type":"ERROR","object":' + dumps(error.status()) + b"}\n")
             await response.write_eof()
             return response
         handle = _HttpWatch(rt.gr, stream, request)

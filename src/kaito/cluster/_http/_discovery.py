@@ -15,6 +15,7 @@ _SUBRESOURCE_VERBS = {
     "scale": ("get", "patch", "update"),
     "binding": ("create",),
     "finalize": ("update",),
+    "token": ("create",),
 }
 
 
@@ -23,6 +24,8 @@ def _subresource_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
         return "autoscaling", "v1", "Scale"
     if sub == "binding":
         return "", "v1", "Binding"
+    if sub == "token":
+        return "authentication.k8s.io", "v1", "TokenRequest"
     return rt.group, rt.version, rt.kind
 
 

@@ -56,6 +56,9 @@ class Accept:
     discovery: str = ""
     """``v2`` or ``v2beta1`` for aggregated discovery, ``""`` for the classic documents."""
     protobuf_only: bool = False
+    protobuf: bool = False
+    """The client prefers Kubernetes protobuf (built-in kinds); the other fields say what to send
+    when the object has no protobuf form (custom resources)."""
     types: tuple[MediaType, ...] = ()
 
 
@@ -73,6 +76,10 @@ def _media_types(header: str) -> tuple[MediaType, ...]:
     return tuple(result)
 
 
+def _unparse(media: MediaType) -> str:
+    return ";".join([media.mime, *(f"{k}={v}" for k, v in media.params)])
+
+
 @lru_cache(maxsize=256)
 def parse_accept(header: str) -> Accept:
     """Pick the first supported representation from an ``Accept`` header."""
@@ -80,8 +87,16 @@ def parse_accept(header: str) -> Accept:
     if not types:
         return Accept()
     if all(t.mime == _PROTOBUF or "protobuf" in t.mime for t in types):
-        return Accept(protobuf_only=True, types=types)
-    for media in types:
+        plain = any(t.mime == _PROTOBUF and not t.param("as") for t in types)
+        return Accept(protobuf_only=True, protobuf=plain, types=types)
+    for index, media in enumerate(types):
+        if media.mime == _PROTOBUF and not media.param("as"):
+            rest = ",".join(_unparse(t) for t in types[index + 1 :])
+            try:
+                fallback = parse_accept(rest) if rest else Accept(protobuf_only=True)
+            except StatusError:
+                fallback = Accept(protobuf_only=True)
+            return attrs.evolve(fallback, protobuf=True, types=types)
         if media.mime not in _JSONISH:
             continue
         as_ = media.param("as")
