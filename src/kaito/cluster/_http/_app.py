@@ -38,6 +38,7 @@ from kaito.cluster._http._protobuf import (
     watch_frame,
 )
 from kaito.cluster._http._routing import Route, parse_path
+from kaito.cluster._http._streaming import PodStreams, StreamingRoutes, streaming_verb
 from kaito.cluster._http._table import metadata_only, table
 from kaito.cluster._json import Obj, dumps, loads
 from kaito.cluster._resource_types import ResourceType
@@ -153,8 +154,10 @@ class ApiHandler:
         access: AccessControl,
         bookmark_interval: float = 10.0,
         clock: Callable[[], dt.datetime],
+        streams: PodStreams | None = None,
     ) -> None:
         self._rest = rest
+        self._streaming = StreamingRoutes(rest, streams, clock=clock)
         self._catalog = rest.catalog
         self._faults = faults
         self._info = info
@@ -202,7 +205,10 @@ class ApiHandler:
                 release_free_memory()
 
     def _request_info(self, request: web.BaseRequest, route: Route) -> RequestInfo:
-        if route.kind != "resource":
+        streaming = streaming_verb(route)
+        if streaming is not None:
+            verb = streaming
+        elif route.kind != "resource":
             verb = "discovery"
         elif request.method == "GET":
             verb = "watch" if _flag(request.query, "watch") else ("get" if route.name else "list")
@@ -271,6 +277,9 @@ class ApiHandler:
     ) -> web.StreamResponse:
         kind = route.kind
         if kind == "resource":
+            if route.name and streaming_verb(route) is not None:
+                self._resource_type(route)
+                return await self._streaming.handle(request, route)
             return await self._resource(request, route, ctx)
         if request.method not in ("GET", "HEAD"):
             raise StatusError(
