@@ -243,12 +243,18 @@ def validate_object_meta(
         errors.append(
             invalid(f"{path}.generation", generation, "must be greater than or equal to 0")
         )
-    errors += _validate_labels(meta.get("labels") or {}, f"{path}.labels")
-    errors += _validate_annotations(meta.get("annotations") or {}, f"{path}.annotations")
-    errors += _validate_owner_references(
-        meta.get("ownerReferences") or [], f"{path}.ownerReferences"
-    )
-    errors += _validate_finalizers(meta.get("finalizers") or [], f"{path}.finalizers")
+    labels = meta.get("labels")
+    if labels:
+        errors += _validate_labels(labels, f"{path}.labels")
+    annotations = meta.get("annotations")
+    if annotations:
+        errors += _validate_annotations(annotations, f"{path}.annotations")
+    owners = meta.get("ownerReferences")
+    if owners:
+        errors += _validate_owner_references(owners, f"{path}.ownerReferences")
+    finalizers = meta.get("finalizers")
+    if finalizers:
+        errors += _validate_finalizers(finalizers, f"{path}.finalizers")
     return errors
 
 

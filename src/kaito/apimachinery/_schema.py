@@ -260,14 +260,14 @@ class Schema:
         """Default ``value`` in place (apiextensions' ``PruneNonNullableNullsWithoutDefaults``,
         then ``Default``)."""
         if isinstance(value, dict):
-            nulls = [k for k, v in value.items() if v is None]
-            for key in nulls:
-                sub = self.child(key)
-                if sub is not None and not sub.nullable:
-                    if sub.default is _MISSING:
-                        del value[key]
-                    else:
-                        value[key] = copy.deepcopy(sub.default)
+            if None in value.values():
+                for key in [k for k, v in value.items() if v is None]:
+                    sub = self.child(key)
+                    if sub is not None and not sub.nullable:
+                        if sub.default is _MISSING:
+                            del value[key]
+                        else:
+                            value[key] = copy.deepcopy(sub.default)
             for key, sub in self.defaulted:
                 if key not in value:
                     value[key] = copy.deepcopy(sub.default)

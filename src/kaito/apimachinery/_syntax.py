@@ -156,9 +156,8 @@ def qualified_name_problems(value: str) -> list[str]:
     return problems
 
 
-def label_key_problems(key: str) -> list[str]:
-    """Problems with ``key`` as a label key (a qualified name)."""
-    return qualified_name_problems(key)
+label_key_problems = qualified_name_problems
+"""Problems with a label key (a qualified name)."""
 
 
 def annotation_key_problems(key: str) -> list[str]:

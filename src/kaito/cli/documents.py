@@ -77,4 +77,6 @@ def read_documents(paths: list[str]) -> Iterator[Document | DocumentError]:
                         where += f":{decoded.column}"
                 yield DocumentError(where, decoded.message)
                 continue
-            yield Document(source, decoded.index, decoded.value, decoded.duplicates, decoded.line)
+            yield Document(
+                source, decoded.position, decoded.value, decoded.duplicates, decoded.line
+            )

@@ -125,6 +125,8 @@ class WritesMixin(RestBase):
                     sub.prune(obj["status"], "status", unknown)
             else:
                 schema.prune(obj, "", unknown, root=True)
+        if not unknown and not ctx.duplicate_fields:
+            return
         # Keys given twice in the body and fields the schema does not declare are the strict
         # decoding errors: refused under Strict, warnings under Warn (duplicates first).
         issues = [f"duplicate field {go_quote(p)}" for p in ctx.duplicate_fields]
