@@ -15,7 +15,7 @@ import pytest
 
 from kaito.api import workspace_crd
 from kaito.cluster import Cluster, MemoryStorage
-from kaito.controllers.setup import add_workspace_controller
+from kaito.controllers import add_workspace_controller
 from kaito.engine import Backoff, Manager, load_client
 from kaito.operator import controller_settings
 from kaito.options import ManagerOptions
@@ -79,4 +79,8 @@ async def test_new_workspaces_get_status_after_the_api_server_comes_back_from_a_
             await client.close()
         servers.cancel_scope.cancel()
     relists = {str(i.resource): i.stats["relists"] for i in manager.informers.informers}
-    assert set(relists.values()) == {1}, relists  # one relist each, and no more
+    # The Workspace informer saw "lost" (it reconciled it), so its version is past the backup and it
+    # must relist. Others relist only if an event after the backup reached them before the stop
+    # (the fake node for "lost" may not have); either way none relists more than once.
+    assert relists["workspaces.v1beta1.kaito.sh"] == 1, relists
+    assert set(relists.values()) <= {0, 1}, relists

@@ -50,7 +50,15 @@ from kaito.apimachinery import (
     validate_object_meta,
 )
 
-__all__ = ("Checked", "Stage", "check_workspace", "default_workspace", "to_storage_version")
+__all__ = (
+    "Checked",
+    "Stage",
+    "check_decoded",
+    "check_workspace",
+    "decode_workspace",
+    "default_workspace",
+    "to_storage_version",
+)
 
 _STORAGE_API_VERSION: Final = f"{GROUP}/{STORAGE_VERSION}"
 
@@ -102,6 +110,15 @@ class _Report:
         if errors and self.refused_at is None:
             self.refused_at, self.refusal = stage, errors
         return bool(errors)
+
+    @classmethod
+    def of(cls, checked: Checked) -> _Report:
+        """A report that goes on from what an earlier call found."""
+        report = cls()
+        report.errors, report.stages = list(checked.errors), list(checked.stages)
+        report.warnings = list(checked.warnings)
+        report.refused_at, report.refusal = checked.refused_at, list(checked.refusal)
+        return report
 
     def result(self, ws: v1beta1.Workspace | None) -> Checked:
         return Checked(
@@ -208,6 +225,41 @@ def _run(
         return None
 
 
+def decode_workspace(doc: Mapping[str, Any], *, duplicates: Sequence[str] = ()) -> Checked:
+    """The API server's decode and schema stages (1-4), once: the typed storage-version object.
+
+    ``duplicates`` are the paths of keys the document gave twice (from
+    :func:`kaito.apimachinery.decode_yaml`), strict-decoding errors like unknown fields. The
+    result is what :func:`check_decoded` validates; ``workspace`` is ``None`` when no typed
+    object could be built.
+    """
+    report = _Report()
+    return report.result(_run(doc, report, duplicates))
+
+
+def check_decoded(
+    decoded: Checked, ctx: ValidationContext | None = None, *, old: Checked | None = None
+) -> Checked:
+    """Run the Workspace rules (stage 5) on what :func:`decode_workspace` returned.
+
+    ``old`` (decoded the same way) makes it an update.
+    """
+    ws = decoded.workspace
+    if ws is None:
+        return decoded
+    ctx = ctx or ValidationContext()
+    if old is not None and old.workspace is not None:
+        problems = validate_workspace_update(old.workspace, ws, ctx)
+    else:
+        problems = validate_workspace(ws, ctx)
+    # The API server never calls the webhook on an object its schema refused; here the rules
+    # still run on what could be built, so every problem is told at once (each path once).
+    report = _Report.of(decoded)
+    reported = {e.field for e in decoded.errors}
+    report.add(Stage.ADMISSION, [p for p in problems if p.field not in reported])
+    return report.result(ws)
+
+
 def check_workspace(
     doc: Mapping[str, Any],
     ctx: ValidationContext | None = None,
@@ -217,21 +269,10 @@ def check_workspace(
 ) -> Checked:
     """Check a Workspace document as the API server and its admission webhook would.
 
-    ``old`` makes it an update; ``duplicates`` are the paths of keys the document gave twice (from
-    :func:`kaito.apimachinery.decode_yaml`), strict-decoding errors like unknown fields.
+    :func:`decode_workspace` then :func:`check_decoded`; ``old`` makes it an update.
     """
-    ctx = ctx or ValidationContext()
-    report = _Report()
-    ws = _run(doc, report, duplicates)
-    if ws is None:
-        return report.result(None)
-    old_ws = _run(old, _Report(), ()) if old is not None else None
-    if old_ws is not None:
-        problems = validate_workspace_update(old_ws, ws, ctx)
-    else:
-        problems = validate_workspace(ws, ctx)
-    # The API server never calls the webhook on an object its schema refused; here the rules
-    # still run on what could be built, so every problem is told at once (each path once).
-    reported = {e.field for e in report.errors}
-    report.add(Stage.ADMISSION, [p for p in problems if p.field not in reported])
-    return report.result(ws)
+    return check_decoded(
+        decode_workspace(doc, duplicates=duplicates),
+        ctx,
+        old=None if old is None else decode_workspace(old),
+    )

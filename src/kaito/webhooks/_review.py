@@ -1,7 +1,9 @@
 """AdmissionReview handling for Workspaces: validate (admission rules) and mutate (defaults).
 
-Webhook layer (pure functions over ``admission.k8s.io/v1`` JSON). The cluster objects validation
-needs (ConfigMaps, nodes) are fetched by the caller and handed in with the ``ValidationContext``.
+Webhook layer (pure functions over ``admission.k8s.io/v1`` JSON). A review's Workspace is decoded
+once into the storage version's type (:func:`decode_review`); the caller fetches the cluster
+objects that typed Workspace refers to (ConfigMaps, nodes) and hands them in with the
+``ValidationContext`` (:func:`answer_review`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,26 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from kaito.api import ValidationContext, check_workspace, default_workspace
+import attrs
+
+from kaito.api import (
+    Checked,
+    ValidationContext,
+    check_decoded,
+    decode_workspace,
+    default_workspace,
+)
 from kaito.apimachinery import invalid_message
 
-__all__ = ("defaults_patch", "mutate_review", "review_response", "validate_review")
+__all__ = (
+    "WorkspaceReview",
+    "answer_review",
+    "decode_review",
+    "defaults_patch",
+    "mutate_review",
+    "review_response",
+    "validate_review",
+)
 
 ADMISSION_API: Final = "admission.k8s.io/v1"
 _MAX_WARNING: Final = 240
@@ -36,35 +54,62 @@ def _request(review: Mapping[str, Any]) -> Mapping[str, Any]:
     return request
 
 
-def validate_review(review: Mapping[str, Any], ctx: ValidationContext) -> dict[str, Any]:
-    """Answer a validating review: allowed, or denied with every problem (422 Invalid)."""
+@attrs.frozen
+class WorkspaceReview:
+    """A validating review's request with its Workspaces decoded once (storage version).
+
+    ``decoded`` is None when there is nothing to validate (not a CREATE or UPDATE, or the finalizer
+    being removed from a Workspace under deletion); ``old`` is the stored object of an UPDATE.
+    """
+
+    uid: str
+    name: str
+    decoded: Checked | None
+    old: Checked | None = None
+
+
+def decode_review(review: Mapping[str, Any]) -> WorkspaceReview:
+    """Read a validating review and decode its object (and old object) once each.
+
+    Raises:
+        ValueError: the body is not an ``admission.k8s.io/v1`` AdmissionReview.
+    """
     request = _request(review)
     uid = request["uid"]
     operation = request.get("operation")
     obj = request.get("object")
     if operation not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
-        return review_response(uid, True)
+        return WorkspaceReview(uid, "", None)
     obj = dict(obj)
     meta = obj.get("metadata")
     if isinstance(meta, Mapping) and not meta.get("namespace"):
         obj["metadata"] = meta = {**meta, "namespace": request.get("namespace") or "default"}
+    # Metadata that is not a mapping is refused by decoding (as the API server does), not here.
+    name = str(meta.get("name", "")) if isinstance(meta, Mapping) else ""
     old = request.get("oldObject") if operation == "UPDATE" else None
     if old is not None and isinstance(meta, Mapping) and meta.get("deletionTimestamp"):
-        return review_response(uid, True)  # finalizer removal while deleting: always allowed
-    result = check_workspace(obj, ctx, old=old if isinstance(old, Mapping) else None)
+        return WorkspaceReview(uid, name, None)  # finalizer removal while deleting: allowed
+    decoded_old = decode_workspace(old) if isinstance(old, Mapping) else None
+    return WorkspaceReview(uid, name, decode_workspace(obj), decoded_old)
+
+
+def answer_review(review: WorkspaceReview, ctx: ValidationContext) -> dict[str, Any]:
+    """Answer a decoded review: allowed, or denied with every problem (422 Invalid)."""
+    if review.decoded is None:
+        return review_response(review.uid, True)
+    result = check_decoded(review.decoded, ctx, old=review.old)
     warnings = [str(w)[:_MAX_WARNING] for w in result.warnings]
     if result.ok:
-        return review_response(uid, True, **({"warnings": warnings} if warnings else {}))
+        return review_response(review.uid, True, **({"warnings": warnings} if warnings else {}))
     # What the API server reports: the problems of the first stage that refuses the object (the
     # server never asks this webhook about an object its schema refused).
     errors = result.refusal
-    name = str(meta.get("name", "")) if isinstance(meta, Mapping) else ""
     status = {
         "code": 422,
         "reason": "Invalid",
-        "message": invalid_message("Workspace.kaito.sh", name, errors),
+        "message": invalid_message("Workspace.kaito.sh", review.name, errors),
         "details": {
-            "name": name,
+            "name": review.name,
             "group": "kaito.sh",
             "kind": "Workspace",
             "causes": [e.cause() for e in errors],
@@ -73,7 +118,12 @@ def validate_review(review: Mapping[str, Any], ctx: ValidationContext) -> dict[s
     extra: dict[str, Any] = {"status": status}
     if warnings:
         extra["warnings"] = warnings
-    return review_response(uid, False, **extra)
+    return review_response(review.uid, False, **extra)
+
+
+def validate_review(review: Mapping[str, Any], ctx: ValidationContext) -> dict[str, Any]:
+    """Answer a validating review: allowed, or denied with every problem (422 Invalid)."""
+    return answer_review(decode_review(review), ctx)
 
 
 def _escape(key: str) -> str:
