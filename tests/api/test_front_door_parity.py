@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kaito.api import ValidationContext
-from kaito.apimachinery import decode_yaml
+from kaito.apimachinery import decode_yaml, merge_patch
 from kaito.cli import main
 from kaito.embedded import embedded_kaito
 from kaito.options import ManagerOptions
@@ -35,7 +35,7 @@ from tests.support.fuzz import FuzzBudget, fuzz_seconds, hypothesis_budget
 
 pytestmark = pytest.mark.kubectl
 
-DELETE = object()
+DELETE = None  # a merge patch's null removes the key
 BASES: dict[str, dict[str, Any]] = {
     "inference-v1beta1": {
         "apiVersion": "kaito.sh/v1beta1",
@@ -119,19 +119,11 @@ MUTATIONS: list[tuple[str, Any]] = [
 
 
 def mutate(doc: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    node = doc
-    for part in parents:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            if value is DELETE:
-                return
-            child = node[part] = {}
-        node = child
-    if value is DELETE:
-        node.pop(last, None)
-    else:
-        node[last] = copy.deepcopy(value)
+    """Set ``value`` at the dotted ``path`` of ``doc`` (``DELETE`` removes it): a JSON merge patch."""
+    patch: Any = copy.deepcopy(value)
+    for part in reversed(path.split(".")):
+        patch = {part: patch}
+    merge_patch(doc, patch)
 
 
 @st.composite

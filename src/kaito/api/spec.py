@@ -13,7 +13,6 @@ import attrs
 from kaito.api.fields import field
 
 __all__ = (
-    "DNS1123_LABEL_PATTERN",
     "STRENGTH_PATTERN",
     "AdapterSpec",
     "DataDestination",
@@ -27,7 +26,6 @@ __all__ = (
     "TuningSpec",
 )
 
-DNS1123_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 #: A decimal in [0, 1]: "0", "0.25", ".5", "1", "1.0". RE2-compatible (no look-arounds), because
 #: kube-apiserver evaluates CRD patterns with Go's regexp.
 STRENGTH_PATTERN: Final = r"^(0*1(\.0*)?|0*\.[0-9]+|0+(\.[0-9]*)?)$"
