@@ -141,6 +141,43 @@ class _HttpWatch:
         self._stream.close()
 
 
+def _take(chunks: list[bytes], chunk: bytes, size: int) -> int:
+    size += len(chunk)
+    if size > MAX_BODY:
+        raise StatusError(
+            413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
+        )
+    chunks.append(chunk)
+    return size
+
+
+async def _receive(request: web.BaseRequest) -> bytes:
+    """The request's body, at most ``MAX_BODY`` bytes (413), within ``BODY_READ_TIMEOUT`` (504).
+
+    A client that trickles its body holds a request open; it gets what kube-apiserver's request
+    timeout gives once the body has taken longer than the deadline. What has already arrived (a
+    small body comes with its headers) is taken without waiting, and without a deadline to set.
+    """
+    content = request.content
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := content.read_nowait(65536):
+        size = _take(chunks, chunk, size)
+    if not content.at_eof():
+        with anyio.move_on_after(_negotiation.BODY_READ_TIMEOUT) as scope:
+            while chunk := await content.read(65536):
+                size = _take(chunks, chunk, size)
+        if scope.cancelled_caught:
+            raise StatusError(
+                504,
+                "Timeout",
+                "Timeout: request did not complete within requested timeout - context deadline "
+                "exceeded",
+                {},
+            )
+    return b"".join(chunks)
+
+
 class ApiHandler:
     """Serves the Kubernetes API from a :class:`RestApi`."""
 
@@ -348,33 +385,7 @@ class ApiHandler:
             raise StatusError(
                 413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
             )
-        chunks: list[bytes] = []
-        size = 0
-        # A client that trickles its body holds a request open; it gets what kube-apiserver's
-        # request timeout gives (504) once the body has taken longer than BODY_READ_TIMEOUT.
-        with anyio.move_on_after(_negotiation.BODY_READ_TIMEOUT) as scope:
-            while True:
-                chunk = await request.content.read(65536)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise StatusError(
-                        413,
-                        "RequestEntityTooLarge",
-                        f"Request entity too large: limit is {MAX_BODY}",
-                    )
-                chunks.append(chunk)
-        if scope.cancelled_caught:
-            raise StatusError(
-                504,
-                "Timeout",
-                "Timeout: request did not complete within requested timeout - context deadline "
-                "exceeded",
-                {},
-            )
-        body = b"".join(chunks)
-        del chunks
+        body = await _receive(request)
         if not body:
             return None
         if ctx is not None and len(body) >= LARGE_BODY:
