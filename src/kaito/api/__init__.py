@@ -9,6 +9,7 @@ from __future__ import annotations
 from kaito.api import constants, v1alpha1, v1beta1
 from kaito.api.check import (
     Checked,
+    Stage,
     check_decoded,
     check_workspace,
     decode_workspace,
@@ -26,7 +27,7 @@ from kaito.api.meta import (
     ObjectMeta,
     OwnerReference,
 )
-from kaito.api.schema import apply_defaults, openapi_schema, prune
+from kaito.api.schema import openapi_schema
 from kaito.api.spec import (
     AdapterSpec,
     DataDestination,
@@ -45,7 +46,12 @@ from kaito.api.validation import (
     validate_workspace,
     validate_workspace_update,
 )
-from kaito.api.versions import convert_workspace, workspace_schema, workspace_type
+from kaito.api.versions import (
+    convert_workspace,
+    workspace_schema,
+    workspace_structural_schema,
+    workspace_type,
+)
 
 __all__ = (
     "AdapterSpec",
@@ -68,10 +74,10 @@ __all__ = (
     "PresetSpec",
     "Reason",
     "RuntimeName",
+    "Stage",
     "TuningSpec",
     "ValidationContext",
     "WorkspaceState",
-    "apply_defaults",
     "check_decoded",
     "check_workspace",
     "constants",
@@ -82,7 +88,6 @@ __all__ = (
     "default_workspace",
     "openapi_schema",
     "printer_columns",
-    "prune",
     "render_crds",
     "runtime_of",
     "structure",
@@ -95,5 +100,6 @@ __all__ = (
     "validate_workspace_update",
     "workspace_crd",
     "workspace_schema",
+    "workspace_structural_schema",
     "workspace_type",
 )

@@ -23,8 +23,10 @@ from kaito.cluster._errors import (
     not_acceptable,
 )
 from kaito.cluster._faults import ConnectionDrop, Faults, RequestInfo
+from kaito.cluster._http import _negotiation
 from kaito.cluster._http._access import USER_KEY, authenticate, is_public, request_attributes
 from kaito.cluster._http._discovery import Discovery
+from kaito.cluster._http._memory import LARGE_BODY, release_free_memory
 from kaito.cluster._http._negotiation import MAX_BODY, Accept, decode_body, parse_accept
 from kaito.cluster._http._openapi import OpenApi
 from kaito.cluster._http._protobuf import (
@@ -139,6 +141,43 @@ class _HttpWatch:
         self._stream.close()
 
 
+def _take(chunks: list[bytes], chunk: bytes, size: int) -> int:
+    size += len(chunk)
+    if size > MAX_BODY:
+        raise StatusError(
+            413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
+        )
+    chunks.append(chunk)
+    return size
+
+
+async def _receive(request: web.BaseRequest) -> bytes:
+    """The request's body, at most ``MAX_BODY`` bytes (413), within ``BODY_READ_TIMEOUT`` (504).
+
+    A client that trickles its body holds a request open; it gets what kube-apiserver's request
+    timeout gives once the body has taken longer than the deadline. What has already arrived (a
+    small body comes with its headers) is taken without waiting, and without a deadline to set.
+    """
+    content = request.content
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := content.read_nowait(65536):
+        size = _take(chunks, chunk, size)
+    if not content.at_eof():
+        with anyio.move_on_after(_negotiation.BODY_READ_TIMEOUT) as scope:
+            while chunk := await content.read(65536):
+                size = _take(chunks, chunk, size)
+        if scope.cancelled_caught:
+            raise StatusError(
+                504,
+                "Timeout",
+                "Timeout: request did not complete within requested timeout - context deadline "
+                "exceeded",
+                {},
+            )
+    return b"".join(chunks)
+
+
 class ApiHandler:
     """Serves the Kubernetes API from a :class:`RestApi`."""
 
@@ -198,6 +237,9 @@ class ApiHandler:
         except Exception as error:
             log.exception("request_failed", method=request.method, path=request.path)
             return self._error(request, internal_error(f"{type(error).__name__}: {error}"), ctx)
+        finally:
+            if ctx.large_body:
+                release_free_memory()
 
     def _request_info(self, request: web.BaseRequest, route: Route) -> RequestInfo:
         streaming = streaming_verb(route)
@@ -335,6 +377,7 @@ class ApiHandler:
         request: web.BaseRequest,
         *,
         patch: bool = False,
+        ctx: RequestContext | None = None,
         rt: ResourceType | None = None,
         subresource: str = "",
     ) -> Any:
@@ -342,25 +385,18 @@ class ApiHandler:
             raise StatusError(
                 413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
             )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.content.read(65536)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise StatusError(
-                    413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
-                )
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        body = await _receive(request)
         if not body:
             return None
+        if ctx is not None and len(body) >= LARGE_BODY:
+            ctx.large_body = True
         content_type = request.headers.get("Content-Type", _JSON)
         if rt is not None and is_protobuf(content_type):
             return decode_protobuf_body(body, rt, patch=patch, subresource=subresource)
-        return decode_body(content_type, body, patch=patch)
+        decoded = decode_body(content_type, body, patch=patch)
+        if ctx is not None and decoded.duplicates:
+            ctx.duplicate_fields.extend(decoded.duplicates)
+        return decoded.value
 
     async def _resource(
         self, request: web.BaseRequest, route: Route, ctx: RequestContext
@@ -419,7 +455,7 @@ class ApiHandler:
                 raise method_not_supported(rt.group, rt.plural, "create")
             if rt.namespaced and not namespace:
                 raise _NOT_FOUND
-            body = await self._read_body(request, rt=rt)
+            body = await self._read_body(request, ctx=ctx, rt=rt)
             if body is None:
                 raise bad_request("the body of the request was empty")
             stored = await self._rest.create(rt, namespace, body, _write_options(query), ctx)
@@ -433,7 +469,7 @@ class ApiHandler:
                 rt.group, rt.plural, _WRITE_VERBS.get(method, method.lower())
             )
         if method == "PUT":
-            body = await self._read_body(request, rt=rt, subresource=sub)
+            body = await self._read_body(request, ctx=ctx, rt=rt, subresource=sub)
             if body is None:
                 raise bad_request("the body of the request was empty")
             options = _write_options(query)
@@ -471,14 +507,14 @@ class ApiHandler:
             )
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            body = await self._read_body(request, patch=True, rt=rt, subresource=sub)
+            body = await self._read_body(request, ctx=ctx, patch=True, rt=rt, subresource=sub)
             if body is None:
                 raise bad_request("the body of the request was empty")
             options = _write_options(query)
             if sub == "scale":
                 stored = await self._rest.get(rt, namespace, name)
                 scale = self._rest.scale_of(rt, self._rest.decode(rt, stored))
-                from kaito.cluster._patch import json_patch, merge_patch
+                from kaito.apimachinery import json_patch, merge_patch
 
                 patched = (
                     json_patch(scale, body)

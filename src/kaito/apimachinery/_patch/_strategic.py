@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaito.cluster._schema import Schema
+from kaito.apimachinery._schema import Schema
 
 __all__ = ("StrategicPatchError", "strategic_merge")
 
@@ -92,12 +92,21 @@ def _merge_list(original: Any, patch: list[Any], schema: Schema | None) -> list[
         ]
     if not merge_key:
         result = list(original)
+        present = {_hashable(item) for item in result}
         for item in patch:
-            if item not in result:
+            key = _hashable(item)
+            if key not in present:
+                present.add(key)
                 result.append(item)
         return result
     items_schema = schema.items if schema is not None else None
     result = list(original)
+    # Index the merge keys once: a long list must not cost a scan per patched item.
+    positions: dict[Any, int] = {}
+    for i, existing in enumerate(result):
+        if isinstance(existing, dict):
+            positions.setdefault(_hashable(existing.get(merge_key)), i)
+    deleted: set[int] = set()
     for item in patch:
         if not isinstance(item, dict):
             raise StrategicPatchError(
@@ -107,24 +116,27 @@ def _merge_list(original: Any, patch: list[Any], schema: Schema | None) -> list[
             raise StrategicPatchError(
                 f"map: {item!r} does not contain declared merge key: {merge_key}"
             )
-        key = item[merge_key]
-        index = next(
-            (
-                i
-                for i, existing in enumerate(result)
-                if isinstance(existing, dict) and existing.get(merge_key) == key
-            ),
-            None,
-        )
+        key = _hashable(item[merge_key])
+        index = positions.get(key)
         if item.get("$patch") == "delete":
             if index is not None:
-                del result[index]
+                deleted.add(index)
+                del positions[key]
             continue
         if index is None:
+            positions[key] = len(result)
             result.append(_strip(item))
         else:
             result[index] = strategic_merge(result[index], item, items_schema)
-    return result
+    return [item for i, item in enumerate(result) if i not in deleted]
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ("{", tuple(sorted((k, _hashable(v)) for k, v in value.items())))
+    if isinstance(value, list):
+        return ("[", tuple(_hashable(v) for v in value))
+    return (type(value).__name__, value) if isinstance(value, bool) else value
 
 
 def _strip(item: Any) -> Any:

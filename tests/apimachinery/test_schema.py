@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaito.cluster._schema import compile_schema
+from kaito.apimachinery import compile_schema
 
 SCHEMA = compile_schema(
     {
@@ -91,3 +91,74 @@ def test_defaults_fill_missing_fields_and_replace_nulls() -> None:
     value: dict[str, Any] = {"spec": {"alpha": "a", "beta": None}}
     SCHEMA.apply_defaults(value)
     assert value["spec"]["beta"] == 10
+
+
+EMBEDDING = compile_schema(
+    {
+        "type": "object",
+        "properties": {
+            "template": {
+                "type": "object",
+                "x-kubernetes-embedded-resource": True,
+                "properties": {"spec": {"type": "object", "properties": {"x": {"type": "string"}}}},
+            }
+        },
+    }
+)
+
+
+def test_embedded_resources_keep_their_root_fields_and_validate_them() -> None:
+    value: dict[str, Any] = {
+        "template": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"a": "b c"}, "junk": 1},
+            "spec": {"x": "y", "z": 1},
+        }
+    }
+    unknown: list[str] = []
+    EMBEDDING.prune(value, "", unknown, root=True)
+    assert sorted(unknown) == ["template.metadata.junk", "template.spec.z"]
+    errors = EMBEDDING.validate(value, "", root=True)
+    assert [e.field for e in errors] == ["template.metadata.labels"]
+    missing = EMBEDDING.validate({"template": {"spec": {}}}, "", root=True)
+    assert [str(e) for e in missing] == [
+        "template.apiVersion: Required value: must not be empty",
+        "template.kind: Required value: must not be empty",
+    ]
+
+
+def test_nulls_defaults_and_integers_follow_apiextensions() -> None:
+    schema = compile_schema(
+        {
+            "type": "object",
+            "properties": {
+                "a": {"type": "string"},
+                "b": {"type": "string", "nullable": True},
+                "c": {"type": "integer", "default": 3},
+                "d": {
+                    "type": "object",
+                    "default": {},
+                    "properties": {"e": {"type": "integer", "default": 1}},
+                },
+                "m": {"type": "object", "additionalProperties": {"type": "string"}},
+                "l": {"type": "array", "items": {"type": "string"}},
+            },
+        }
+    )
+    value: dict[str, Any] = {"a": None, "b": None, "c": None, "m": {"k": None}, "l": [None]}
+    schema.apply_defaults(value)
+    assert value == {"b": None, "c": 3, "m": {}, "l": [None], "d": {"e": 1}}
+    assert [str(e) for e in schema.validate(value, "", root=True)] == [
+        'l[0]: Invalid value: "null": l[0] in body must be of type string: "null"'
+    ]
+    assert schema.validate({"c": 2.0}, "") == []
+    assert [e.detail for e in schema.validate({"c": 2.5}, "")] == [
+        'c in body must be of type integer: "number"'
+    ]
+    assert [e.detail for e in schema.validate({"c": 2**63}, "")] == [
+        'c in body must be of type integer: "number"'
+    ]
+    assert [e.detail for e in schema.validate({"c": float(2**60)}, "")] == [
+        'c in body must be of type integer: "number"'
+    ]

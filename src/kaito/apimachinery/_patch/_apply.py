@@ -14,7 +14,7 @@ import copy
 import json
 from typing import Any, cast
 
-from kaito.cluster._schema import Schema
+from kaito.apimachinery._schema import Schema
 
 __all__ = (
     "ApplyConflict",
@@ -49,8 +49,12 @@ def _item_key(item: Any, keys: tuple[str, ...]) -> str:
     )
 
 
+def _value_key(item: Any) -> str:
+    return "v:" + json.dumps(item, separators=(",", ":"), sort_keys=True)
+
+
 def _is_atomic_map(schema: Schema | None) -> bool:
-    return schema is not None and schema.raw.get("x-kubernetes-map-type") == "atomic"
+    return schema is not None and schema.map_type == "atomic"
 
 
 def field_set(value: Any, schema: Schema | None, prefix: FieldPath = ()) -> set[FieldPath]:
@@ -85,7 +89,7 @@ def field_set(value: Any, schema: Schema | None, prefix: FieldPath = ()) -> set[
             return paths
         if kind == "set":
             for item in value:
-                paths.add((*prefix, "v:" + json.dumps(item, separators=(",", ":"))))
+                paths.add((*prefix, _value_key(item)))
             return paths
     paths.add(prefix)
     return paths
@@ -131,75 +135,96 @@ def _merge(live: Any, applied: Any, schema: Schema | None) -> Any:
         items = schema.items if schema is not None else None
         if kind == "map" and keys:
             result = list(live)
+            positions: dict[str, int] = {}
+            for i, existing in enumerate(result):
+                if isinstance(existing, dict):
+                    positions.setdefault(_item_key(existing, keys), i)
             for item in applied:
                 if not isinstance(item, dict):
                     continue
                 key = _item_key(item, keys)
-                index = next(
-                    (
-                        i
-                        for i, e in enumerate(result)
-                        if isinstance(e, dict) and _item_key(e, keys) == key
-                    ),
-                    None,
-                )
+                index = positions.get(key)
                 if index is None:
+                    positions[key] = len(result)
                     result.append(copy.deepcopy(item))
                 else:
                     result[index] = _merge(result[index], item, items)
             return result
         if kind == "set":
-            return list(live) + [item for item in applied if item not in live]
+            present = {_value_key(item) for item in live}
+            return list(live) + [item for item in applied if _value_key(item) not in present]
     return copy.deepcopy(applied)
-
-
-def _value_at(obj: Any, path: FieldPath) -> Any:
-    node = obj
-    for part in path:
-        if part.startswith("f:"):
-            if not isinstance(node, dict) or part[2:] not in node:
-                return _ABSENT
-            node = node[part[2:]]
-        elif part.startswith("k:"):
-            if not isinstance(node, list):
-                return _ABSENT
-            wanted = json.loads(part[2:])
-            node = next(
-                (
-                    e
-                    for e in node
-                    if isinstance(e, dict) and all(e.get(k) == v for k, v in wanted.items())
-                ),
-                _ABSENT,
-            )
-            if node is _ABSENT:
-                return _ABSENT
-        elif part.startswith("v:"):
-            value = json.loads(part[2:])
-            return value if isinstance(node, list) and value in node else _ABSENT
-    return node
 
 
 _ABSENT = object()
 
 
-def _remove(obj: Any, path: FieldPath) -> None:
-    if not path:
-        return
-    parent = _value_at(obj, path[:-1])
-    last = path[-1]
-    if last.startswith("f:") and isinstance(parent, dict):
-        parent.pop(last[2:], None)
-    elif last.startswith("k:") and isinstance(parent, list):
-        wanted = json.loads(last[2:])
-        parent[:] = [
-            e
-            for e in parent
-            if not (isinstance(e, dict) and all(e.get(k) == v for k, v in wanted.items()))
-        ]
-    elif last.startswith("v:") and isinstance(parent, list):
-        value = json.loads(last[2:])
-        parent[:] = [e for e in parent if e != value]
+class _Lookup:
+    """Finds values at field paths; list items are indexed once per list, not scanned per path."""
+
+    def __init__(self) -> None:
+        self._indexes: dict[tuple[int, tuple[str, ...]], dict[str, Any]] = {}
+
+    def _item(self, node: list[Any], part: str) -> Any:
+        wanted = json.loads(part[2:])
+        if not isinstance(wanted, dict):
+            return _ABSENT
+        keys = tuple(sorted(wanted))
+        index = self._indexes.get((id(node), keys))
+        if index is None:
+            index = {}
+            for element in node:
+                if isinstance(element, dict):
+                    index.setdefault(_canonical({k: element.get(k) for k in keys}), element)
+            self._indexes[(id(node), keys)] = index
+        return index.get(_canonical(wanted), _ABSENT)
+
+    def value_at(self, obj: Any, path: FieldPath) -> Any:
+        node = obj
+        for part in path:
+            if part.startswith("f:"):
+                if not isinstance(node, dict) or part[2:] not in node:
+                    return _ABSENT
+                node = node[part[2:]]
+            elif part.startswith("k:"):
+                if not isinstance(node, list):
+                    return _ABSENT
+                node = self._item(node, part)
+                if node is _ABSENT:
+                    return _ABSENT
+            elif part.startswith("v:"):
+                if not isinstance(node, list):
+                    return _ABSENT
+                present = {_value_key(e) for e in node}
+                return json.loads(part[2:]) if part in present else _ABSENT
+        return node
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _remove_all(obj: Any, paths: list[FieldPath]) -> None:
+    """Remove every path; each list is filtered once, after all its doomed items are found."""
+    lookup = _Lookup()
+    doomed: dict[int, tuple[list[Any], set[int], set[str]]] = {}
+    for path in paths:
+        if not path:
+            continue
+        parent = lookup.value_at(obj, path[:-1])
+        last = path[-1]
+        if last.startswith("f:") and isinstance(parent, dict):
+            parent.pop(last[2:], None)
+        elif last.startswith(("k:", "v:")) and isinstance(parent, list):
+            _, items, values = doomed.setdefault(id(parent), (parent, set(), set()))
+            if last.startswith("v:"):
+                values.add(last)
+            else:
+                item = lookup.value_at(parent, (last,))
+                if item is not _ABSENT:
+                    items.add(id(item))
+    for parent, items, values in doomed.values():
+        parent[:] = [e for e in parent if id(e) not in items and _value_key(e) not in values]
 
 
 def _dotted(path: FieldPath) -> str:
@@ -247,6 +272,7 @@ def apply_config(
         else:
             others.append((entry, owned))
     conflicts: list[tuple[str, str, str]] = []
+    live_values, applied_values = _Lookup(), _Lookup()
     if live is not None:
         for entry, owned in others:
             if entry.get("operation") != "Apply":
@@ -255,7 +281,7 @@ def apply_config(
                 p
                 for p in applied_paths & owned
                 if not p[-1].startswith(("k:", "v:"))
-                and _value_at(live, p) != _value_at(applied, p)
+                and live_values.value_at(live, p) != applied_values.value_at(applied, p)
             ]
             if clashing and not force:
                 conflicts += [
@@ -270,9 +296,11 @@ def apply_config(
         base, {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}, schema
     )
     owned_by_others = set().union(*(owned for _, owned in others)) if others else set()
-    for path in sorted(previous - applied_paths - owned_by_others, key=len, reverse=True):
-        if not any(p[: len(path)] == path for p in applied_paths):
-            _remove(result, path)
+    still_applied = {p[:i] for p in applied_paths for i in range(1, len(p) + 1)}
+    _remove_all(
+        result,
+        [p for p in previous - applied_paths - owned_by_others if p not in still_applied],
+    )
     result["apiVersion"] = applied.get("apiVersion", result.get("apiVersion"))
     result["kind"] = applied.get("kind", result.get("kind"))
     managed = []

@@ -1,13 +1,17 @@
-"""Kubernetes resource quantities (``100m``, ``1Gi``, ``2``) as exact numbers."""
+"""Kubernetes resource quantities (``100m``, ``1Gi``, ``2``, ``1e3``) as exact decimals.
+
+Bottom layer (pure functions).
+"""
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Final
 
 __all__ = ("parse_quantity",)
 
-_SUFFIXES = {
+_SUFFIXES: Final = {
     "": Decimal(1),
     "n": Decimal("1e-9"),
     "u": Decimal("1e-6"),
@@ -25,7 +29,9 @@ _SUFFIXES = {
     "Pi": Decimal(2) ** 50,
     "Ei": Decimal(2) ** 60,
 }
-_QUANTITY = re.compile(r"([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)")
+_QUANTITY: Final = re.compile(
+    r"([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)"
+)
 
 
 def parse_quantity(value: object) -> Decimal:

@@ -6,16 +6,16 @@ from typing import Any
 
 import pytest
 
-from kaito.cluster._builtins import KIND_SCHEMAS
-from kaito.cluster._patch import (
+from kaito.apimachinery import (
     ApplyConflict,
     JsonPatchError,
     apply_config,
+    compile_schema,
     json_patch,
     merge_patch,
     strategic_merge,
 )
-from kaito.cluster._schema import compile_schema
+from kaito.cluster._builtins import KIND_SCHEMAS
 
 POD = compile_schema(KIND_SCHEMAS[("", "Pod")])
 

@@ -1,15 +1,42 @@
-"""JSON patch (RFC 6902): add, remove, replace, move, copy and test."""
+"""JSON patch (RFC 6902): add, remove, replace, move, copy and test, with kube-apiserver's limits.
+
+Bottom layer. As kube-apiserver does, a patch may hold at most 10,000 operations and its ``copy``
+operations may add at most the request-body limit of bytes in total (a handful of ``copy`` ops
+that each double the document would otherwise grow it past any memory).
+"""
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Final
 
-__all__ = ("JsonPatchError", "json_patch")
+import orjson
+
+__all__ = ("MAX_OPERATIONS", "JsonPatchError", "JsonPatchTooLarge", "json_equal", "json_patch")
+
+MAX_OPERATIONS: Final = 10_000
+_DEFAULT_COPY_LIMIT: Final = 3 * 1024 * 1024
 
 
 class JsonPatchError(ValueError):
     """An operation that does not apply; the message says which and why."""
+
+
+class JsonPatchTooLarge(JsonPatchError):
+    """Too many operations, or copies that grow the document past the limit (HTTP 413)."""
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``, ``1`` equals ``1.0``, objects ignore key order."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and bool(a == b)
 
 
 def _pointer(path: str) -> list[str]:
@@ -30,8 +57,7 @@ def _container(doc: Any, parts: list[str], op: str, path: str) -> Any:
                 )
             node = node[part]
         elif isinstance(node, list):
-            index = _index(part, len(node), op, path)
-            node = node[index]
+            node = node[_index(part, len(node), op, path)]
         else:
             raise JsonPatchError(f"{op} operation does not apply: doc is missing path: {path!r}")
     return node
@@ -40,7 +66,7 @@ def _container(doc: Any, parts: list[str], op: str, path: str) -> Any:
 def _index(part: str, length: int, op: str, path: str, *, allow_end: bool = False) -> int:
     if part == "-" and allow_end:
         return length
-    if not part.isdigit() or (len(part) > 1 and part.startswith("0")):
+    if not part.isdigit() or (len(part) > 1 and part.startswith("0")) or len(part) > 18:
         raise JsonPatchError(
             f"{op} operation does not apply: invalid array index {part!r} in {path!r}"
         )
@@ -97,10 +123,29 @@ def _remove(doc: Any, path: str, op: str = "remove") -> tuple[Any, Any]:
     raise JsonPatchError(f"{op} operation does not apply: doc is missing path: {path!r}")
 
 
-def json_patch(doc: Any, operations: Any) -> Any:
-    """Apply a list of operations to ``doc`` (modified in place) and return the result."""
+def _size(value: Any) -> int:
+    try:
+        return len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        return 0
+
+
+def json_patch(doc: Any, operations: Any, *, copy_limit: int = _DEFAULT_COPY_LIMIT) -> Any:
+    """Apply a list of operations to ``doc`` (modified in place) and return the result.
+
+    Raises:
+        JsonPatchTooLarge: more than :data:`MAX_OPERATIONS` operations, or copies adding more
+            than ``copy_limit`` bytes.
+        JsonPatchError: an operation that does not apply.
+    """
     if not isinstance(operations, list):
         raise JsonPatchError("a JSON patch must be a list of operations")
+    if len(operations) > MAX_OPERATIONS:
+        raise JsonPatchTooLarge(
+            f"The allowed count of operations in a JSON patch is {MAX_OPERATIONS}, but the patch "
+            f"has {len(operations)}"
+        )
+    copied = 0
     for operation in operations:
         if not isinstance(operation, dict):
             raise JsonPatchError(f"operation {operation!r} must be an object")
@@ -135,9 +180,16 @@ def json_patch(doc: Any, operations: Any) -> Any:
             source = operation.get("from")
             if not isinstance(source, str):
                 raise JsonPatchError("copy operation is missing 'from'")
-            doc = _add(doc, path, copy.deepcopy(_get(doc, source, "copy")), "copy")
+            value = _get(doc, source, "copy")
+            copied += _size(value)
+            if copied > copy_limit:
+                raise JsonPatchTooLarge(
+                    "Unable to copy, the accumulated size increase of copy is "
+                    f"{copied}, exceeding the limit {copy_limit}"
+                )
+            doc = _add(doc, path, copy.deepcopy(value), "copy")
         elif op == "test":
-            if _get(doc, path, "test") != operation.get("value"):
+            if not json_equal(_get(doc, path, "test"), operation.get("value")):
                 raise JsonPatchError(f"testing value {path} failed: test failed")
         else:
             raise JsonPatchError(f"Unexpected kind: {op}")
