@@ -89,7 +89,8 @@ def test_each_name_has_one_public_path() -> None:
             if name in FACADES:
                 continue
             paths[id(value)].append(f"{name}.{attr}")
-    twice = sorted(p for p in paths.values() if len(p) > 1)
+    # (An alias inside one module, such as a Kubernetes function under both its names, is fine.)
+    twice = sorted(p for p in paths.values() if len({n.rpartition(".")[0] for n in p}) > 1)
     assert twice == [], f"exported from more than one public module: {twice}"
 
 

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kaito.api import RuntimeName, check_workspace, default_template
+from kaito.api import check_workspace, default_template
+from kaito.api.constants import RuntimeName
 from kaito.api.v1beta1 import Workspace
 from kaito.catalog import preset_catalog, sku_catalog
 from kaito.controllers import (

@@ -7,7 +7,7 @@ snake_case; the wire is camelCase; one cattrs converter maps between them.
 from __future__ import annotations
 
 from kaito.api import constants, v1alpha1, v1beta1
-from kaito.api.check import (
+from kaito.api._check import (
     Checked,
     Stage,
     check_decoded,
@@ -16,19 +16,18 @@ from kaito.api.check import (
     default_workspace,
     to_storage_version,
 )
-from kaito.api.constants import ConditionType, Reason, RuntimeName, WorkspaceState
-from kaito.api.convert import structure, structure_lenient, unstructure
-from kaito.api.crd import printer_columns, render_crds, workspace_crd
-from kaito.api.errors import ErrorType, FieldError, InvalidSpecError
-from kaito.api.meta import (
+from kaito.api._conditions import find_condition, set_condition
+from kaito.api._convert import structure, structure_lenient, unstructure
+from kaito.api._crd import printer_columns, render_crds, workspace_crd
+from kaito.api._meta import (
     Condition,
     LabelSelector,
     LabelSelectorRequirement,
     ObjectMeta,
     OwnerReference,
 )
-from kaito.api.schema import openapi_schema
-from kaito.api.spec import (
+from kaito.api._schema import openapi_schema
+from kaito.api._spec import (
     AdapterSpec,
     DataDestination,
     DataSource,
@@ -38,15 +37,17 @@ from kaito.api.spec import (
     PresetSpec,
     TuningSpec,
 )
-from kaito.api.templates import default_template, default_templates
-from kaito.api.validation import (
+from kaito.api._templates import DEFAULT_RELEASE_NAMESPACE, default_template, default_templates
+from kaito.api._validation import (
     NodeInfo,
     ValidationContext,
+    referenced_config_maps,
     runtime_of,
+    selector_as_map,
     validate_workspace,
     validate_workspace_update,
 )
-from kaito.api.versions import (
+from kaito.api._versions import (
     convert_workspace,
     workspace_schema,
     workspace_structural_schema,
@@ -54,16 +55,13 @@ from kaito.api.versions import (
 )
 
 __all__ = (
+    "DEFAULT_RELEASE_NAMESPACE",
     "AdapterSpec",
     "Checked",
     "Condition",
-    "ConditionType",
     "DataDestination",
     "DataSource",
-    "ErrorType",
-    "FieldError",
     "InferenceSpec",
-    "InvalidSpecError",
     "LabelSelector",
     "LabelSelectorRequirement",
     "NodeInfo",
@@ -72,12 +70,9 @@ __all__ = (
     "PartitionSpec",
     "PresetOptions",
     "PresetSpec",
-    "Reason",
-    "RuntimeName",
     "Stage",
     "TuningSpec",
     "ValidationContext",
-    "WorkspaceState",
     "check_decoded",
     "check_workspace",
     "constants",
@@ -86,10 +81,14 @@ __all__ = (
     "default_template",
     "default_templates",
     "default_workspace",
+    "find_condition",
     "openapi_schema",
     "printer_columns",
+    "referenced_config_maps",
     "render_crds",
     "runtime_of",
+    "selector_as_map",
+    "set_condition",
     "structure",
     "structure_lenient",
     "to_storage_version",

@@ -13,8 +13,9 @@ from typing import Any
 
 import click
 
-from kaito.api import FieldError, NodeInfo, Stage, ValidationContext, check_workspace
+from kaito.api import NodeInfo, Stage, ValidationContext, check_workspace
 from kaito.api.constants import KIND
+from kaito.apimachinery import FieldError
 from kaito.cli import main
 from kaito.cli._documents import Document, DocumentError, read_documents
 

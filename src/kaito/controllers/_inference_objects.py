@@ -15,10 +15,9 @@ from typing import Any, Final
 import attrs
 import yaml
 
+from kaito.api import AdapterSpec, selector_as_map
 from kaito.api import constants as c
-from kaito.api.spec import AdapterSpec
 from kaito.api.v1beta1 import Workspace
-from kaito.api.validation import selector_as_map
 from kaito.catalog import SKU, Preset, gpu_memory_utilization
 from kaito.controllers._naming import (
     controller_owner_reference,

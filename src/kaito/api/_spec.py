@@ -10,7 +10,7 @@ from typing import Any, Final
 
 import attrs
 
-from kaito.api.fields import field
+from kaito.api._fields import field
 
 __all__ = (
     "STRENGTH_PATTERN",

@@ -11,7 +11,7 @@ from typing import Any, Final
 import yaml
 
 from kaito.api import constants as c
-from kaito.api.versions import WORKSPACE_TYPES, workspace_schema
+from kaito.api._versions import WORKSPACE_TYPES, workspace_schema
 
 __all__ = ("printer_columns", "render_crds", "workspace_crd")
 

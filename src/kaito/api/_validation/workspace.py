@@ -10,17 +10,17 @@ from __future__ import annotations
 from typing import Final
 
 from kaito.api import constants as c
-from kaito.api.errors import FieldError, forbidden, invalid, not_supported, required
-from kaito.api.v1beta1 import Workspace
-from kaito.api.validation.context import (
+from kaito.api._errors import FieldError, forbidden, invalid, not_supported, required
+from kaito.api._validation.context import (
     INFERENCE_TEMPLATE,
     TUNING_TEMPLATES,
     ValidationContext,
     config_map_ref,
 )
-from kaito.api.validation.inference import validate_inference
-from kaito.api.validation.resource import validate_resource
-from kaito.api.validation.tuning import validate_tuning
+from kaito.api._validation.inference import validate_inference
+from kaito.api._validation.resource import validate_resource
+from kaito.api._validation.tuning import validate_tuning
+from kaito.api.v1beta1 import Workspace
 from kaito.apimachinery import dns1123_label_problems
 
 __all__ = ("referenced_config_maps", "validate_metadata", "validate_workspace")

@@ -111,7 +111,7 @@ def field_info(attribute: attrs.Attribute[Any]) -> FieldInfo:
     info = attribute.metadata.get(SCHEMA_KEY)
     if not isinstance(info, FieldInfo):
         raise TypeError(
-            f"attribute {attribute.name!r} was not declared with kaito.api.fields.field"
+            f"attribute {attribute.name!r} was not declared with kaito.api._fields.field"
         )
     return info
 

@@ -12,8 +12,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import attrs
 
-from kaito.api.fields import FieldInfo, field_info, wire_name
-from kaito.api.meta import ObjectMeta
+from kaito.api._fields import FieldInfo, field_info, wire_name
+from kaito.api._meta import ObjectMeta
 
 __all__ = ("openapi_schema",)
 

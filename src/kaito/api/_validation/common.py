@@ -9,12 +9,12 @@ import re
 from typing import Final
 
 from kaito.api import constants as c
-from kaito.api.errors import FieldError, invalid
-from kaito.api.meta import LabelSelector
-from kaito.api.spec import PresetSpec
+from kaito.api._errors import FieldError, invalid
+from kaito.api._meta import LabelSelector
+from kaito.api._spec import PresetSpec
+from kaito.api._validation import syntax
+from kaito.api._validation.context import ValidationContext
 from kaito.api.v1beta1 import Workspace
-from kaito.api.validation import syntax
-from kaito.api.validation.context import ValidationContext
 from kaito.apimachinery import dns1123_subdomain_problems
 from kaito.catalog import Preset
 

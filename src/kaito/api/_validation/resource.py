@@ -12,7 +12,7 @@ import attrs
 import yaml
 
 from kaito.api import constants as c
-from kaito.api.errors import (
+from kaito.api._errors import (
     FieldError,
     forbidden,
     invalid,
@@ -20,11 +20,9 @@ from kaito.api.errors import (
     required,
     warning,
 )
-from kaito.api.meta import LabelSelector
-from kaito.api.v1alpha1 import DEFAULT_INSTANCE_TYPE
-from kaito.api.v1beta1 import ResourceSpec, Workspace
-from kaito.api.validation.common import selector_as_map
-from kaito.api.validation.context import (
+from kaito.api._meta import LabelSelector
+from kaito.api._validation.common import selector_as_map
+from kaito.api._validation.context import (
     GPU_COUNT_LABEL,
     GPU_MEMORY_LABEL,
     GPU_PRODUCT_LABEL,
@@ -32,6 +30,8 @@ from kaito.api.validation.context import (
     ValidationContext,
     config_map_ref,
 )
+from kaito.api.v1alpha1 import DEFAULT_INSTANCE_TYPE
+from kaito.api.v1beta1 import ResourceSpec, Workspace
 from kaito.apimachinery import dns1123_subdomain_problems, label_key_problems, label_value_problems
 from kaito.catalog import SKU, Preset, check_fit
 

@@ -6,24 +6,24 @@ API layer (pure functions).
 from __future__ import annotations
 
 from kaito.api import constants as c
-from kaito.api.errors import (
+from kaito.api._errors import (
     FieldError,
     duplicate,
     forbidden,
     invalid,
     required,
 )
-from kaito.api.spec import AdapterSpec, InferenceSpec, PresetSpec
-from kaito.api.v1beta1 import Workspace
-from kaito.api.validation.common import (
+from kaito.api._spec import AdapterSpec, InferenceSpec, PresetSpec
+from kaito.api._validation.common import (
     image_field_errors,
     lookup_preset,
     name_field_errors,
     runtime_of,
 )
-from kaito.api.validation.configs import validate_inference_config
-from kaito.api.validation.context import INFERENCE_TEMPLATE, ValidationContext, config_map_ref
-from kaito.api.validation.resource import validate_fit
+from kaito.api._validation.configs import validate_inference_config
+from kaito.api._validation.context import INFERENCE_TEMPLATE, ValidationContext, config_map_ref
+from kaito.api._validation.resource import validate_fit
+from kaito.api.v1beta1 import Workspace
 from kaito.apimachinery import dns1123_label_problems
 from kaito.catalog import Preset
 

@@ -6,11 +6,11 @@ warnings), never just the first.
 
 from __future__ import annotations
 
-from kaito.api.validation.common import runtime_of, selector_as_map
-from kaito.api.validation.configs import validate_inference_config, validate_tuning_config
-from kaito.api.validation.context import NodeInfo, ValidationContext, config_map_ref
-from kaito.api.validation.update import validate_workspace_update
-from kaito.api.validation.workspace import referenced_config_maps, validate_workspace
+from kaito.api._validation.common import runtime_of, selector_as_map
+from kaito.api._validation.configs import validate_inference_config, validate_tuning_config
+from kaito.api._validation.context import NodeInfo, ValidationContext, config_map_ref
+from kaito.api._validation.update import validate_workspace_update
+from kaito.api._validation.workspace import referenced_config_maps, validate_workspace
 
 __all__ = (
     "NodeInfo",

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from kaito.api.fields import field
+from kaito.api._fields import field
 
 __all__ = (
     "Condition",

@@ -26,18 +26,18 @@ from typing import Any, Final
 import attrs
 
 from kaito.api import v1beta1
-from kaito.api.constants import GROUP, KIND, STORAGE_VERSION
-from kaito.api.convert import construct, structure, with_fix
-from kaito.api.validation import (
+from kaito.api._convert import construct, structure, with_fix
+from kaito.api._validation import (
     ValidationContext,
     validate_workspace,
     validate_workspace_update,
 )
-from kaito.api.versions import (
+from kaito.api._versions import (
     WORKSPACE_TYPES,
     convert_workspace,
     workspace_structural_schema,
 )
+from kaito.api.constants import GROUP, KIND, STORAGE_VERSION
 from kaito.apimachinery import (
     FieldError,
     InvalidSpecError,

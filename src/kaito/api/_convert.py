@@ -21,8 +21,8 @@ import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from kaito.api.fields import fix_at, wire_name
-from kaito.api.schema import openapi_schema
+from kaito.api._fields import fix_at, wire_name
+from kaito.api._schema import openapi_schema
 from kaito.apimachinery import (
     FieldError,
     InvalidSpecError,
@@ -229,7 +229,7 @@ def _checked(data: Any, cls: type, path: str) -> tuple[Any, list[FieldError], li
 
 
 def with_fix(error: FieldError, cls: type) -> FieldError:
-    """``error`` with the fix its field declares (see :func:`kaito.api.fields.fix_at`)."""
+    """``error`` with the fix its field declares (see :func:`kaito.api._fields.fix_at`)."""
     if error.fix:
         return error
     fix = fix_at(cls, error.field)

@@ -11,12 +11,12 @@ from typing import Final
 
 import attrs
 
+from kaito.api._templates import DEFAULT_RELEASE_NAMESPACE, default_template
 from kaito.api.constants import (
     DEFAULT_INFERENCE_CONFIG_TEMPLATE,
     DEFAULT_LORA_CONFIG_TEMPLATE,
     DEFAULT_QLORA_CONFIG_TEMPLATE,
 )
-from kaito.api.templates import DEFAULT_RELEASE_NAMESPACE, default_template
 from kaito.catalog import PresetCatalog, SKUCatalog, preset_catalog, sku_catalog
 
 __all__ = ("NodeInfo", "ValidationContext", "config_map_ref")

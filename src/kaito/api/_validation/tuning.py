@@ -5,19 +5,19 @@ API layer (pure functions).
 
 from __future__ import annotations
 
-from kaito.api.errors import (
+from kaito.api._errors import (
     FieldError,
     forbidden,
     invalid,
     required,
     warning,
 )
-from kaito.api.spec import DataDestination, DataSource, TuningSpec
+from kaito.api._spec import DataDestination, DataSource, TuningSpec
+from kaito.api._validation import syntax
+from kaito.api._validation.common import image_field_errors, lookup_preset, name_field_errors
+from kaito.api._validation.configs import validate_tuning_config
+from kaito.api._validation.context import TUNING_TEMPLATES, ValidationContext, config_map_ref
 from kaito.api.v1beta1 import ResourceSpec
-from kaito.api.validation import syntax
-from kaito.api.validation.common import image_field_errors, lookup_preset, name_field_errors
-from kaito.api.validation.configs import validate_tuning_config
-from kaito.api.validation.context import TUNING_TEMPLATES, ValidationContext, config_map_ref
 from kaito.apimachinery import dns1123_label_problems
 from kaito.catalog import Preset
 

@@ -15,8 +15,8 @@ from functools import cache
 from typing import Any, Final
 
 from kaito.api import v1alpha1, v1beta1
+from kaito.api._schema import openapi_schema
 from kaito.api.constants import GROUP, STORAGE_VERSION
-from kaito.api.schema import openapi_schema
 from kaito.apimachinery import Schema, compile_schema, convert_none
 
 __all__ = (

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from kaito.api.meta import Condition
+from kaito.api._meta import Condition
 
 __all__ = ("find_condition", "is_true", "set_condition")
 

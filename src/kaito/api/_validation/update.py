@@ -8,12 +8,12 @@ and ``input.name``. Adapters may change and are validated again.
 
 from __future__ import annotations
 
-from kaito.api.errors import FieldError, forbidden, invalid, required
+from kaito.api._errors import FieldError, forbidden, invalid, required
+from kaito.api._validation.common import image_field_errors, selector_as_map
+from kaito.api._validation.context import ValidationContext
+from kaito.api._validation.inference import validate_adapter
+from kaito.api._validation.workspace import validate_metadata
 from kaito.api.v1beta1 import Workspace
-from kaito.api.validation.common import image_field_errors, selector_as_map
-from kaito.api.validation.context import ValidationContext
-from kaito.api.validation.inference import validate_adapter
-from kaito.api.validation.workspace import validate_metadata
 
 __all__ = ("validate_workspace_update",)
 

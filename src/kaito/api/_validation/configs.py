@@ -11,8 +11,8 @@ from typing import Any, Final
 
 import yaml
 
+from kaito.api._errors import FieldError, forbidden, invalid, not_found, required
 from kaito.api.constants import INFERENCE_CONFIG_KEY, TUNING_CONFIG_KEY
-from kaito.api.errors import FieldError, forbidden, invalid, not_found, required
 from kaito.catalog import Preset
 
 __all__ = ("TUNING_SECTIONS", "validate_inference_config", "validate_tuning_config")
