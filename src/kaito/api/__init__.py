@@ -7,6 +7,7 @@ snake_case; the wire is camelCase; one cattrs converter maps between them.
 from __future__ import annotations
 
 from kaito.api import constants, v1alpha1, v1beta1
+from kaito.api._config_files import CONFIG_FILE_LIMITS, ConfigFileError, load_config_file
 from kaito.api.check import (
     Checked,
     Stage,
@@ -54,10 +55,12 @@ from kaito.api.versions import (
 )
 
 __all__ = (
+    "CONFIG_FILE_LIMITS",
     "AdapterSpec",
     "Checked",
     "Condition",
     "ConditionType",
+    "ConfigFileError",
     "DataDestination",
     "DataSource",
     "ErrorType",
@@ -86,6 +89,7 @@ __all__ = (
     "default_template",
     "default_templates",
     "default_workspace",
+    "load_config_file",
     "openapi_schema",
     "printer_columns",
     "render_crds",
