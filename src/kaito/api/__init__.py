@@ -17,6 +17,7 @@ from kaito.api._check import (
     to_storage_version,
 )
 from kaito.api._conditions import find_condition, set_condition
+from kaito.api._config_files import CONFIG_FILE_LIMITS, ConfigFileError, load_config_file
 from kaito.api._convert import structure, structure_lenient, unstructure
 from kaito.api._crd import printer_columns, render_crds, workspace_crd
 from kaito.api._meta import (
@@ -55,10 +56,12 @@ from kaito.api._versions import (
 )
 
 __all__ = (
+    "CONFIG_FILE_LIMITS",
     "DEFAULT_RELEASE_NAMESPACE",
     "AdapterSpec",
     "Checked",
     "Condition",
+    "ConfigFileError",
     "DataDestination",
     "DataSource",
     "InferenceSpec",
@@ -82,6 +85,7 @@ __all__ = (
     "default_templates",
     "default_workspace",
     "find_condition",
+    "load_config_file",
     "openapi_schema",
     "printer_columns",
     "referenced_config_maps",

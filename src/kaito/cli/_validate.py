@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+import attrs
 import click
 
 from kaito.api import NodeInfo, Stage, ValidationContext, check_workspace
@@ -18,6 +19,7 @@ from kaito.api.constants import KIND
 from kaito.apimachinery import FieldError
 from kaito.cli import main
 from kaito.cli._documents import Document, DocumentError, read_documents
+from kaito.controllers import ControllerSettings, validation_context
 
 __all__ = ("validate",)
 
@@ -42,13 +44,17 @@ def _context_from(docs: list[Document], **gates: Any) -> ValidationContext:
             nodes.append(
                 NodeInfo(_text(meta.get("name")), {str(k): str(v) for k, v in labels.items()})
             )
-    return ValidationContext(
+    settings = ControllerSettings(
         node_auto_provisioning=not gates["disable_node_auto_provisioning"],
         vllm_enabled=gates["vllm"],
         cloud=gates["cloud"],
+        allow_local_urls=gates["allow_local_urls"],
+    )
+    # The manager's context under the same gates, with this input standing for the cluster.
+    return attrs.evolve(
+        validation_context(settings),
         config_maps=config_maps,
         nodes=tuple(nodes) if nodes else None,
-        allow_local_urls=gates["allow_local_urls"],
     )
 
 

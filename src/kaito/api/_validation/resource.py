@@ -9,9 +9,9 @@ import re
 from typing import Final
 
 import attrs
-import yaml
 
 from kaito.api import constants as c
+from kaito.api._config_files import ConfigFileError, load_config_file
 from kaito.api._errors import (
     FieldError,
     forbidden,
@@ -349,7 +349,7 @@ def configured_max_model_len(ws: Workspace, namespace: str, ctx: ValidationConte
     ns, name = config_map_ref(namespace, inference.config, default=INFERENCE_TEMPLATE, ctx=ctx)
     data = ctx.config_map(ns, name) or {}
     try:
-        config = yaml.safe_load(data.get(c.INFERENCE_CONFIG_KEY, "") or "") or {}
+        config = load_config_file(data.get(c.INFERENCE_CONFIG_KEY, "") or "") or {}
         return int(str(config.get("vllm", {}).get("max-model-len")).strip())
-    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
+    except (ConfigFileError, AttributeError, TypeError, ValueError):
         return None
