@@ -18,6 +18,7 @@ import structlog
 from aiohttp import web
 
 from kaito.cluster._admission import WebhookAdmission
+from kaito.cluster._audit import AuditLog
 from kaito.cluster._auth import (
     ADMIN,
     AccessControl,
@@ -68,6 +69,7 @@ class Cluster:
         admission: WebhookAdmission,
         access: AccessControl,
         admin_certificate: ClientCertificate | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.url = url
         """``http://127.0.0.1:PORT`` or ``https://...``."""
@@ -85,6 +87,8 @@ class Cluster:
         """The administrator's client certificate (``O=system:masters``) in TLS mode."""
         self.access = access
         """Authentication, authorisation and the token issuer."""
+        self.audit = audit or AuditLog()
+        """The audit log of HTTP requests: ``with cluster.audit.record() as events: ...``."""
         self._rest = rest
         self._admission = admission
 
@@ -401,6 +405,7 @@ async def start_cluster(
     client = LocalClient(rest)
     await _bootstrap(client)
     address = {"value": f"{host}:{port}"}
+    audit = AuditLog()
     handler = ApiHandler(
         rest,
         faults=faults,
@@ -409,6 +414,7 @@ async def start_cluster(
         access=access,
         bookmark_interval=bookmark_interval,
         clock=clock,
+        audit=audit,
     )
     server = web.Server(handler, access_log=None, handler_cancellation=True)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=0.25)
@@ -430,6 +436,7 @@ async def start_cluster(
         admission=admission,
         access=access,
         admin_certificate=admin_certificate,
+        audit=audit,
     )
     log.info(
         "cluster_started",
