@@ -49,11 +49,13 @@ class _WebhookOptions:
 @click.option("--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig (default: in-cluster).")
 @click.option(
     "--node-provisioner",
+    envvar="NODE_PROVISIONER",
     type=click.Choice(PROVISIONERS),
     default="fake",
     show_default=True,
     help="Who creates GPU nodes: aks (agent pools through ARM), azure-gpu-provisioner or "
-    "karpenter (NodeClaims), byo (your nodes), fake (simulated). See docs/provisioners.md.",
+    "karpenter (NodeClaims), byo (your nodes), fake (simulated); env NODE_PROVISIONER. "
+    "See docs/provisioners.md.",
 )
 @click.option(
     "--azure-subscription-id", help="aks: the cluster's subscription (env ARM_SUBSCRIPTION_ID)."

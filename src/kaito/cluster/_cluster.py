@@ -21,11 +21,13 @@ from kaito.cluster._admission import WebhookAdmission
 from kaito.cluster._audit import AuditLog
 from kaito.cluster._auth import (
     ADMIN,
+    OWNER_REFERENCES_PLUGIN,
     AccessControl,
     ClientCertificate,
     ClusterRoleAggregator,
     EscalationGuard,
     IssuedToken,
+    OwnerReferencesGuard,
     bootstrap_policy,
     issue_client_certificate,
     server_context,
@@ -43,7 +45,7 @@ from kaito.cluster._json import Obj
 from kaito.cluster._kubeconfig import build_kubeconfig, write_kubeconfig
 from kaito.cluster._meta import TimeSource, system_clock
 from kaito.cluster._resource_types import Catalog
-from kaito.cluster._rest import RestApi
+from kaito.cluster._rest import Admission, RestApi
 from kaito.cluster._sim import Kubelet, node_object
 from kaito.cluster._store import MemoryStorage, Storage
 from kaito.tls import ServingCertificate, generate_serving_certificate
@@ -328,6 +330,7 @@ async def start_cluster(
     tls: bool = False,
     token: str | None = None,
     authorization: str = "AlwaysAllow",
+    admission_plugins: Iterable[str] = (),
     store: Storage | None = None,
     controllers: Controllers | bool = True,
     kubelet: Kubelet | None = None,
@@ -350,6 +353,9 @@ async def start_cluster(
         authorization: ``AlwaysAllow`` (the default) or ``RBAC``: Roles, ClusterRoles and their
             bindings decide, with ``system:masters`` allowed everything, as kube-apiserver's
             ``--authorization-mode=RBAC``.
+        admission_plugins: Admission plugins beyond the webhooks and RBAC's escalation checks,
+            as ``--enable-admission-plugins``: ``OwnerReferencesPermissionEnforcement``
+            (setting ``blockOwnerDeletion`` needs ``update`` on the owner's ``finalizers``).
         store: Storage backend; an in-memory :class:`MemoryStorage` by default. A store
             restored from a backup (``MemoryStorage.restore(cluster.store.backup())``) starts
             the server where the backup was taken, as kube-apiserver over a restored etcd.
@@ -394,8 +400,17 @@ async def start_cluster(
         admin_token=token,
         require_authentication=tls,
     )
+    plugins = set(admission_plugins)
+    if plugins - {OWNER_REFERENCES_PLUGIN}:
+        raise ValueError(
+            f"admission_plugins={sorted(plugins)!r}: unknown plugin(s) "
+            f"{sorted(plugins - {OWNER_REFERENCES_PLUGIN})}; known: {OWNER_REFERENCES_PLUGIN}"
+        )
     admission = WebhookAdmission(store, catalog)
-    rest = RestApi(store, catalog, EscalationGuard(admission, access.authorizer, store), clock)
+    chain: Admission = EscalationGuard(admission, access.authorizer, store)
+    if OWNER_REFERENCES_PLUGIN in plugins:
+        chain = OwnerReferencesGuard(chain, access.authorizer, catalog)
+    rest = RestApi(store, catalog, chain, clock)
     admission.set_converter(
         lambda source, target, obj: rest.from_storage(
             target, rest.to_storage(source, copy.deepcopy(obj))
