@@ -112,8 +112,9 @@ def manager_args(overlay: str, *, namespace: str = RELEASE_NAMESPACE) -> list[st
     """The manager's arguments with ``$(VAR)`` expanded from its environment, as a kubelet does."""
     env = container_env(overlay, namespace=namespace)
     args = []
-    for arg in manager_container(overlay)["args"]:
+    for raw in manager_container(overlay)["args"]:
+        expanded = raw
         for name, value in env.items():
-            arg = arg.replace(f"$({name})", value)
-        args.append(arg)
+            expanded = expanded.replace(f"$({name})", value)
+        args.append(expanded)
     return args
