@@ -37,12 +37,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The default CI run: everything but the slow, GPU and vLLM checks."""
+    """The default CI run: everything but the slow, GPU, vLLM and multi-node checks."""
     _install_project(session, "runtime,azure,test")
     session.run(
         "pytest",
         "-m",
-        "not slow and not gpu and not vllm",
+        "not slow and not gpu and not vllm and not multinode",
         "-p",
         "no:cacheprovider",
         *session.posargs,
@@ -100,4 +100,23 @@ def vllm(session: nox.Session) -> None:
         "no:cacheprovider",
         *session.posargs,
         env={"KAITO_REQUIRE_VLLM": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"},
+    )
+
+
+@nox.session(python=PYTHON)
+def multinode(session: nox.Session) -> None:
+    """The multi-node launcher against a real two-node Ray cluster on loopback (`-m multinode`).
+
+    Its own venv with Ray and without torch: the launcher imports neither the ML stack nor vLLM
+    (vLLM on CPU refuses Ray; the vLLM-over-Ray step is a `gpu` test).
+    """
+    session.install("-e", ".[test,multinode]")
+    session.run(
+        "pytest",
+        "-m",
+        "multinode and not gpu",
+        "-p",
+        "no:cacheprovider",
+        *(session.posargs or ["tests/runtime/launch"]),
+        env={"KAITO_REQUIRE_RAY": "1", "RAY_USAGE_STATS_ENABLED": "0"},
     )

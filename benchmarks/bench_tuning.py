@@ -4,6 +4,10 @@
   dataset checks, progress callbacks and all) against a plain TRL ``SFTTrainer`` script with the
   identical model, data, LoRA and training settings. Both count TRL's training tokens over the
   Trainer's ``train_runtime``. Runs alternate, after one warm-up each; the median of N is shown.
+- ``tuning_two_processes``: ``python -m kaito_runtime.launch tuning --cpu`` with two processes
+  (gloo, one torch thread each: the CPU stand-in for two GPUs) against the same launcher with one
+  process, at the same global batch (two x 4 rows against one x 8) on a larger tiny model.
+  Tokens per second are rank 0's count of every process's tokens over the Trainer's runtime.
 - ``adapter_push_mb_per_s`` / ``adapter_pull_mb_per_s``: ``kaito_runtime.oci`` pushing to and
   pulling from a real ``docker-registry`` on loopback, against copying the same bytes on disk.
 
@@ -143,6 +147,69 @@ def _training_line(work: Path) -> str:
     )
 
 
+GLOBAL_BATCH = 8
+PARALLEL_STEPS = 40
+PARALLEL_MAX_LENGTH = 128
+
+
+def _launched(model: Path, work: Path, processes: int, run: int) -> float:
+    """Tokens per second of one launcher run with ``processes`` CPU processes."""
+    import subprocess
+    import sys
+
+    from tests.runtime.tuning.helpers import write_config
+
+    out = work / f"p{processes}-{run}"
+    config = write_config(
+        work / f"p{processes}-{run}.yaml",
+        target_modules=TARGETS,
+        max_steps=PARALLEL_STEPS,
+        per_device_train_batch_size=GLOBAL_BATCH // processes,
+        learning_rate=LEARNING_RATE,
+        max_length=PARALLEL_MAX_LENGTH,
+        seed=SEED,
+        save_strategy="no",
+    )
+    tuning = ["--config", str(config), "--data-dir", str(work / "data"), "--output-dir", str(out)]
+    tuning += ["--model", str(model), "--metrics-port", "0"]
+    launcher = ["--cpu", "--processes-per-node", str(processes), "--main-port", "0"]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",  # one thread per process: a process stands for a device
+        "GLOO_SOCKET_IFNAME": "lo",
+        "KAITO_TERMINATION_LOG": str(work / "termination-log"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "kaito_runtime.launch", "tuning", *launcher, "--", *tuning],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=1800,
+    )
+    metadata = json.loads((out / "kaito_tuning_metadata.json").read_text())
+    if metadata["processes"] != processes:
+        raise RuntimeError(f"expected {processes} processes, the run had {metadata['processes']}")
+    return float(metadata["train_tokens"]) / float(metadata["train_runtime_seconds"])
+
+
+def _parallel_line(work: Path) -> str:
+    from tests.support.tiny_model import build_tiny_model
+
+    model = build_tiny_model(
+        work / "model", hidden_size=256, num_heads=4, num_layers=4, intermediate_size=1024
+    )
+    _dataset(work)
+    two, one = _median_pair(
+        lambda run: _launched(model, work, 2, run), lambda run: _launched(model, work, 1, run)
+    )
+    return (
+        f"tuning_two_processes: ours={two:.0f} tok/s baseline[one process]={one:.0f} tok/s "
+        f"ratio={two / one:.2f}"
+    )
+
+
 def _adapter(directory: Path, seed: int) -> Path:
     import torch
     from safetensors.torch import save_file
@@ -205,7 +272,7 @@ def _adapter_lines(work: Path) -> list[str]:
 
 
 def run() -> list[str]:
-    """Run both benchmarks and return their result lines.
+    """Run the benchmarks and return their result lines.
 
     Torch uses one thread: on a shared 2-core machine that is both faster and far steadier for
     a model this small, and it applies to both sides alike.
@@ -216,5 +283,6 @@ def run() -> list[str]:
     with tempfile.TemporaryDirectory(prefix="kaito-bench-tuning-") as scratch:
         work = Path(scratch)
         lines = [_training_line(work / "train")]
+        lines.append(_parallel_line(work / "parallel"))
         lines += _adapter_lines(work / "adapters")
     return lines

@@ -2,9 +2,11 @@
 
 Flags follow the controller's contract (``--model``, ``--served-model-name``, ``--port``,
 ``--adapters-dir``, ``--kaito-config-file``, ``--backend``, ``--dtype``, ``--max-model-len``,
-``--gpu-memory-utilization``, ``--tensor-parallel-size``, ``--trust-remote-code``); the config
-file fills in what the flags leave unset. Invalid settings exit with status 2 and a one-line
-message, also written to the termination-message file.
+``--gpu-memory-utilization``, ``--tensor-parallel-size``, ``--data-parallel-size``,
+``--pipeline-parallel-size``, ``--distributed-executor-backend``, ``--trust-remote-code``); the
+config file fills in what the flags leave unset; upstream's ``--flag=value`` spelling works too.
+Invalid settings exit with status 2 and a one-line message, also written to the
+termination-message file.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from kaito_runtime.adapters.termination import write_termination_message
 from kaito_runtime.inference.adapters import discover_adapters
 from kaito_runtime.inference.config_file import KaitoConfig, load_kaito_config
 from kaito_runtime.inference.errors import ConfigError
-from kaito_runtime.inference.settings import InferenceSettings, Limits
+from kaito_runtime.inference.settings import (
+    DISTRIBUTED_EXECUTOR_BACKENDS,
+    InferenceSettings,
+    Limits,
+)
 from kaito_runtime.logs import configure_logging
 
 __all__ = ("build_parser", "main", "settings_from_args")
@@ -45,7 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default=None, help="auto, float32, bfloat16 or float16")
     parser.add_argument("--max-model-len", default=None, help="context length, or 'auto'")
     parser.add_argument("--gpu-memory-utilization", type=float, default=None)
-    parser.add_argument("--tensor-parallel-size", type=int, default=None)
+    parser.add_argument(
+        "--tensor-parallel-size", type=int, default=None, help="GPUs one model is split across"
+    )
+    parser.add_argument(
+        "--data-parallel-size", type=int, default=None, help="model replicas on this node's GPUs"
+    )
+    parser.add_argument(
+        "--pipeline-parallel-size", type=int, default=None, help="pipeline stages (nodes)"
+    )
+    parser.add_argument(
+        "--distributed-executor-backend",
+        choices=DISTRIBUTED_EXECUTOR_BACKENDS,
+        default=None,
+        help="vLLM's workers: mp (this node), ray (across nodes); default: vLLM decides",
+    )
     parser.add_argument("--trust-remote-code", action="store_true")
     parser.add_argument(
         "--adapters-dir",
@@ -122,6 +142,17 @@ def _number(arg: float | None, config: KaitoConfig, key: str, default: float) ->
         raise ConfigError(f"vllm.{key}", value, "not a number", fix="fix the ConfigMap") from err
 
 
+def _size(arg: int | None, config: KaitoConfig, key: str) -> int:
+    """A parallelism degree from its flag or ``vllm.<key>``; a positive integer, default 1."""
+    value = float(_number(None if arg is None else float(arg), config, key, 1))
+    if not value.is_integer() or value < 1:
+        shown = int(value) if value.is_integer() else value
+        raise ConfigError(
+            f"--{key}", shown, "must be a positive integer", fix="pass 1 or more (GPUs, nodes)"
+        )
+    return int(value)
+
+
 def settings_from_args(
     args: argparse.Namespace, environ: Mapping[str, str] | None = None
 ) -> InferenceSettings:
@@ -138,8 +169,18 @@ def settings_from_args(
         raise ConfigError(
             "--gpu-memory-utilization", gpu_util, "must lie in (0, 1]", fix="e.g. 0.84"
         )
-    tp = int(_number(args.tensor_parallel_size, config, "tensor-parallel-size", 1))
-    _positive("--tensor-parallel-size", tp)
+    sizes = {
+        key: _size(getattr(args, key.replace("-", "_")), config, key)
+        for key in ("tensor-parallel-size", "data-parallel-size", "pipeline-parallel-size")
+    }
+    backend = args.distributed_executor_backend or config.engine_arg("distributed-executor-backend")
+    if backend is not None and backend not in DISTRIBUTED_EXECUTOR_BACKENDS:
+        raise ConfigError(
+            "vllm.distributed-executor-backend",
+            backend,
+            "not a vLLM executor backend",
+            fix=f"use one of: {', '.join(DISTRIBUTED_EXECUTOR_BACKENDS)}",
+        )
     for field in ("max_concurrent_requests", "max_tokens_limit", "max_body_bytes"):
         _positive("--" + field.replace("_", "-"), getattr(args, field))
     dtype = args.dtype or str(config.engine_arg("dtype") or "auto")
@@ -160,7 +201,10 @@ def settings_from_args(
         dtype=dtype,
         max_model_len=_max_model_len(args, config),
         gpu_memory_utilization=gpu_util,
-        tensor_parallel_size=tp,
+        tensor_parallel_size=sizes["tensor-parallel-size"],
+        data_parallel_size=sizes["data-parallel-size"],
+        pipeline_parallel_size=sizes["pipeline-parallel-size"],
+        distributed_executor_backend=None if backend is None else str(backend),
         trust_remote_code=bool(args.trust_remote_code or config.engine_arg("trust-remote-code")),
         adapters=adapters,
         engine_args=config.engine_args,

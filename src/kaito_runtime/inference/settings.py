@@ -10,9 +10,12 @@ import attrs
 from kaito_runtime.inference.adapters import AdapterSpec
 from kaito_runtime.inference.config_file import EngineArgValue
 
-__all__ = ("Backend", "InferenceSettings", "Limits")
+__all__ = ("DISTRIBUTED_EXECUTOR_BACKENDS", "Backend", "InferenceSettings", "Limits")
 
 Backend = Literal["auto", "vllm", "transformers"]
+# vLLM's --distributed-executor-backend choices: worker processes on this node ("mp"), Ray
+# actors across nodes ("ray"), one process ("uni"), or started by torchrun ("external_launcher").
+DISTRIBUTED_EXECUTOR_BACKENDS = ("mp", "ray", "uni", "external_launcher")
 
 
 @attrs.frozen
@@ -38,6 +41,11 @@ class InferenceSettings:
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.84
     tensor_parallel_size: int = 1
+    # Replicas of the model on this node's GPUs (vLLM balances requests across them).
+    data_parallel_size: int = 1
+    # Pipeline stages: one per node in a multi-node Workspace (with the "ray" backend).
+    pipeline_parallel_size: int = 1
+    distributed_executor_backend: str | None = None
     trust_remote_code: bool = False
     adapters: tuple[AdapterSpec, ...] = ()
     engine_args: tuple[tuple[str, EngineArgValue], ...] = ()

@@ -14,6 +14,7 @@ import structlog
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from kaito_runtime.tuning.checkpoints import mark_complete
+from kaito_runtime.tuning.distributed import Collective
 from kaito_runtime.tuning.progress import ProgressTracker
 
 __all__ = ("CheckpointMarkerCallback", "ProgressCallback")
@@ -96,11 +97,20 @@ class ProgressCallback(TrainerCallback):
 
 
 class CheckpointMarkerCallback(TrainerCallback):
-    """Mark each checkpoint complete after the Trainer has written all of it."""
+    """Mark each checkpoint complete after the Trainer has written all of it.
+
+    With several processes, rank 0 writes the weights and optimizer state while every process
+    writes its own RNG state, with no barrier in between: the marker waits for all of them.
+    """
+
+    def __init__(self, collective: Collective | None = None) -> None:
+        self._collective = collective
 
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
     ) -> None:
+        if self._collective is not None:
+            self._collective.barrier()
         if not state.is_world_process_zero:
             return
         checkpoint = Path(args.output_dir or ".") / f"checkpoint-{state.global_step}"

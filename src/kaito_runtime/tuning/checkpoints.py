@@ -17,6 +17,8 @@ import structlog
 
 __all__ = (
     "COMPLETE_MARKER",
+    "discard_checkpoints",
+    "is_complete",
     "latest_complete_checkpoint",
     "mark_complete",
     "remove_incomplete_checkpoints",
@@ -40,7 +42,8 @@ def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def _is_complete(path: Path) -> bool:
+def is_complete(path: Path) -> bool:
+    """True when ``path`` is a checkpoint the Trainer finished writing (marker and state)."""
     return (path / COMPLETE_MARKER).is_file() and (path / TRAINER_STATE).is_file()
 
 
@@ -61,7 +64,7 @@ def mark_complete(checkpoint: Path, step: int) -> None:
 
 def latest_complete_checkpoint(directory: Path) -> Path | None:
     """Return the newest complete checkpoint under ``directory``, or None."""
-    complete = [path for _, path in _checkpoints(directory) if _is_complete(path)]
+    complete = [path for _, path in _checkpoints(directory) if is_complete(path)]
     return complete[-1] if complete else None
 
 
@@ -69,8 +72,16 @@ def remove_incomplete_checkpoints(directory: Path) -> list[Path]:
     """Delete checkpoints without a completion marker (left by a kill mid-save); return them."""
     removed = []
     for step, path in _checkpoints(directory):
-        if not _is_complete(path):
+        if not is_complete(path):
             log.warning("checkpoint_incomplete_removed", path=str(path), step=step)
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
+    return removed
+
+
+def discard_checkpoints(directory: Path) -> list[Path]:
+    """Delete every checkpoint under ``directory`` (a fresh run must not save into old ones)."""
+    removed = [path for _, path in _checkpoints(directory)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
     return removed

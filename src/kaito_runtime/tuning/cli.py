@@ -4,6 +4,10 @@ Runtime layer. Flags fall back to upstream's environment and paths: ``--config``
 ``$YAML_FILE_PATH`` then ``/mnt/config/training_config.yaml`` (upstream's template for
 ``--method`` when that default file is absent), ``--data-dir`` to ``$DATASET_FOLDER_PATH`` then
 ``/mnt/data``, ``--output-dir`` to ``TrainingArguments.output_dir`` then ``/mnt/results``.
+
+Started once per GPU (``python -m kaito_runtime.launch tuning`` or ``accelerate launch -m
+kaito_runtime.tuning``), every process runs this command; only rank 0 serves ``/progress`` and
+writes the outputs.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import structlog
 
 from kaito_runtime.logs import configure_logging
 from kaito_runtime.tuning.config import Method, default_target_modules, load_config
+from kaito_runtime.tuning.distributed import Ranks
 from kaito_runtime.tuning.progress import ProgressServer, ProgressTracker
 from kaito_runtime.tuning.termination import ConfigError, run_main
 
@@ -68,7 +73,7 @@ def _config_path(flag: Path | None) -> Path | None:
     return None
 
 
-def _run(args: argparse.Namespace) -> str:
+def _run(args: argparse.Namespace, ranks: Ranks) -> str:
     from kaito_runtime.tuning.train import TuningSettings, run_tuning
 
     method = cast(Method | None, args.method)
@@ -92,9 +97,16 @@ def _run(args: argparse.Namespace) -> str:
         checkpoint_dir=args.checkpoint_dir or output_dir / "checkpoints",
         preset=args.preset,
         checkpoint_explicit=args.checkpoint_dir is not None,
+        ranks=ranks,
     )
-    tracker = ProgressTracker(output_dir)
-    server = ProgressServer(tracker, port=args.metrics_port) if args.metrics_port else None
+    # One process of the run publishes progress (its token counts cover every process).
+    tracker = ProgressTracker(
+        output_dir if ranks.is_main else None,
+        processes=ranks.world_size,
+        log_events=ranks.is_main,
+    )
+    serve = args.metrics_port and ranks.is_main
+    server = ProgressServer(tracker, port=args.metrics_port) if serve else None
     try:
         result = run_tuning(settings, tracker)
     except BaseException as exc:
@@ -111,4 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a tuning job and return the exit code (the termination message is written)."""
     args = build_parser().parse_args(argv)
     configure_logging()
-    return run_main(lambda: _run(args))
+    try:
+        ranks = Ranks.from_env()
+    except ConfigError as exc:
+        error = exc
+
+        def refuse() -> str:
+            raise error
+
+        return run_main(refuse)
+    if ranks.distributed:
+        structlog.contextvars.bind_contextvars(rank=ranks.rank)
+    return run_main(lambda: _run(args, ranks), rank=ranks.rank)

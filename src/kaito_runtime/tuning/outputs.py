@@ -51,6 +51,7 @@ class TuningMetadata:
     target_modules: list[str] | str | None
     device: str = "cpu"
     peak_gpu_memory_bytes: int | None = None
+    processes: int = 1
     finished_at: str = attrs.field(
         factory=lambda: datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     )

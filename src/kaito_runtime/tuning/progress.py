@@ -2,7 +2,9 @@
 
 Runtime layer (tuning Job). After every logging step the tracker logs a ``tuning_progress``
 event, updates the gauges served on ``GET /metrics`` (Prometheus) next to ``GET /progress``
-(JSON), and has ``<output>/progress.json`` rewritten atomically. The file is written by a
+(JSON), and has ``<output>/progress.json`` rewritten atomically. With several tuning processes
+only rank 0 publishes; its tokens per second count every process's tokens (``processes`` says
+how many took part). The file is written by a
 background thread at most once per ``min_interval`` (a write and rename can take milliseconds,
 which the training loop should not wait for); snapshots in between are coalesced to the newest,
 and the final phases (``completed``, ``failed``) are on disk before
@@ -47,6 +49,7 @@ class Progress:
     eta_seconds: float | None = None
     updated_at: str = ""
     message: str | None = None
+    processes: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """Return the document written to ``progress.json`` and served on ``/progress``."""
@@ -60,7 +63,9 @@ def _utc_iso(now: float) -> str:
 class ProgressTracker:
     """Publish progress to a file, the log and Prometheus gauges; safe across threads.
 
-    Call :meth:`close` when done (it flushes the file and stops the writer thread).
+    Call :meth:`close` when done (it flushes the file and stops the writer thread). Without an
+    ``output_dir`` no file is written; ``log_events=False`` also keeps the snapshots out of the
+    log (the tuning processes other than rank 0).
     """
 
     def __init__(
@@ -69,10 +74,13 @@ class ProgressTracker:
         *,
         wall_clock: Callable[[], float] = time.time,
         min_interval: float = 1.0,
+        processes: int = 1,
+        log_events: bool = True,
     ) -> None:
         self._path = output_dir / PROGRESS_FILE if output_dir is not None else None
         self._clock = wall_clock
         self._min_interval = min_interval
+        self._log_events = log_events
         self._flush_requested = False
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -103,7 +111,7 @@ class ProgressTracker:
             ["phase"],
             registry=self.registry,
         )
-        self._current = Progress(updated_at=_utc_iso(wall_clock()))
+        self._current = Progress(updated_at=_utc_iso(wall_clock()), processes=processes)
 
     @property
     def current(self) -> Progress:
@@ -124,8 +132,9 @@ class ProgressTracker:
                 self._phase.labels(phase=phase).set(1 if phase == snapshot.phase else 0)
             self._version += 1
             self._changed.notify_all()
-        fields = {k: v for k, v in snapshot.to_json().items() if v is not None}
-        log.info("tuning_progress", **fields)
+        if self._log_events:
+            fields = {k: v for k, v in snapshot.to_json().items() if v is not None}
+            log.info("tuning_progress", **fields)
         if snapshot.phase in FINAL_PHASES:
             self.flush()
         return snapshot

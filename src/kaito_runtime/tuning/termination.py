@@ -14,6 +14,7 @@ from typing import ClassVar
 import structlog
 
 from kaito_runtime.adapters.termination import write_termination_message
+from kaito_runtime.tuning.rank_results import RankResult, write_rank_result
 
 __all__ = (
     "ActionableError",
@@ -61,26 +62,27 @@ class OutputError(ActionableError):
     exit_code: ClassVar[int] = 5
 
 
-def run_main(body: Callable[[], str]) -> int:
+def run_main(body: Callable[[], str], *, rank: int = 0) -> int:
     """Run ``body``, write the termination message, and return the process exit code.
 
     ``body`` returns a short success summary. An :class:`ActionableError` exits with its own
     code and message; any other exception exits 1 with its type and text, after logging the
-    traceback once.
+    traceback once. Of several tuning processes (``rank``) only rank 0 writes its success
+    summary, any of them a failure; each also reports its outcome to the launcher (see
+    :mod:`~kaito_runtime.tuning.rank_results`).
     """
+    code, message = 0, ""
     try:
-        summary = body()
+        message = body()
     except ActionableError as exc:
-        write_termination_message(str(exc))
-        log.error("failed", error=str(exc), exit_code=exc.exit_code, kind=type(exc).__name__)
-        return exc.exit_code
+        code, message = exc.exit_code, str(exc)
+        log.error("failed", error=message, exit_code=code, kind=type(exc).__name__)
     except KeyboardInterrupt:
-        write_termination_message("interrupted")
-        return 130
+        code, message = 130, "interrupted"
     except Exception as exc:
-        line = f"unexpected error: {type(exc).__name__}: {exc}"
-        write_termination_message(line)
-        log.exception("failed_unexpectedly", error=line, exit_code=1)
-        return 1
-    write_termination_message(summary)
-    return 0
+        code, message = 1, f"unexpected error: {type(exc).__name__}: {exc}"
+        log.exception("failed_unexpectedly", error=message, exit_code=1)
+    if code != 0 or rank == 0:
+        write_termination_message(message)
+    write_rank_result(RankResult(rank=rank, exit_code=code, message=" ".join(message.split())))
+    return code

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,14 @@ import attrs
 import structlog
 
 from kaito_runtime.tuning.checkpoints import (
+    discard_checkpoints,
+    is_complete,
     latest_complete_checkpoint,
     remove_incomplete_checkpoints,
 )
 from kaito_runtime.tuning.config import FIX, Method, TuningConfig
 from kaito_runtime.tuning.dataset import LoadedDataset, load_tuning_dataset
+from kaito_runtime.tuning.distributed import Collective, Ranks
 from kaito_runtime.tuning.memory import check_fits, estimate_footprint, oom_error
 from kaito_runtime.tuning.outputs import (
     TuningMetadata,
@@ -45,6 +47,9 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "learning_rate": 5e-5,
     "logging_steps": 1,
     "report_to": "none",
+    # Upstream's template value: LoRA uses every adapted module in the forward pass, and DDP's
+    # search for unused parameters costs a pass over the graph each step.
+    "ddp_find_unused_parameters": False,
     # Progress goes out as structured events (callbacks.ProgressCallback), not progress bars.
     "disable_tqdm": True,
 }
@@ -70,23 +75,28 @@ class TuningSettings:
     checkpoint_dir: Path
     preset: str | None = None
     checkpoint_explicit: bool = False
+    ranks: Ranks = attrs.field(factory=Ranks)
 
 
 @attrs.frozen
 class TuningResult:
-    """Where the adapter is and what the run did."""
+    """Where the adapter is and what the run did (as seen by this process)."""
 
     output_dir: Path
     metadata: TuningMetadata
+    ranks: Ranks = attrs.field(factory=Ranks)
 
     @property
     def summary(self) -> str:
-        """The one-line success message (also the container's termination message)."""
+        """The one-line success message (rank 0's is the container's termination message)."""
         m = self.metadata
+        if not self.ranks.is_main:
+            return f"tuning process {self.ranks.rank} of {self.ranks.world_size} finished"
         loss = f"{m.final_loss:.4f}" if m.final_loss is not None else "n/a"
+        processes = f" on {m.processes} processes" if m.processes > 1 else ""
         return (
             f"tuning completed: {m.method} adapter for {m.preset or m.base_model} after "
-            f"{m.steps} steps, final loss {loss}, in {self.output_dir}"
+            f"{m.steps} steps{processes}, final loss {loss}, in {self.output_dir}"
         )
 
 
@@ -164,8 +174,9 @@ def _quantization(settings: TuningSettings, on_gpu: bool) -> Any:
 def _device_map(settings: TuningSettings, on_gpu: bool) -> Any:
     if not on_gpu:
         return {"": "cpu"} if settings.config.quantization.quantized else None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    if settings.ranks.distributed:
+        # One whole copy of the model per process, on the process's own GPU (DDP).
+        return {"": settings.ranks.local_rank}
     return settings.config.model.device_map
 
 
@@ -283,26 +294,68 @@ def _training_arguments(settings: TuningSettings, data: LoadedDataset, on_gpu: b
         raise ConfigError(f"training_config.TrainingArguments is invalid: {exc}; {FIX}") from None
 
 
-def _gpu() -> tuple[str, int] | None:
+def _gpu(ranks: Ranks) -> tuple[str, int] | None:
+    """This process's GPU (name, bytes), or None on a machine without one."""
     import torch
 
     if not torch.cuda.is_available():
         return None
-    props = torch.cuda.get_device_properties(0)
+    count = torch.cuda.device_count()
+    if ranks.local_rank >= count:
+        raise ConfigError(
+            f"tuning process {ranks.rank} is number {ranks.local_rank} on its node but the "
+            f"node has {count} GPU(s); start at most one process per GPU (launcher flag "
+            f"--processes-per-node {count}, or accelerate's --num_processes)"
+        )
+    props = torch.cuda.get_device_properties(ranks.local_rank)
     return str(props.name), int(props.total_memory)
+
+
+def _resume_checkpoint(directory: Path, collective: Collective) -> Path | None:
+    """The checkpoint every process resumes from: rank 0's newest complete one, or None.
+
+    Rank 0 removes unmarked checkpoints and chooses; the others follow. When some process cannot
+    see the chosen checkpoint (several nodes, each with its own output volume), all of them
+    start from step 0 instead, since processes resuming from different steps cannot train
+    together; rank 0 then discards its old checkpoints, which the new run would otherwise save
+    into while their old completion markers still stand.
+    """
+    chosen: str | None = None
+    if collective.ranks.is_main:
+        remove_incomplete_checkpoints(directory)
+        latest = latest_complete_checkpoint(directory)
+        chosen = latest.name if latest else None
+    chosen = collective.broadcast(chosen)
+    if chosen is None:
+        return None
+    path = directory / chosen
+    if collective.all_true(is_complete(path)):
+        return path
+    if collective.ranks.is_main:
+        discarded = discard_checkpoints(directory)
+        log.warning(
+            "checkpoint_not_shared",
+            checkpoint=str(path),
+            discarded=[p.name for p in discarded],
+            reason="some tuning processes cannot read it; put checkpoints on a shared volume",
+        )
+    return None
 
 
 def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResult:
     """Tune a LoRA adapter and write it, its metadata and the completion marker.
 
     Resumes from the newest complete checkpoint in ``settings.checkpoint_dir`` (an interrupted
-    run does not start again from step 0). Raises ActionableError subclasses for problems a
-    user can fix.
+    run does not start again from step 0). With several processes (``settings.ranks``) each
+    trains on its share of every batch, and only rank 0 writes the adapter, the metadata and,
+    once every process has finished training, the completion marker. Raises ActionableError
+    subclasses for problems a user can fix.
     """
     import torch
 
     _quiet_libraries()
     config = settings.config
+    ranks = settings.ranks
     try:
         settings.output_dir.mkdir(parents=True, exist_ok=True)
         settings.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -312,14 +365,16 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
             "check the output volume"
         ) from None
     batch_size = int(config.training.get("per_device_train_batch_size", 8))
-    data = load_tuning_dataset(
-        settings.data_dir,
-        config.dataset,
-        batch_size=batch_size,
-        cache_dir=settings.checkpoint_dir / ".datasets-cache",
-    )
-    gpu = _gpu()
+    gpu = _gpu(ranks)
     gpu_name, gpu_bytes = gpu or ("cpu", 0)
+    collective = Collective(ranks, cpu=gpu is None)
+    with collective.main_first():  # rank 0 fills the datasets cache, the others reuse it
+        data = load_tuning_dataset(
+            settings.data_dir,
+            config.dataset,
+            batch_size=batch_size,
+            cache_dir=settings.checkpoint_dir / ".datasets-cache",
+        )
     _check_lora_keys(settings)
     args = _training_arguments(settings, data, gpu is not None)
     if gpu is not None:
@@ -372,22 +427,19 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
         tokenizer=tokenizer,
         lora_config=lora_config,
         tracker=tracker,
+        collective=collective,
     )
 
-    remove_incomplete_checkpoints(settings.checkpoint_dir)
-    resume = latest_complete_checkpoint(settings.checkpoint_dir)
+    resume = _resume_checkpoint(settings.checkpoint_dir, collective)
     resumed_from = int(resume.name.rsplit("-", 1)[1]) if resume else 0
-    if resume is not None:
+    if resume is not None and ranks.is_main:
         log.info("training_resumed", checkpoint=str(resume), step=resumed_from)
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     except torch.OutOfMemoryError:
         raise out_of_memory("training") from None
+    collective.barrier()  # every process has finished training
 
-    tracker.update(phase="saving")
-    trainer.model.save_pretrained(settings.output_dir)
-    if tokenizer_changed:
-        tokenizer.save_pretrained(settings.output_dir)
     runtime = float(output.metrics.get("train_runtime", 0.0))
     metadata = TuningMetadata(
         base_model=settings.model,
@@ -412,12 +464,24 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
         target_modules=_as_json(lora_config.target_modules),
         device=gpu_name,
         peak_gpu_memory_bytes=int(torch.cuda.max_memory_allocated()) if gpu else None,
+        processes=ranks.world_size,
     )
+    result = TuningResult(output_dir=settings.output_dir, metadata=metadata, ranks=ranks)
+    if not ranks.is_main:
+        return result
+    tracker.update(phase="saving")
+    trainer.model.save_pretrained(settings.output_dir)
+    if tokenizer_changed:
+        tokenizer.save_pretrained(settings.output_dir)
     write_metadata(settings.output_dir, metadata)
-    result = TuningResult(output_dir=settings.output_dir, metadata=metadata)
     write_completion(settings.output_dir, result.summary)
     tracker.update(phase="completed", step=metadata.steps, eta_seconds=0.0)
-    log.info("tuning_completed", steps=metadata.steps, final_loss=metadata.final_loss)
+    log.info(
+        "tuning_completed",
+        steps=metadata.steps,
+        final_loss=metadata.final_loss,
+        processes=ranks.world_size,
+    )
     return result
 
 
@@ -456,6 +520,7 @@ def _trainer(
     tokenizer: Any,
     lora_config: Any,
     tracker: ProgressTracker,
+    collective: Collective,
 ) -> tuple[Any, Any]:
     from transformers.trainer_callback import PrinterCallback
     from trl.trainer.sft_trainer import SFTTrainer
@@ -470,7 +535,7 @@ def _trainer(
         eval_dataset=data.eval,
         processing_class=tokenizer,
         peft_config=lora_config,
-        callbacks=[progress, CheckpointMarkerCallback()],
+        callbacks=[progress, CheckpointMarkerCallback(collective)],
     )
     trainer.remove_callback(PrinterCallback)  # prints raw log dicts; ours are structured
     return trainer, progress

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from kaito_runtime.tuning.checkpoints import (
     COMPLETE_MARKER,
+    discard_checkpoints,
+    is_complete,
     latest_complete_checkpoint,
     mark_complete,
     remove_incomplete_checkpoints,
@@ -45,3 +47,14 @@ def test_no_directory_or_no_checkpoint_means_a_fresh_start(tmp_path: Path) -> No
     assert latest_complete_checkpoint(tmp_path / "none") is None
     assert latest_complete_checkpoint(tmp_path) is None
     assert remove_incomplete_checkpoints(tmp_path / "none") == []
+
+
+def test_discarding_removes_every_checkpoint_and_nothing_else(tmp_path: Path) -> None:
+    kept = tmp_path / ".datasets-cache"
+    kept.mkdir()
+    five = _checkpoint(tmp_path, 5, complete=True)
+    assert is_complete(five)
+    _checkpoint(tmp_path, 7, complete=False)
+    removed = discard_checkpoints(tmp_path)
+    assert [p.name for p in removed] == ["checkpoint-5", "checkpoint-7"]
+    assert [p.name for p in tmp_path.iterdir()] == [".datasets-cache"]

@@ -94,7 +94,7 @@ def test_a_model_too_big_for_the_gpu_exits_4_before_loading(
 ) -> None:
     write_parquet(tmp_path / "data" / "d.parquet", chat_rows(8))
     # The device probe is the one thing this machine cannot supply: pretend a 1 MiB GPU.
-    monkeypatch.setattr(train, "_gpu", lambda: ("Tiny GPU", 1 << 20))
+    monkeypatch.setattr(train, "_gpu", lambda ranks: ("Tiny GPU", 1 << 20))
     assert _run(tmp_path, tiny_model, "--preset", "phi-3-mini-4k-instruct") == 4
     message = termination_log.read_text()
     assert message.startswith("the model 'phi-3-mini-4k-instruct' (0.00B parameters at float32)")

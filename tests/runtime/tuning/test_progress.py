@@ -41,6 +41,7 @@ def test_updates_land_in_the_file_the_log_and_the_endpoints(tmp_path: Path) -> N
             "eta_seconds": 7.0,
             "updated_at": "2025-11-24T16:00:00Z",
             "message": None,
+            "processes": 1,
         }
         assert logs[0]["event"] == "tuning_progress"
         assert logs[0]["step"] == 3

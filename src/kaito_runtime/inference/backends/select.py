@@ -7,10 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
+import structlog
+
 from kaito_runtime.inference.engine import Engine
 from kaito_runtime.inference.settings import InferenceSettings
 
 __all__ = ("open_engine", "resolve_backend")
+
+log = structlog.get_logger(__name__)
 
 
 def _cuda_available() -> bool:
@@ -42,6 +46,15 @@ async def open_engine(settings: InferenceSettings) -> AsyncIterator[Engine]:
         from kaito_runtime.inference.backends.transformers_engine import (
             open_transformers_engine,
         )
+
+        sizes = {
+            "tensor_parallel_size": settings.tensor_parallel_size,
+            "data_parallel_size": settings.data_parallel_size,
+            "pipeline_parallel_size": settings.pipeline_parallel_size,
+        }
+        if any(size > 1 for size in sizes.values()):
+            # One process; device_map="auto" spreads the model over the visible GPUs instead.
+            log.warning("parallelism_ignored", backend="transformers", **sizes)
 
         async with open_transformers_engine(settings) as tf_engine:
             yield tf_engine

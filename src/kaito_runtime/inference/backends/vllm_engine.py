@@ -54,14 +54,24 @@ def _flag(key: str, value: EngineArgValue) -> list[str]:
 
 
 def engine_argv(settings: InferenceSettings, prepared: PreparedAdapters) -> list[str]:
-    """Return the vLLM engine arguments as command-line flags (flags win over the ConfigMap)."""
+    """Return the vLLM engine arguments as command-line flags (flags win over the ConfigMap).
+
+    Parallelism as upstream KAITO decides it from the SKU and the model: ``--data-parallel-size
+    <GPUs> --tensor-parallel-size 1`` for a model that fits one GPU, ``--tensor-parallel-size
+    <GPUs>`` for one that needs the node, plus ``--pipeline-parallel-size <nodes>
+    --distributed-executor-backend ray`` across nodes.
+    """
     argv = [
         "--model", settings.model,
         "--served-model-name", settings.served_model_name,
         "--dtype", settings.dtype,
         "--gpu-memory-utilization", str(settings.gpu_memory_utilization),
         "--tensor-parallel-size", str(settings.tensor_parallel_size),
+        "--data-parallel-size", str(settings.data_parallel_size),
+        "--pipeline-parallel-size", str(settings.pipeline_parallel_size),
     ]  # fmt: skip
+    if settings.distributed_executor_backend is not None:
+        argv += ["--distributed-executor-backend", settings.distributed_executor_backend]
     if settings.max_model_len is not None:
         argv += ["--max-model-len", str(settings.max_model_len)]
     if settings.trust_remote_code:
