@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -21,11 +23,12 @@ def _install_project(session: nox.Session, extras: str) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Ruff (lint and format) and the import-linter layering contracts."""
+    """Ruff (lint and format), the import-linter layering contracts, hadolint on the images."""
     session.install("-e", ".[dev]")
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
     session.run("lint-imports")
+    session.run("hadolint", *sorted(str(p) for p in Path("deploy/images").glob("*.Dockerfile")))
 
 
 @nox.session(python=PYTHON)
