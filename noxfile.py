@@ -13,7 +13,7 @@ nox.options.error_on_missing_interpreters = True
 PYTHON = "3.11"
 # The CPU build on this project's machines; a looser pin pulls a multi-GB CUDA build.
 CPU_TORCH = "torch==2.13.0+cpu"
-LINT_PATHS = ("src", "tests", "benchmarks", "noxfile.py")
+LINT_PATHS = ("src", "tests", "benchmarks", "examples", "noxfile.py")
 
 
 def _install_project(session: nox.Session, extras: str) -> None:
