@@ -28,13 +28,12 @@ from kaito.options import (
     parse_feature_gates,
 )
 from kaito.tls import CertificateAuthority, ServingCertificate, generate_serving_certificate
+from kaito.webhooks import WebhookCertificates
 from kaito.webhooks.server import WebhookServer, webhook_configurations
 
 __all__ = ("manager",)
 
 log = structlog.get_logger(__name__)
-
-WEBHOOK_SECRET = "workspace-webhook-cert"
 
 
 @attrs.frozen
@@ -43,6 +42,7 @@ class _WebhookOptions:
     port: int
     cert_dir: Path | None
     service: str | None
+    service_port: int = 443
 
 
 @main.command()
@@ -158,7 +158,16 @@ class _WebhookOptions:
 @click.option(
     "--webhook-service",
     envvar="WEBHOOK_SERVICE",
-    help="NAMESPACE/NAME of the webhook Service: register the webhook configurations.",
+    help="NAMESPACE/NAME of the webhook Service: the manager keeps a CA and serving certificate "
+    "for it in the Secret workspace-webhook-cert (renewed before expiry, shared by replicas) and "
+    "the caBundle of the webhook configurations.",
+)
+@click.option(
+    "--webhook-service-port",
+    default=443,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The webhook Service's port (the webhook configurations call it).",
 )
 @click.option(
     "--log-format", type=click.Choice(["console", "json"]), default="json", show_default=True
@@ -197,6 +206,7 @@ def manager(
     webhook_port: int,
     webhook_cert_dir: Path | None,
     webhook_service: str | None,
+    webhook_service_port: int,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -230,7 +240,9 @@ def manager(
         )
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    hooks = _WebhookOptions(webhook, webhook_port, webhook_cert_dir, webhook_service)
+    hooks = _WebhookOptions(
+        webhook, webhook_port, webhook_cert_dir, webhook_service, webhook_service_port
+    )
     sys.exit(anyio.run(_run, options, hooks))
 
 
@@ -250,59 +262,11 @@ def _certificate(cert_dir: Path | None, service: str | None) -> ServingCertifica
     return generate_serving_certificate(hosts)
 
 
-_SECRETS_PATH = ("", "v1", "secrets", "Secret")
-
-
-async def _shared_certificate(
-    client: KubeClient, namespace: str, service: str
-) -> ServingCertificate:
-    """The webhook certificate every replica serves: the Secret ``workspace-webhook-cert`` in the
-    release namespace, created by whichever replica comes first (as upstream names it)."""
-    import base64
-
-    from kaito.engine import ApiError, ObjectKey, Resource
-
-    secrets = Resource(*_SECRETS_PATH)
-    key = ObjectKey(namespace, WEBHOOK_SECRET)
-
-    def decode(secret: dict[str, object]) -> ServingCertificate:
-        data = secret.get("data") or {}
-        assert isinstance(data, dict)
-        raw = {k: base64.b64decode(str(v)) for k, v in data.items()}
-        return ServingCertificate(
-            CertificateAuthority(raw["ca.crt"], b""), raw["tls.crt"], raw["tls.key"]
-        )
-
-    try:
-        return decode(await client.get(secrets, key))
-    except ApiError as err:
-        if not err.not_found:
-            raise
-    certificate = _certificate(None, service)
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/tls",
-        "metadata": {"name": WEBHOOK_SECRET, "namespace": namespace},
-        "data": {
-            "ca.crt": base64.b64encode(certificate.ca.cert_pem).decode(),
-            "tls.crt": base64.b64encode(certificate.cert_pem).decode(),
-            "tls.key": base64.b64encode(certificate.key_pem).decode(),
-        },
-    }
-    try:
-        await client.create(secrets, secret)
-    except ApiError as err:
-        if err.status != 409:
-            raise
-        return decode(await client.get(secrets, key))  # another replica won the race
-    log.info("webhook_certificate_stored", secret=WEBHOOK_SECRET, namespace=namespace)
-    return certificate
-
-
 async def _register_webhooks(
     client: KubeClient, certificate: ServingCertificate, service: str, port: int
 ) -> None:
+    """Create the webhook configurations for certificates from ``--webhook-cert-dir``, or make
+    their caBundle that CA's (the manager does not rotate certificates it did not make)."""
     from kaito.engine import ApiError, ObjectKey, Resource
 
     namespace, _, name = service.partition("/")
@@ -319,7 +283,11 @@ async def _register_webhooks(
         except ApiError as err:
             if err.status != 409:
                 raise
-            await client.patch(resource, key, {"webhooks": config["webhooks"]})
+            current = await client.get(resource, key)
+            bundle = config["webhooks"][0]["clientConfig"]["caBundle"]
+            for hook in current.get("webhooks") or []:
+                hook.setdefault("clientConfig", {})["caBundle"] = bundle
+            await client.replace(resource, current)
         log.info("webhook_configuration_registered", name=key.name)
 
 
@@ -336,10 +304,20 @@ async def _run(options: ManagerOptions, hooks: _WebhookOptions) -> int:
         async with anyio.create_task_group() as tg:
             if hooks.enabled:
                 settings = controller_settings(options)
+                keeper: WebhookCertificates | None = None
                 if hooks.cert_dir is None and hooks.service:
-                    certificate = await _shared_certificate(
-                        client, options.release_namespace, hooks.service
+                    service_namespace, _, service_name = hooks.service.partition("/")
+                    keeper = WebhookCertificates(
+                        client,
+                        namespace=options.release_namespace,
+                        service=service_name,
+                        service_namespace=service_namespace,
+                        service_port=hooks.service_port,
+                        registry=manager.registry,
                     )
+                    await tg.start(keeper.run)
+                    assert keeper.certificate is not None
+                    certificate = keeper.certificate
                 else:
                     certificate = _certificate(hooks.cert_dir, hooks.service)
                 server = WebhookServer(
@@ -352,10 +330,11 @@ async def _run(options: ManagerOptions, hooks: _WebhookOptions) -> int:
                     ),
                     certificate,
                     port=hooks.port,
+                    ssl_context=keeper.context if keeper is not None else None,
                 )
                 await tg.start(server.run)
-                if hooks.service and certificate.ca.cert_pem:
-                    await _register_webhooks(client, certificate, hooks.service, hooks.port)
+                if keeper is None and hooks.service and certificate.ca.cert_pem:
+                    await _register_webhooks(client, certificate, hooks.service, hooks.service_port)
             log.info("manager_starting", pid=os.getpid(), provisioner=options.node_provisioner)
             await manager.run_until_signalled()
             tg.cancel_scope.cancel()

@@ -5,6 +5,23 @@ Webhook layer: ``AdmissionReview`` handling calls ``kaito.api``'s pure validatio
 
 from __future__ import annotations
 
+from kaito.webhooks._certificates import (
+    WEBHOOK_CONFIGURATIONS,
+    WEBHOOK_SECRET,
+    CertificatePolicy,
+    WallClock,
+    WebhookCertificates,
+)
 from kaito.webhooks.review import defaults_patch, mutate_review, review_response, validate_review
 
-__all__ = ("defaults_patch", "mutate_review", "review_response", "validate_review")
+__all__ = (
+    "WEBHOOK_CONFIGURATIONS",
+    "WEBHOOK_SECRET",
+    "CertificatePolicy",
+    "WallClock",
+    "WebhookCertificates",
+    "defaults_patch",
+    "mutate_review",
+    "review_response",
+    "validate_review",
+)

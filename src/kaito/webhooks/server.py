@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
@@ -64,6 +65,9 @@ class WebhookServer:
     host: str = "0.0.0.0"
     port: int = 9443
     bound_port: int | None = None
+    #: A context to listen with instead of one made from ``certificate`` (the certificate
+    #: keeper's, which switches certificates on rotation).
+    ssl_context: ssl.SSLContext | None = None
 
     async def context_for(self, obj: Mapping[str, Any]) -> ValidationContext:
         """The validation context with the cluster objects ``obj`` refers to."""
@@ -133,9 +137,8 @@ class WebhookServer:
         app.router.add_get("/healthz", _healthz)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(
-            runner, self.host, self.port, ssl_context=self.certificate.server_context()
-        )
+        context = self.ssl_context or self.certificate.server_context()
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=context)
         try:
             await site.start()
             self.bound_port = int(runner.addresses[0][1]) if runner.addresses else self.port
