@@ -72,7 +72,7 @@ async def test_services_allocate_addresses_and_keep_them(cluster: Cluster) -> No
             )
         ).json()
         spec = created["spec"]
-        assert spec["clusterIP"].startswith("10.") and spec["clusterIPs"] == [spec["clusterIP"]]
+        assert spec["clusterIP"].startswith("127.96.") and spec["clusterIPs"] == [spec["clusterIP"]]
         assert (
             spec["ports"][0]["protocol"] == "TCP" and 30000 <= spec["ports"][0]["nodePort"] <= 32767
         )
@@ -89,7 +89,7 @@ async def test_services_allocate_addresses_and_keep_them(cluster: Cluster) -> No
         assert kept["spec"]["ports"][0]["nodePort"] == spec["ports"][0]["nodePort"]
         moved = {
             **kept,
-            "spec": {**kept["spec"], "clusterIP": "10.96.9.9", "clusterIPs": ["10.96.9.9"]},
+            "spec": {**kept["spec"], "clusterIP": "127.96.9.9", "clusterIPs": ["127.96.9.9"]},
         }
         assert status_of(await client.put("/api/v1/namespaces/default/services/ws", json=moved))[
             :2

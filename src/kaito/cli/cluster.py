@@ -97,6 +97,20 @@ def cluster() -> None:
     help="Run the simulated scheduler, workload controllers, kubelet and garbage collector.",
 )
 @click.option(
+    "--kubelet",
+    type=click.Choice(["simulated", "local"]),
+    default="simulated",
+    show_default=True,
+    help="simulated: Pods report Running and Ready at once; local: Pods run as processes of "
+    "this machine (see docs/local-kubelet.md).",
+)
+@click.option(
+    "--system-node/--no-system-node",
+    default=False,
+    show_default=True,
+    help="Register an untainted CPU node sized like this machine (as AKS's system pool).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -113,6 +127,8 @@ def serve(
     crds: tuple[Path, ...],
     nodes: tuple[str, ...],
     controllers: bool,
+    kubelet: str,
+    system_node: bool,
     log_level: str,
 ) -> None:
     """Serve a cluster until interrupted (SIGINT or SIGTERM).
@@ -153,6 +169,8 @@ def serve(
         crds=crds,
         nodes=tuple(_parse_node(n) for n in nodes),
         controllers=controllers,
+        kubelet=kubelet,
+        system_node=system_node,
     )
     anyio.run(_serve, settings)
 
@@ -168,6 +186,8 @@ class _Settings:
     crds: tuple[Path, ...]
     nodes: tuple[tuple[str, int], ...]
     controllers: bool
+    kubelet: str = "simulated"
+    system_node: bool = False
 
 
 async def _serve(settings: _Settings) -> None:
@@ -180,6 +200,8 @@ async def _serve(settings: _Settings) -> None:
         authorization=settings.authorization,
         crds=settings.crds,
         controllers=Controllers.all() if settings.controllers else Controllers.api_only(),
+        kubelet="local" if settings.kubelet == "local" else "simulated",
+        system_node=settings.system_node,
     ) as running:
         for name, gpus in settings.nodes:
             await running.add_node(name, gpus=gpus)
@@ -190,12 +212,13 @@ async def _serve(settings: _Settings) -> None:
             url=running.url,
             kubeconfig=str(kubeconfig_out) if kubeconfig_out else None,
         )
-        print(
-            f"cluster ready at {running.url}"
-            + (f" (kubeconfig {kubeconfig_out})" if kubeconfig_out else ""),
-            flush=True,
-        )
+        # Say "ready" only once a signal stops us cleanly (a SIGINT before would be a traceback).
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            print(
+                f"cluster ready at {running.url}"
+                + (f" (kubeconfig {kubeconfig_out})" if kubeconfig_out else ""),
+                flush=True,
+            )
             async for received in signals:
                 log.info("cluster_stopping", signal=signal.Signals(received).name)
                 break

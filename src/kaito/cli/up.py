@@ -133,6 +133,18 @@ class _UpSettings:
 
 
 async def _up(settings: _UpSettings) -> int:
+    """Run until done (``--until-ready``) or until SIGINT/SIGTERM, which ends it with 0."""
+    outcome = 0
+    async with anyio.create_task_group() as tg:
+        # The handlers are in place before anything is printed: a signal at any point stops
+        # cleanly instead of raising KeyboardInterrupt mid-start.
+        await tg.start(_stop_on_signal, tg.cancel_scope)
+        outcome = await _run(settings)
+        tg.cancel_scope.cancel()
+    return outcome
+
+
+async def _run(settings: _UpSettings) -> int:
     port, kubeconfig_out, node_delay = settings.port, settings.kubeconfig_out, settings.node_delay
     options = ManagerOptions(
         metrics_address=None, probe_address=None, node_provisioner=settings.node_provisioner
@@ -175,17 +187,14 @@ async def _up(settings: _UpSettings) -> int:
                     names.append(
                         (obj["metadata"].get("namespace") or "default", obj["metadata"]["name"])
                     )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_stop_on_signal, tg.cancel_scope)
-            outcome = await _watch_status(kaito, names, settings.until_ready, settings.ready_within)
-            if settings.until_ready:
-                tg.cancel_scope.cancel()
-                return outcome
-        return 0
+        return await _watch_status(kaito, names, settings.until_ready, settings.ready_within)
 
 
-async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+async def _stop_on_signal(
+    scope: anyio.CancelScope, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async for signum in signals:
             click.echo(f"received {signal.Signals(signum).name}: stopping", err=True)
             scope.cancel()

@@ -23,6 +23,15 @@ from kaito.cluster._controllers import Controllers
 from kaito.cluster._errors import StatusError
 from kaito.cluster._faults import FaultRule, Faults, RequestInfo
 from kaito.cluster._karpenter import KarpenterSimulator, KarpenterTimes, karpenter_simulator
+from kaito.cluster._kubelet import (
+    Attachment,
+    ExecSession,
+    ImageProfile,
+    ImageTable,
+    LocalKubelet,
+    LogOptions,
+)
+from kaito.cluster._network import ClusterNetwork, ServiceAddress
 from kaito.cluster._sim import ImmediateKubelet, Kubelet, PodStatusWriter
 from kaito.cluster._store import (
     GroupResource,
@@ -37,25 +46,33 @@ from kaito.cluster._store import (
 )
 
 __all__ = (
+    "Attachment",
     "AuditEvent",
     "AuditLog",
     "AzureEmulator",
     "AzureTimes",
     "BootTimes",
     "Cluster",
+    "ClusterNetwork",
     "Controllers",
+    "ExecSession",
     "FaultRule",
     "Faults",
     "GroupResource",
+    "ImageProfile",
+    "ImageTable",
     "ImmediateKubelet",
     "KarpenterSimulator",
     "KarpenterTimes",
     "Kubelet",
     "LocalClient",
+    "LocalKubelet",
+    "LogOptions",
     "MemoryStorage",
     "ObjectIndex",
     "PodStatusWriter",
     "RequestInfo",
+    "ServiceAddress",
     "Snapshot",
     "StatusError",
     "Storage",

@@ -8,9 +8,9 @@ import os
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -32,7 +32,7 @@ from kaito.cluster._auth import (
     issue_client_certificate,
     server_context,
 )
-from kaito.cluster._builtins import builtin_types
+from kaito.cluster._builtins import DEFAULT_SERVICE_CIDR, ServiceIPAllocator, builtin_types
 from kaito.cluster._client import LocalClient, _documents
 from kaito.cluster._controllers import Controllers, run_controllers
 from kaito.cluster._controllers._loop import start_control_loop
@@ -40,10 +40,12 @@ from kaito.cluster._crd import crd_resource_type
 from kaito.cluster._crd_registry import CrdRegistry
 from kaito.cluster._errors import StatusError
 from kaito.cluster._faults import Faults
-from kaito.cluster._http import ApiHandler, ServerInfo
+from kaito.cluster._http import ApiHandler, PodStreams, ServerInfo
 from kaito.cluster._json import Obj
 from kaito.cluster._kubeconfig import build_kubeconfig, write_kubeconfig
+from kaito.cluster._kubelet import SYSTEM_NODE_LABELS, SYSTEM_NODE_NAME, LocalKubelet, host_capacity
 from kaito.cluster._meta import TimeSource, system_clock
+from kaito.cluster._network import ClusterNetwork, EndpointsController, PodNetworking
 from kaito.cluster._resource_types import Catalog
 from kaito.cluster._rest import Admission, RestApi
 from kaito.cluster._sim import Kubelet, node_object
@@ -93,6 +95,9 @@ class Cluster:
         """The audit log of HTTP requests: ``with cluster.audit.record() as events: ...``."""
         self._rest = rest
         self._admission = admission
+        self.network: ClusterNetwork | None = None
+        """Service networking on this machine (``start_cluster(network=True)``): the proxy's
+        :meth:`~ClusterNetwork.addresses` say where each Service port can be reached."""
 
     @property
     def ca_pem(self) -> bytes | None:
@@ -287,7 +292,15 @@ class Cluster:
         return await self.client.patch("v1", "Node", name, {"status": status}, subresource="status")
 
 
-async def _bootstrap(client: LocalClient) -> None:
+def _kubernetes_names(service_ips: ServiceIPAllocator) -> list[str]:
+    """The names and address of the ``kubernetes`` Service, which the serving certificate
+    covers as kube-apiserver's does (Pods reach the API server through it)."""
+    service = "kubernetes.default.svc"
+    return [service_ips.kubernetes_ip, "kubernetes", "kubernetes.default", service,
+            f"{service}.cluster.local"]  # fmt: skip
+
+
+async def _bootstrap(client: LocalClient, kubernetes_ip: str) -> None:
     for obj in bootstrap_policy():
         try:
             await client.create(obj)
@@ -311,7 +324,7 @@ async def _bootstrap(client: LocalClient) -> None:
             "labels": {"component": "apiserver", "provider": "kubernetes"},
         },
         "spec": {
-            "clusterIP": "10.96.0.1",
+            "clusterIP": kubernetes_ip,
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
         },
     }
@@ -333,7 +346,10 @@ async def start_cluster(
     admission_plugins: Iterable[str] = (),
     store: Storage | None = None,
     controllers: Controllers | bool = True,
-    kubelet: Kubelet | None = None,
+    kubelet: Kubelet | Literal["simulated", "local"] | None = None,
+    system_node: bool = False,
+    network: bool | None = None,
+    service_cidr: str = DEFAULT_SERVICE_CIDR,
     crds: Iterable[str | os.PathLike[str] | Obj] = (),
     clock: TimeSource = system_clock,
     bookmark_interval: float = 10.0,
@@ -360,7 +376,17 @@ async def start_cluster(
             restored from a backup (``MemoryStorage.restore(cluster.store.backup())``) starts
             the server where the backup was taken, as kube-apiserver over a restored etcd.
         controllers: Which simulated controllers run (``True`` all, ``False`` none).
-        kubelet: Decides when Pods run, become Ready and finish (default: at once).
+        kubelet: Decides when Pods run, become Ready and finish: ``"simulated"`` (or ``None``,
+            the default) reports them Running and Ready at once; ``"local"`` runs them as
+            processes of this machine with a :class:`LocalKubelet` the cluster owns; or any
+            :class:`Kubelet` (a ``LocalKubelet`` you configured, entered by you or by the cluster).
+        system_node: Register an untainted CPU node (``kaito-system``, this machine's CPUs and
+            memory), as AKS has its system pool, so ordinary Pods schedule.
+        network: Serve Services on this machine: a proxy on every cluster IP and, with the
+            local kubelet, Service names and variables in Pods (``docs/local-networking.md``).
+            ``None`` (the default) turns it on exactly when the kubelet is a ``LocalKubelet``.
+        service_cidr: The range cluster IPs come from (loopback, so the proxy can serve them;
+            the ``kubernetes`` Service takes its first address).
         crds: CRD manifests (paths, YAML text or dicts) installed before the block starts.
         clock: Source of timestamps.
         bookmark_interval: Seconds between watch bookmarks when clients allow them.
@@ -375,16 +401,77 @@ async def start_cluster(
         )
     if isinstance(controllers, bool):
         controllers = Controllers.all() if controllers else Controllers.none()
+    async with AsyncExitStack() as stack:
+        chosen: Kubelet | None
+        if kubelet == "local":
+            chosen = await stack.enter_async_context(LocalKubelet())
+        elif kubelet == "simulated":
+            chosen = None
+        elif isinstance(kubelet, LocalKubelet) and not kubelet.started:
+            # Not entered by the caller: the cluster owns it (and stops what it runs).
+            chosen = await stack.enter_async_context(kubelet)
+        else:
+            chosen = kubelet
+        if network is None:
+            network = isinstance(chosen, LocalKubelet)
+        async with _serve(
+            host=host,
+            port=port,
+            tls=tls,
+            token=token,
+            authorization=authorization,
+            admission_plugins=admission_plugins,
+            store=store,
+            controllers=controllers,
+            kubelet=chosen,
+            system_node=system_node,
+            network=network,
+            service_cidr=service_cidr,
+            crds=crds,
+            clock=clock,
+            bookmark_interval=bookmark_interval,
+            history_window=history_window,
+        ) as cluster:
+            yield cluster
+
+
+@asynccontextmanager
+async def _serve(
+    *,
+    host: str,
+    port: int,
+    tls: bool,
+    token: str | None,
+    authorization: str,
+    admission_plugins: Iterable[str],
+    store: Storage | None,
+    controllers: Controllers,
+    kubelet: Kubelet | None,
+    system_node: bool,
+    network: bool,
+    service_cidr: str,
+    crds: Iterable[str | os.PathLike[str] | Obj],
+    clock: TimeSource,
+    bookmark_interval: float,
+    history_window: int,
+) -> AsyncIterator[Cluster]:
     store = store or MemoryStorage(history_window=history_window)
+    service_ips = ServiceIPAllocator(service_cidr)
+    service_ips.attach(store)
+    await service_ips.load(store)
     catalog = Catalog()
-    for rt in builtin_types():
+    for rt in builtin_types(service_ips=service_ips):
         catalog.add(rt)
     catalog.add(crd_resource_type(clock))
     registry = CrdRegistry(catalog)
     registry.attach(store)
     await registry.load(store)
     certificate = (
-        generate_serving_certificate(sorted({host, "127.0.0.1", "localhost"})) if tls else None
+        generate_serving_certificate(
+            sorted({host, "127.0.0.1", "localhost", *_kubernetes_names(service_ips)})
+        )
+        if tls
+        else None
     )
     admin_certificate = (
         issue_client_certificate(
@@ -418,7 +505,7 @@ async def start_cluster(
     )
     faults = Faults(store)
     client = LocalClient(rest)
-    await _bootstrap(client)
+    await _bootstrap(client, service_ips.kubernetes_ip)
     address = {"value": f"{host}:{port}"}
     audit = AuditLog()
     handler = ApiHandler(
@@ -429,6 +516,7 @@ async def start_cluster(
         access=access,
         bookmark_interval=bookmark_interval,
         clock=clock,
+        streams=kubelet if isinstance(kubelet, PodStreams) else None,
         audit=audit,
     )
     server = web.Server(handler, access_log=None, handler_cancellation=True)
@@ -460,13 +548,30 @@ async def start_cluster(
         authentication="required" if access.require_authentication else "off",
         authorization=access.authorization_mode,
     )
+    api_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    issuer = _plug_token_issuer(kubelet, cluster)
     try:
-        async with anyio.create_task_group() as tasks:
+        async with anyio.create_task_group() as tasks, AsyncExitStack() as stack:
             await run_controllers(tasks, rest, store, controllers, kubelet=kubelet, clock=clock)
             start_control_loop(tasks, store, ClusterRoleAggregator(rest))
+            if controllers.endpoints:
+                start_control_loop(
+                    tasks, store, EndpointsController(rest, apiserver=lambda: (api_host, bound[1]))
+                )
+            if network:
+                cluster.network = await stack.enter_async_context(
+                    ClusterNetwork(
+                        store, kubelet=kubelet if isinstance(kubelet, PodNetworking) else None
+                    )
+                )
             try:
                 if crds:
                     await cluster.install_crds(*crds)
+                if system_node:
+                    cpu, memory = host_capacity()
+                    await cluster.add_node(
+                        SYSTEM_NODE_NAME, cpu=cpu, memory=memory, labels=dict(SYSTEM_NODE_LABELS)
+                    )
                 yield cluster
             finally:
                 tasks.cancel_scope.cancel()
@@ -477,7 +582,31 @@ async def start_cluster(
             await admission.close()
             await runner.cleanup()
             access.close()
+            if issuer and isinstance(kubelet, LocalKubelet):
+                kubelet.token_source = None
         log.info("cluster_stopped", url=url)
+
+
+def _plug_token_issuer(kubelet: Kubelet | None, cluster: Cluster) -> bool:
+    """Give a local kubelet without a token source this cluster's TokenRequest issuer, for
+    projected ``serviceAccountToken`` volumes; whether it did."""
+    if not isinstance(kubelet, LocalKubelet) or kubelet.token_source is not None:
+        return False
+
+    async def issue(pod: Obj, audience: str, expiration_seconds: int) -> str:
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        issued = await cluster.service_account_token(
+            str(meta.get("namespace", "")),
+            str(spec.get("serviceAccountName") or "default"),
+            audiences=(audience,) if audience else (),
+            expiration_seconds=expiration_seconds,
+            pod=(str(meta.get("name", "")), str(meta.get("uid", ""))),
+        )
+        return issued.token
+
+    kubelet.token_source = issue
+    return True
 
 
 class ThreadedCluster:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import base64
 import copy
-import ipaddress
 from typing import Any
 
+from kaito.cluster._builtins._service_ips import ServiceIPAllocator
 from kaito.cluster._errors import FieldError
 from kaito.cluster._json import Obj
 from kaito.cluster._meta import validate_dns1123_label
@@ -441,11 +441,10 @@ class JobStrategy(_WorkloadStrategy):
 
 
 class ServiceStrategy(Strategy):
-    """Services: ClusterIP allocation from 10.96.0.0/12, node ports, immutable addresses."""
+    """Services: cluster IPs from the allocator's range, node ports, immutable addresses."""
 
-    def __init__(self) -> None:
-        self._network = ipaddress.ip_network("10.96.0.0/12")
-        self._next_ip = 1
+    def __init__(self, allocator: ServiceIPAllocator | None = None) -> None:
+        self.allocator = allocator or ServiceIPAllocator()
         self._next_node_port = 30000
 
     def default(self, obj: Obj) -> None:
@@ -460,13 +459,17 @@ class ServiceStrategy(Strategy):
                 if "port" in port:
                     port.setdefault("targetPort", port["port"])
 
-    def _allocate(self, spec: Obj) -> None:
+    def _allocate(self, obj: Obj, old_spec: Obj | None = None) -> None:
+        spec = obj.setdefault("spec", {})
         if spec.get("type") == "ExternalName":
             return
-        if not spec.get("clusterIP"):
-            ip = self._network.network_address + self._next_ip
-            self._next_ip += 1
-            spec["clusterIP"] = str(ip)
+        meta = obj.get("metadata") or {}
+        requested = spec.get("clusterIP") or next(iter(spec.get("clusterIPs") or []), None)
+        kept = old_spec is not None and requested and requested == old_spec.get("clusterIP")
+        if requested != "None" and not kept:
+            spec["clusterIP"] = self.allocator.allocate(
+                str(meta.get("namespace", "")), str(meta.get("name", "")), requested or None
+            )
         if spec["clusterIP"] != "None" or not spec.get("clusterIPs"):
             spec["clusterIPs"] = [spec["clusterIP"]]
         spec.setdefault("ipFamilies", ["IPv4"])
@@ -481,7 +484,7 @@ class ServiceStrategy(Strategy):
             spec.setdefault("allocateLoadBalancerNodePorts", True)
 
     def prepare_create(self, obj: Obj) -> None:
-        self._allocate(obj.setdefault("spec", {}))
+        self._allocate(obj)
         obj["status"] = {"loadBalancer": {}}
 
     def prepare_update(self, new: Obj, old: Obj) -> None:
@@ -503,7 +506,9 @@ class ServiceStrategy(Strategy):
                 previous = old_ports.get((port.get("port"), port.get("protocol")))
                 if previous and previous.get("nodePort"):
                     port["nodePort"] = previous["nodePort"]
-        self._allocate(spec)
+        if old_spec.get("clusterIP") and spec.get("clusterIP") != old_spec.get("clusterIP"):
+            return  # validate() refuses the change; nothing to allocate
+        self._allocate(new, old_spec)
 
     def validate(self, obj: Obj, old: Obj | None) -> list[FieldError]:
         spec = obj.get("spec") or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kaito.cluster._builtins._schemas import kind_schema
+from kaito.cluster._builtins._service_ips import ServiceIPAllocator
 from kaito.cluster._builtins._strategies import (
     DeploymentStrategy,
     JobStrategy,
@@ -138,8 +139,9 @@ def _review_types() -> list[ResourceType]:
     ]  # fmt: skip
 
 
-def builtin_types() -> list[ResourceType]:
-    """Fresh built-in resource types (strategies hold per-cluster state such as IP allocation)."""
+def builtin_types(*, service_ips: ServiceIPAllocator | None = None) -> list[ResourceType]:
+    """Fresh built-in resource types (strategies hold per-cluster state such as IP allocation);
+    Services take their cluster IPs from ``service_ips`` (a fresh default-range one if omitted)."""
     apps_scale = ScalePaths(label_selector=".spec.selector")
     return [
         _rt(
@@ -168,7 +170,7 @@ def builtin_types() -> list[ResourceType]:
             "pods",
             short=("po",),
             categories=("all",),
-            subresources=("status", "binding"),
+            subresources=("status", "binding", "log", "exec", "attach", "portforward"),
             fields=_POD_FIELDS,
             strategy=PodStrategy(),
         ),
@@ -179,7 +181,7 @@ def builtin_types() -> list[ResourceType]:
             short=("svc",),
             categories=("all",),
             subresources=("status",),
-            strategy=ServiceStrategy(),
+            strategy=ServiceStrategy(service_ips),
             name_validator=validate_dns1035_label,
         ),
         _rt("", "Endpoints", "endpoints", short=("ep",), allow_create_on_update=True),

@@ -22,7 +22,7 @@ from kaito.cluster._sim import (
 )
 from kaito.cluster._store import Storage
 
-__all__ = ("Controllers", "run_controllers")
+__all__ = ("Controllers", "run_controllers", "start_control_loop")
 
 
 @attrs.frozen
@@ -39,6 +39,8 @@ class Controllers:
     jobs: bool = True
     kubelet: bool = True
     """Run the :class:`Kubelet` for Pods bound to Nodes."""
+    endpoints: bool = True
+    """EndpointSlices and Endpoints of Services with a selector (and of ``kubernetes``)."""
 
     @classmethod
     def all(cls) -> Controllers:
@@ -48,13 +50,13 @@ class Controllers:
     @classmethod
     def none(cls) -> Controllers:
         """No controllers: a bare API server (objects only change when clients change them)."""
-        return cls(False, False, False, False, False, False, False, False)
+        return cls(False, False, False, False, False, False, False, False, False)
 
     @classmethod
     def api_only(cls) -> Controllers:
         """What kube-apiserver and kube-controller-manager do for API objects alone: garbage
         collection, namespace and CRD deletion; no scheduling, workloads or kubelet."""
-        return cls(True, True, True, False, False, False, False, False)
+        return cls(True, True, True, False, False, False, False, False, False)
 
 
 async def run_controllers(

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from kaito.cluster._auth import AccessControl, Attributes, UserInfo, user_from_peercert
 from kaito.cluster._http._routing import Route
+from kaito.cluster._http._streaming import streaming_verb
 
 __all__ = ("USER_KEY", "authenticate", "is_public", "request_attributes")
 
@@ -58,14 +59,16 @@ def request_attributes(user: UserInfo, request: web.BaseRequest, route: Route) -
     """What the request asks to do."""
     if route.kind != "resource":
         return Attributes(user, request.method.lower(), resource_request=False, path=request.path)
-    verb = _VERBS.get(request.method, request.method.lower())
+    # pods/log is get; pods/exec, attach and portforward are create, WebSocket upgrades included.
+    streaming = streaming_verb(route)
+    verb = streaming or _VERBS.get(request.method, request.method.lower())
     name = route.name
-    if verb == "get":
+    if streaming is None and verb == "get":
         if _flag(request, "watch"):
             verb = "watch"
         elif not name:
             verb = "list"
-    elif verb == "delete" and not name:
+    elif streaming is None and verb == "delete" and not name:
         verb = "deletecollection"
     namespace = route.namespace
     if route.group == "" and route.plural == "namespaces" and name and not namespace:

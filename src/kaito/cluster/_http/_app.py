@@ -37,6 +37,7 @@ from kaito.cluster._http._protobuf import (
     watch_frame,
 )
 from kaito.cluster._http._routing import Route, parse_path
+from kaito.cluster._http._streaming import PodStreams, StreamingRoutes, streaming_verb
 from kaito.cluster._http._table import metadata_only, table
 from kaito.cluster._json import Obj, dumps, loads
 from kaito.cluster._resource_types import ResourceType
@@ -153,9 +154,11 @@ class ApiHandler:
         access: AccessControl,
         bookmark_interval: float = 10.0,
         clock: Callable[[], dt.datetime],
+        streams: PodStreams | None = None,
         audit: AuditLog | None = None,
     ) -> None:
         self._rest = rest
+        self._streaming = StreamingRoutes(rest, streams, clock=clock)
         self._audit = audit or AuditLog()
         self._catalog = rest.catalog
         self._faults = faults
@@ -237,7 +240,10 @@ class ApiHandler:
         )
 
     def _request_info(self, request: web.BaseRequest, route: Route) -> RequestInfo:
-        if route.kind != "resource":
+        streaming = streaming_verb(route)
+        if streaming is not None:
+            verb = streaming
+        elif route.kind != "resource":
             verb = "discovery"
         elif request.method == "GET":
             verb = "watch" if _flag(request.query, "watch") else ("get" if route.name else "list")
@@ -306,6 +312,9 @@ class ApiHandler:
     ) -> web.StreamResponse:
         kind = route.kind
         if kind == "resource":
+            if route.name and streaming_verb(route) is not None:
+                self._resource_type(route)
+                return await self._streaming.handle(request, route)
             return await self._resource(request, route, ctx)
         if request.method not in ("GET", "HEAD"):
             raise StatusError(

@@ -16,6 +16,14 @@ _SUBRESOURCE_VERBS = {
     "binding": ("create",),
     "finalize": ("update",),
     "token": ("create",),
+    "exec": ("create", "get"),
+    "attach": ("create", "get"),
+    "portforward": ("create", "get"),
+}
+_STREAMING_KINDS = {
+    "exec": "PodExecOptions",
+    "attach": "PodAttachOptions",
+    "portforward": "PodPortForwardOptions",
 }
 
 
@@ -26,6 +34,8 @@ def _subresource_kind(rt: ResourceType, sub: str) -> tuple[str, str, str]:
         return "", "v1", "Binding"
     if sub == "token":
         return "authentication.k8s.io", "v1", "TokenRequest"
+    if sub in _STREAMING_KINDS and rt.group == "" and rt.plural == "pods":
+        return "", "v1", _STREAMING_KINDS[sub]
     return rt.group, rt.version, rt.kind
 
 

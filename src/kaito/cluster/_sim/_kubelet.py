@@ -2,20 +2,25 @@
 finishes; the node agent starts it for every Pod bound to a Node and cancels it when the Pod goes.
 
 The default :class:`ImmediateKubelet` reports Pods Running and Ready at once, and Pods that do not
-restart (``restartPolicy`` ``Never``/``OnFailure``) Succeeded right after.
+restart (``restartPolicy`` ``Never``/``OnFailure``) Succeeded right after. The local kubelet
+(``kaito.cluster._kubelet``) runs the containers as processes through the same seam: it reports
+whole statuses with :meth:`PodStatusWriter.report`, reads ConfigMaps and Secrets through
+:attr:`PodStatusWriter.client` and learns the deletion's grace period from
+:attr:`PodStatusWriter.deletion_grace_period`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Protocol, cast
 
 import anyio
 import structlog
 from anyio.abc import TaskGroup
 
+from kaito.cluster._client import LocalClient
 from kaito.cluster._errors import StatusError
 from kaito.cluster._json import Obj, loads
 from kaito.cluster._meta import format_time
@@ -23,9 +28,18 @@ from kaito.cluster._rest import RequestContext, RestApi, WriteOptions
 from kaito.cluster._sim._common import NODES, PODS, pod_terminal, set_condition
 from kaito.cluster._store import EventType, GroupResource, StorageEvent
 
-__all__ = ("ImmediateKubelet", "Kubelet", "NodeAgent", "PodStatusWriter")
+__all__ = ("KUBELET_CONDITIONS", "ImmediateKubelet", "Kubelet", "NodeAgent", "PodStatusWriter")
 
 log = structlog.get_logger(__name__)
+
+#: The pod conditions a kubelet owns, in the order it writes them.
+KUBELET_CONDITIONS = (
+    "PodReadyToStartContainers",
+    "Initialized",
+    "Ready",
+    "ContainersReady",
+    "PodScheduled",
+)
 
 
 class PodStatusWriter:
@@ -36,8 +50,50 @@ class PodStatusWriter:
         self.pod = pod
         self._pod_ip = pod_ip
         self._host_ip = host_ip
-        self._ctx = RequestContext(user=f"system:node:{pod.get('spec', {}).get('nodeName', '')}")
+        self._ctx = RequestContext(
+            user=f"system:node:{self.node_name}", groups=("system:nodes", "system:authenticated")
+        )
         self._started = format_time(rest.clock())
+        self._client = LocalClient(rest, user=self._ctx.user)
+        self._deletion_grace: int | None = None
+
+    @property
+    def node_name(self) -> str:
+        """The Node the Pod is bound to."""
+        return str((self.pod.get("spec") or {}).get("nodeName") or "")
+
+    @property
+    def pod_ip(self) -> str:
+        """The IP reported in ``status.podIP``."""
+        return self._pod_ip
+
+    @property
+    def host_ip(self) -> str:
+        """The IP reported in ``status.hostIP``."""
+        return self._host_ip
+
+    def use_addresses(self, pod_ip: str, host_ip: str) -> None:
+        """Report these addresses from now on (a kubelet with a network of its own assigns them)."""
+        self._pod_ip = pod_ip
+        self._host_ip = host_ip
+
+    @property
+    def client(self) -> LocalClient:
+        """API access as the node (``system:node:NAME``): ConfigMaps, Secrets, Events, Nodes."""
+        return self._client
+
+    @property
+    def deletion_grace_period(self) -> int | None:
+        """Seconds the Pod's deletion grants its containers to stop; ``None`` until it is deleted.
+
+        The node agent sets it before it cancels :meth:`Kubelet.run_pod`: the deletion's
+        ``deletionGracePeriodSeconds``, else the Pod's ``terminationGracePeriodSeconds``.
+        """
+        return self._deletion_grace
+
+    def mark_deleted(self, grace_period: int) -> None:
+        """Record that the Pod was deleted with ``grace_period`` seconds to stop (node agent)."""
+        self._deletion_grace = max(0, grace_period)
 
     @property
     def namespace(self) -> str:
@@ -182,6 +238,71 @@ class PodStatusWriter:
             },
         )
 
+    async def report(self, status: Obj | Callable[[Obj], Obj]) -> None:
+        """Write a whole status as a kubelet computes it.
+
+        ``status`` (or what ``status(current_pod)`` returns, for a status that depends on the
+        Pod as stored, such as readiness gates) carries ``phase``, the kubelet's conditions
+        (:data:`KUBELET_CONDITIONS`, without transition times), ``containerStatuses``,
+        ``initContainerStatuses`` and optionally ``reason``, ``message`` and ``qosClass``. This
+        adds the IPs and ``startTime``, keeps the conditions other components own, and keeps each
+        condition's ``lastTransitionTime`` while its status holds. A Pod that is gone is not an
+        error.
+        """
+        rt = self._rest.catalog.lookup("", "v1", "pods")
+        assert rt is not None
+        try:
+            current = self._rest.decode(rt, await self._rest.get(rt, self.namespace, self.name))
+        except StatusError as error:
+            if error.code == 404:
+                return
+            raise
+        if current["metadata"].get("uid") != self.pod["metadata"].get("uid"):
+            return
+        if callable(status):
+            status = status(current)
+        now = format_time(self._rest.clock())
+        previous = list((current.get("status") or {}).get("conditions") or [])
+        conditions = [c for c in previous if c.get("type") not in KUBELET_CONDITIONS]
+        for condition in status.get("conditions") or []:
+            kind = condition["type"]
+            kept = set_condition(
+                [c for c in previous if c.get("type") == kind],
+                kind,
+                condition["status"],
+                reason=condition.get("reason", ""),
+                message=condition.get("message", ""),
+                now=now,
+                extra={"lastProbeTime": None},
+            )
+            conditions.extend(kept)
+        body: Obj = {
+            **{k: v for k, v in status.items() if k != "conditions"},
+            "conditions": conditions,
+            "hostIP": self._host_ip,
+            "hostIPs": [{"ip": self._host_ip}],
+            "startTime": self._started,
+        }
+        if self._pod_ip:
+            body["podIP"] = self._pod_ip
+            body["podIPs"] = [{"ip": self._pod_ip}]
+        body.setdefault("reason", None)
+        body.setdefault("message", None)
+        try:
+            await self._rest.patch(
+                rt,
+                self.namespace,
+                self.name,
+                "application/merge-patch+json",
+                {"status": body},
+                options=WriteOptions(),
+                ctx=self._ctx,
+                subresource="status",
+            )
+        except StatusError as error:
+            if error.code != 404:
+                raise
+
 
 class Kubelet(Protocol):
     """Protocol: runs Pods bound to simulated Nodes."""
@@ -215,7 +336,7 @@ class NodeAgent:
         self._rest = rest
         self._kubelet = kubelet
         self._tasks = tasks
-        self._running: dict[tuple[str, str], tuple[str, anyio.CancelScope]] = {}
+        self._running: dict[tuple[str, str], tuple[str, anyio.CancelScope, PodStatusWriter]] = {}
         self._next_ip = 2
         self._pod_network = ipaddress.ip_network("10.244.0.0/16")
 
@@ -226,6 +347,7 @@ class NodeAgent:
         if event.type is EventType.DELETED or event.obj.deleting:
             running = self._running.pop(key, None)
             if running is not None:
+                running[2].mark_deleted(_grace_period(loads(event.obj.data)))
                 running[1].cancel()
             return ()
         if key in self._running or event.obj.fields[0] == "":
@@ -257,8 +379,8 @@ class NodeAgent:
         )
         self._next_ip += 1
         scope = anyio.CancelScope()
-        self._running[(namespace, name)] = (stored.uid, scope)
         writer = PodStatusWriter(self._rest, pod, pod_ip, host_ip)
+        self._running[(namespace, name)] = (stored.uid, scope, writer)
         self._tasks.start_soon(self._run, (namespace, name), scope, pod, writer)
         return None
 
@@ -277,6 +399,18 @@ class NodeAgent:
             and (pod_terminal(pod) or scope.cancel_called)
         ):
             self._running.pop(key, None)
+
+
+def _grace_period(pod: Obj) -> int:
+    """The seconds a deleted Pod's containers get to stop, as the kubelet reads them."""
+    meta = pod.get("metadata") or {}
+    grace = meta.get("deletionGracePeriodSeconds")
+    if grace is None:
+        grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+    try:
+        return max(0, int(grace))
+    except (TypeError, ValueError):
+        return 30
 
 
 def node_object(
