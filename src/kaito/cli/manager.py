@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import attrs
 import click
 import structlog
 
 from kaito.api import ValidationContext
 from kaito.cli import main
-from kaito.engine import KubeClient, load_client
+from kaito.engine import KubeClient, Manager, load_client
 from kaito.logging import configure_logging
 from kaito.operator import build_manager, controller_settings, make_provisioner
 from kaito.options import (
@@ -31,18 +32,9 @@ from kaito.tls import CertificateAuthority, ServingCertificate, generate_serving
 from kaito.webhooks import WebhookCertificates
 from kaito.webhooks.server import WebhookServer, webhook_configurations
 
-__all__ = ("manager",)
+__all__ = ("RunningManager", "WebhookOptions", "manager", "run_manager")
 
 log = structlog.get_logger(__name__)
-
-
-@attrs.frozen
-class _WebhookOptions:
-    enabled: bool
-    port: int
-    cert_dir: Path | None
-    service: str | None
-    service_port: int = 443
 
 
 @main.command()
@@ -240,7 +232,7 @@ def manager(
         )
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    hooks = _WebhookOptions(
+    hooks = WebhookOptions(
         webhook, webhook_port, webhook_cert_dir, webhook_service, webhook_service_port
     )
     sys.exit(anyio.run(_run, options, hooks))
@@ -291,20 +283,54 @@ async def _register_webhooks(
         log.info("webhook_configuration_registered", name=key.name)
 
 
-async def _run(options: ManagerOptions, hooks: _WebhookOptions) -> int:
-    client = await load_client(options.kubeconfig)
-    try:
-        provisioner = make_provisioner(options, client)
-    except ValueError as err:
-        click.echo(f"error: {err}", err=True)
-        await client.close()
-        return 2
+@attrs.frozen
+class WebhookOptions:
+    """How ``kaito manager`` serves admission (its ``--webhook*`` flags)."""
+
+    enabled: bool = True
+    port: int = 9443
+    cert_dir: Path | None = None
+    service: str | None = None
+    service_port: int = 443
+    host: str = "0.0.0.0"
+
+
+@attrs.frozen
+class RunningManager:
+    """What :func:`run_manager` reports once started: stop it with ``manager.stop()``."""
+
+    manager: Manager
+    webhook_port: int | None
+    certificates: WebhookCertificates | None
+
+
+async def run_manager(
+    options: ManagerOptions,
+    hooks: WebhookOptions,
+    client: KubeClient,
+    *,
+    signals: bool = True,
+    task_status: anyio.abc.TaskStatus[RunningManager] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the manager as ``kaito manager`` does (in this process, on ``client``) until it stops.
+
+    The webhook certificate keeper starts first (its Secret and caBundles are in place before
+    the webhook server listens), then the webhook server, then the Manager; ``task_status``
+    gets a :class:`RunningManager` once the Manager has started. With ``signals`` SIGTERM and
+    SIGINT stop it gracefully; otherwise call ``manager.stop()``.
+
+    Raises:
+        ValueError: the node provisioner cannot be built from ``options``.
+        ApiError: the API server refused the webhook certificate's Secret or configurations.
+    """
+    provisioner = make_provisioner(options, client)
     manager = build_manager(options, client, provisioner)
     try:
         async with anyio.create_task_group() as tg:
+            keeper: WebhookCertificates | None = None
+            port: int | None = None
             if hooks.enabled:
                 settings = controller_settings(options)
-                keeper: WebhookCertificates | None = None
                 if hooks.cert_dir is None and hooks.service:
                     service_namespace, _, service_name = hooks.service.partition("/")
                     keeper = WebhookCertificates(
@@ -329,19 +355,37 @@ async def _run(options: ManagerOptions, hooks: _WebhookOptions) -> int:
                         release_namespace=settings.release_namespace,
                     ),
                     certificate,
+                    host=hooks.host,
                     port=hooks.port,
                     ssl_context=keeper.context if keeper is not None else None,
                 )
-                await tg.start(server.run)
+                port = await tg.start(server.run)
                 if keeper is None and hooks.service and certificate.ca.cert_pem:
                     await _register_webhooks(client, certificate, hooks.service, hooks.service_port)
             log.info("manager_starting", pid=os.getpid(), provisioner=options.node_provisioner)
-            await manager.run_until_signalled()
+
+            async def report_started() -> None:
+                await manager.started.wait()
+                task_status.started(RunningManager(manager, port, keeper))
+
+            tg.start_soon(report_started)
+            await (manager.run_until_signalled() if signals else manager.run())
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             closer = getattr(provisioner, "aclose", None)
             if closer is not None:
                 await closer()
+
+
+async def _run(options: ManagerOptions, hooks: WebhookOptions) -> int:
+    client = await load_client(options.kubeconfig)
+    try:
+        await run_manager(options, hooks, client)
+    except ValueError as err:
+        click.echo(f"error: {err}", err=True)
+        return 2
+    finally:
+        with anyio.CancelScope(shield=True):
             await client.close()
     return 0
