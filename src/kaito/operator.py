@@ -116,7 +116,13 @@ def build_manager(
     manager = Manager(
         client,
         name="kaito-workspace",
-        leader_election=LeaderElectionConfig(LEADER_ELECTION_ID, options.leader_election_namespace)
+        leader_election=LeaderElectionConfig(
+            LEADER_ELECTION_ID,
+            options.leader_election_namespace,
+            lease_duration=options.lease_duration,
+            renew_deadline=options.renew_deadline,
+            retry_period=options.retry_period,
+        )
         if options.leader_elect
         else None,
         probe_address=options.probe_address,

@@ -141,7 +141,7 @@ def test_karpenter_overlay_grants_nodeclaims_and_names_the_node_class(
 ) -> None:
     role = find("karpenter", "ClusterRole", "kaito-workspace-karpenter")
     assert {"apiGroups": ["karpenter.sh"], "resources": ["nodeclaims"],
-            "verbs": ["get", "list", "watch", "create", "delete"]} in role["rules"]  # fmt: skip
+            "verbs": ["list", "create", "delete"]} in role["rules"]  # fmt: skip
     binding = find("karpenter", "ClusterRoleBinding", "kaito-workspace-karpenter")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "kaito-workspace", "namespace": RELEASE_NAMESPACE}

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -32,7 +34,13 @@ from kaito.tls import CertificateAuthority, ServingCertificate, generate_serving
 from kaito.webhooks import WebhookCertificates
 from kaito.webhooks.server import WebhookServer, webhook_configurations
 
-__all__ = ("RunningManager", "WebhookOptions", "manager", "run_manager")
+__all__ = (
+    "RunningManager",
+    "WebhookOptions",
+    "manager",
+    "options_from_params",
+    "run_manager",
+)
 
 log = structlog.get_logger(__name__)
 
@@ -124,6 +132,27 @@ log = structlog.get_logger(__name__)
 )
 @click.option("--leader-elect/--no-leader-elect", default=False, show_default=True)
 @click.option(
+    "--leader-election-lease-duration",
+    default=15.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a standby waits after the leader's last renewal before taking over.",
+)
+@click.option(
+    "--leader-election-renew-deadline",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds the leader keeps trying to renew before it stops leading.",
+)
+@click.option(
+    "--leader-election-retry-period",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between tries to take or renew the Lease.",
+)
+@click.option(
     "--release-namespace",
     envvar="RELEASE_NAMESPACE",
     default="kaito-workspace",
@@ -170,72 +199,70 @@ log = structlog.get_logger(__name__)
     default="info",
     show_default=True,
 )
-def manager(
-    *,
-    kubeconfig: str | None,
-    node_provisioner: str,
-    azure_subscription_id: str | None,
-    azure_resource_group: str | None,
-    azure_cluster_name: str | None,
-    azure_resource_manager_endpoint: str | None,
-    azure_ca_file: str | None,
-    karpenter_node_class_group: str,
-    karpenter_node_class_kind: str,
-    karpenter_node_class_version: str,
-    karpenter_node_class_resource_name: str,
-    karpenter_node_classes: str,
-    default_node_image_family: str | None,
-    node_gc_interval: float,
-    feature_gates: str,
-    metrics_bind_address: str,
-    health_probe_bind_address: str,
-    leader_elect: bool,
-    release_namespace: str,
-    cloud: str,
-    runtime_image: str | None,
-    workers: int,
-    webhook: bool,
-    webhook_port: int,
-    webhook_cert_dir: Path | None,
-    webhook_service: str | None,
-    webhook_service_port: int,
-    log_format: str,
-    log_level: str,
-) -> None:
+def manager(**params: Any) -> None:
     """Run the KAITO manager (controllers, webhooks, leader election, probes, metrics)."""
-    configure_logging(log_level, "json" if log_format == "json" else "console")
+    configure_logging(params["log_level"], params["log_format"])
     try:
-        options = ManagerOptions(
-            kubeconfig=kubeconfig,
-            node_provisioner=node_provisioner,
-            feature_gates=parse_feature_gates(feature_gates),
-            metrics_address=parse_address(metrics_bind_address),
-            probe_address=parse_address(health_probe_bind_address),
-            leader_elect=leader_elect,
-            leader_election_namespace=release_namespace,
-            release_namespace=release_namespace,
-            cloud=cloud,
-            runtime_image=runtime_image,
-            workers=workers,
-            azure_subscription_id=azure_subscription_id,
-            azure_resource_group=azure_resource_group,
-            azure_cluster_name=azure_cluster_name,
-            azure_resource_manager_endpoint=azure_resource_manager_endpoint,
-            azure_ca_file=azure_ca_file,
-            karpenter_node_class_group=karpenter_node_class_group,
-            karpenter_node_class_kind=karpenter_node_class_kind,
-            karpenter_node_class_version=karpenter_node_class_version,
-            karpenter_node_class_resource_name=karpenter_node_class_resource_name,
-            karpenter_node_classes=karpenter_node_classes,
-            default_node_image_family=default_node_image_family or "",
-            node_gc_interval=node_gc_interval,
-        )
+        options, hooks = options_from_params(params)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    hooks = WebhookOptions(
-        webhook, webhook_port, webhook_cert_dir, webhook_service, webhook_service_port
-    )
     sys.exit(anyio.run(_run, options, hooks))
+
+
+def options_from_params(params: Mapping[str, Any]) -> tuple[ManagerOptions, WebhookOptions]:
+    """The manager's and the webhooks' options from ``kaito manager``'s parsed parameters.
+
+    Raises:
+        ValueError: a value is not valid (the message names the flag).
+    """
+    p = dict(params)
+    if (
+        not p["leader_election_lease_duration"]
+        > p["leader_election_renew_deadline"]
+        > (p["leader_election_retry_period"])
+    ):
+        raise ValueError(
+            "--leader-election-lease-duration > --leader-election-renew-deadline > "
+            "--leader-election-retry-period must hold, got "
+            f"{p['leader_election_lease_duration']:g}, {p['leader_election_renew_deadline']:g}, "
+            f"{p['leader_election_retry_period']:g}"
+        )
+    options = ManagerOptions(
+        kubeconfig=p["kubeconfig"],
+        node_provisioner=p["node_provisioner"],
+        feature_gates=parse_feature_gates(p["feature_gates"]),
+        metrics_address=parse_address(p["metrics_bind_address"]),
+        probe_address=parse_address(p["health_probe_bind_address"]),
+        leader_elect=p["leader_elect"],
+        leader_election_namespace=p["release_namespace"],
+        lease_duration=p["leader_election_lease_duration"],
+        renew_deadline=p["leader_election_renew_deadline"],
+        retry_period=p["leader_election_retry_period"],
+        release_namespace=p["release_namespace"],
+        cloud=p["cloud"],
+        runtime_image=p["runtime_image"],
+        workers=p["workers"],
+        azure_subscription_id=p["azure_subscription_id"],
+        azure_resource_group=p["azure_resource_group"],
+        azure_cluster_name=p["azure_cluster_name"],
+        azure_resource_manager_endpoint=p["azure_resource_manager_endpoint"],
+        azure_ca_file=p["azure_ca_file"],
+        karpenter_node_class_group=p["karpenter_node_class_group"],
+        karpenter_node_class_kind=p["karpenter_node_class_kind"],
+        karpenter_node_class_version=p["karpenter_node_class_version"],
+        karpenter_node_class_resource_name=p["karpenter_node_class_resource_name"],
+        karpenter_node_classes=p["karpenter_node_classes"],
+        default_node_image_family=p["default_node_image_family"] or "",
+        node_gc_interval=p["node_gc_interval"],
+    )
+    hooks = WebhookOptions(
+        p["webhook"],
+        p["webhook_port"],
+        p["webhook_cert_dir"],
+        p["webhook_service"],
+        p["webhook_service_port"],
+    )
+    return options, hooks
 
 
 def _certificate(cert_dir: Path | None, service: str | None) -> ServingCertificate:
