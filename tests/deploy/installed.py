@@ -7,9 +7,10 @@ through ``run_manager``. The API server's audit log records what the manager ask
 
 from __future__ import annotations
 
-import datetime as dt
+import concurrent.futures
+import contextlib
+import functools
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -20,7 +21,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import attrs
 import yaml
 
@@ -127,6 +127,27 @@ class ManagerProcess:
 
 
 @attrs.define
+class InProcessManager:
+    """A manager started by :meth:`Installation.run_in_process`; :meth:`stop` it."""
+
+    installation: Installation
+    client: KubeClient
+    future: Any
+    running: Any
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.running.manager.ready)
+
+    def stop(self) -> None:
+        """Cancel it (a hard stop: the graceful one waits for caches that may never sync)."""
+        self.future.cancel()
+        with contextlib.suppress(concurrent.futures.CancelledError):
+            self.future.result(timeout=30)
+        self.installation.cluster.call(self.client.close)
+
+
+@attrs.define
 class Installation:
     """A cluster with an overlay of deploy/ applied (see the module docstring)."""
 
@@ -216,15 +237,16 @@ class Installation:
         loopback ports (replicas share this machine's ports)."""
         name = pod["metadata"]["name"]
         probe, metrics, webhook = free_port(), free_port(), free_port()
-        args = []
-        for arg in manager_args(self.overlay):
-            if arg.startswith("--health-probe-bind-address="):
-                arg = f"--health-probe-bind-address=127.0.0.1:{probe}"
-            elif arg.startswith("--metrics-bind-address="):
-                arg = f"--metrics-bind-address=127.0.0.1:{metrics}"
-            elif arg.startswith("--webhook-port="):
-                arg = f"--webhook-port={webhook}"
-            args.append(arg)
+        replaced = {
+            "--health-probe-bind-address": f"127.0.0.1:{probe}",
+            "--metrics-bind-address": f"127.0.0.1:{metrics}",
+            "--webhook-port": str(webhook),
+        }
+        args = [
+            f"{flag}={replaced[flag]}" if flag in replaced else arg
+            for arg in manager_args(self.overlay)
+            for flag in [arg.partition("=")[0]]
+        ]
         env = {**environment(), **container_env(self.overlay), "HOSTNAME": name}
         env.pop("KUBECONFIG", None)
         log = self.tmp / f"{name}.log"
@@ -241,6 +263,39 @@ class Installation:
         if wait:
             running.wait_ready()
         return running
+
+    def run_in_process(self, pod: dict[str, Any]) -> InProcessManager:
+        """The manager in this process (on the cluster's loop), as the Deployment configures it,
+        under the token of ``pod``, with no probe or metrics server and its webhook on loopback.
+
+        Raises:
+            ApiError: the manager could not start (its certificate's Secret or webhook
+                configurations refused).
+        """
+        from kaito.cli.manager import manager as command
+        from kaito.cli.manager import options_from_params, run_manager
+
+        env = container_env(self.overlay)
+        args = [
+            *manager_args(self.overlay)[1:],
+            f"--node-provisioner={env['NODE_PROVISIONER']}",
+            f"--release-namespace={env['RELEASE_NAMESPACE']}",
+            "--health-probe-bind-address=0", "--metrics-bind-address=0",
+        ]  # fmt: skip
+        with command.make_context("kaito manager", args) as ctx:
+            options, hooks = options_from_params(ctx.params)
+        hooks = attrs.evolve(hooks, host="127.0.0.1", port=0)
+        client = self.client_for(pod)
+        try:
+            future, running = self.cluster.portal.start_task(
+                functools.partial(run_manager, options, hooks, client, signals=False)
+            )
+        except BaseException:
+            self.cluster.call(client.close)
+            raise
+        if running.webhook_port is not None:
+            self.register_webhook(running.webhook_port)
+        return InProcessManager(self, client, future, running)
 
     def client_for(self, pod: dict[str, Any]) -> KubeClient:
         """A client on the cluster's loop authenticated as the manager of ``pod``."""
@@ -259,8 +314,8 @@ def installation(
     *,
     rbac: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> Iterator[Installation]:
-    """Install ``overlay``; ``rbac`` may rewrite the rendered objects first (then they are
-    applied from that rendering with ``kubectl apply -f`` instead of ``-k``)."""
+    """Install ``overlay`` with ``kubectl apply -k``; or, when ``rbac`` rewrites the rendered
+    objects first, apply that rendering as the administrator (server-side apply, no kubectl)."""
     with ExitStack() as stack:
         cluster = stack.enter_context(
             cluster_in_thread(
@@ -282,9 +337,8 @@ def installation(
         else:
             from tests.deploy.conftest import documents
 
-            rendered = tmp_path / "rendered.yaml"
-            rendered.write_text(yaml.safe_dump_all(rbac(documents(overlay))))
-            kubectl("apply", "-f", str(rendered))
+            docs = rbac(documents(overlay))
+            cluster.call(cluster.cluster.client.apply_manifests, docs)  # as the administrator
         installed = Installation(overlay, cluster, kubectl, tmp_path, karpenter)
         installed.call(cluster.cluster.add_node, "system-0", cpu="4", memory="16Gi")
         try:
@@ -303,11 +357,8 @@ def summarize(events: list[AuditEvent]) -> str:
     )
 
 
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 __all__ = (
+    "InProcessManager",
     "Installation",
     "ManagerProcess",
     "eventually",
@@ -315,4 +366,3 @@ __all__ = (
     "installation",
     "summarize",
 )
-_ = (os, anyio)

@@ -116,7 +116,9 @@ def _run_the_guide(kaito: Installation, *, byo: bool) -> Run:
     with kaito.audit() as events:
         manager = kaito.start_manager(pod)
         kaito.apply(*docs)
-        ready = _wait_ready(kaito, {d["metadata"]["name"]: d["metadata"]["namespace"] for d in docs})
+        ready = _wait_ready(
+            kaito, {d["metadata"]["name"]: d["metadata"]["namespace"] for d in docs}
+        )
         created = {
             kind: kaito.list(*kind, label_selector="kaito.sh/workspace")
             for kind in (("apps/v1", "StatefulSet"), ("batch/v1", "Job"), ("v1", "Service"))

@@ -20,7 +20,7 @@ import structlog
 
 from kaito.api import ValidationContext
 from kaito.cli import main
-from kaito.engine import KubeClient, Manager, load_client
+from kaito.engine import ApiError, KubeClient, Manager, load_client
 from kaito.logging import configure_logging
 from kaito.operator import build_manager, controller_settings, make_provisioner
 from kaito.options import (
@@ -352,22 +352,24 @@ async def run_manager(
     """
     provisioner = make_provisioner(options, client)
     manager = build_manager(options, client, provisioner)
+    keeper: WebhookCertificates | None = None
     try:
+        if hooks.enabled and hooks.cert_dir is None and hooks.service:
+            service_namespace, _, service_name = hooks.service.partition("/")
+            keeper = WebhookCertificates(
+                client,
+                namespace=options.release_namespace,
+                service=service_name,
+                service_namespace=service_namespace,
+                service_port=hooks.service_port,
+                registry=manager.registry,
+            )
+            await keeper.sync()  # before any task: a refusal surfaces as itself
         async with anyio.create_task_group() as tg:
-            keeper: WebhookCertificates | None = None
             port: int | None = None
             if hooks.enabled:
                 settings = controller_settings(options)
-                if hooks.cert_dir is None and hooks.service:
-                    service_namespace, _, service_name = hooks.service.partition("/")
-                    keeper = WebhookCertificates(
-                        client,
-                        namespace=options.release_namespace,
-                        service=service_name,
-                        service_namespace=service_namespace,
-                        service_port=hooks.service_port,
-                        registry=manager.registry,
-                    )
+                if keeper is not None:
                     await tg.start(keeper.run)
                     assert keeper.certificate is not None
                     certificate = keeper.certificate
@@ -412,6 +414,10 @@ async def _run(options: ManagerOptions, hooks: WebhookOptions) -> int:
     except ValueError as err:
         click.echo(f"error: {err}", err=True)
         return 2
+    except ApiError as err:  # the webhook certificate's Secret or configurations refused
+        log.error("manager_start_failed", status=err.status, reason=err.reason, error=str(err))
+        click.echo(f"error: cannot start: {err}", err=True)
+        return 1
     finally:
         with anyio.CancelScope(shield=True):
             await client.close()
