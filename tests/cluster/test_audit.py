@@ -56,7 +56,10 @@ async def test_requests_are_audited_with_user_verb_object_and_code(tmp_path: Pat
     created = events[1]
     assert created.name.startswith("cm-")  # the generated name, as objectRef.name
     assert created.is_write
+    assert created.received is not None and events[0].received is not None
+    assert events[0].received <= created.received
     record = created.to_dict()
+    assert record.pop("requestReceivedTimestamp").endswith("Z")
     assert record["apiVersion"] == "audit.k8s.io/v1"
     assert record["objectRef"] == {
         "resource": "configmaps", "namespace": "team", "name": created.name, "apiVersion": "v1",

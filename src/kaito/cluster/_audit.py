@@ -10,6 +10,7 @@ kube-apiserver fills ``objectRef.name`` from the request object.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +41,8 @@ class AuditEvent:
     subresource: str = ""
     namespace: str = ""
     name: str = ""
+    #: When the API server received the request (``requestReceivedTimestamp``).
+    received: dt.datetime | None = None
 
     @property
     def is_write(self) -> bool:
@@ -59,6 +62,8 @@ class AuditEvent:
             "userAgent": self.user_agent,
             "responseStatus": {"metadata": {}, "code": self.code},
         }
+        if self.received is not None:
+            event["requestReceivedTimestamp"] = self.received.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if self.extra:
             event["user"]["extra"] = {k: list(v) for k, v in self.extra.items()}
         if self.resource:

@@ -182,6 +182,7 @@ class ApiHandler:
         route = parse_path(request.path)
         ctx = RequestContext()
         audited = self._audit.active
+        received = self._clock() if audited else None
         watch = False
         response: web.StreamResponse | None = None
         try:
@@ -202,7 +203,7 @@ class ApiHandler:
             if audited and route.kind == "resource" and request.method == "GET":
                 watch = _flag(request.query, "watch")
                 if watch:
-                    self._audit_event(request, route, "ResponseStarted", 200)
+                    self._audit_event(request, route, "ResponseStarted", 200, received)
             response = await self._dispatch(request, route, ctx)
             return response
         except StatusError as error:
@@ -214,9 +215,16 @@ class ApiHandler:
             return response
         finally:
             if audited and response is not None and not (watch and response.status < 300):
-                self._audit_event(request, route, "ResponseComplete", response.status)
+                self._audit_event(request, route, "ResponseComplete", response.status, received)
 
-    def _audit_event(self, request: web.BaseRequest, route: Route, stage: str, code: int) -> None:
+    def _audit_event(
+        self,
+        request: web.BaseRequest,
+        route: Route,
+        stage: str,
+        code: int,
+        received: dt.datetime | None,
+    ) -> None:
         user = request.get(USER_KEY) or LOOPBACK_ADMIN
         info = self._request_info(request, route)
         verb = info.verb if info.verb != "discovery" else request.method.lower()
@@ -236,6 +244,7 @@ class ApiHandler:
                 subresource=route.subresource,
                 namespace=route.namespace,
                 name=route.name or request.get(_CREATED_NAME, ""),
+                received=received,
             )
         )
 
