@@ -11,7 +11,7 @@ import click
 import pytest
 
 from kaito.cli.manager import manager as manager_command
-from kaito.webhooks.server import webhook_configurations
+from kaito.webhooks import webhook_configurations
 from kaito_provisioners.aks._settings import AksSettings
 from tests.deploy.conftest import (
     DEPLOY,

@@ -23,8 +23,7 @@ from kaito.api import ValidationContext
 from kaito.cluster import StatusError, ThreadedCluster, cluster_in_thread
 from kaito.engine import FakeClock, KubeClient, load_client
 from kaito.tls import certificate_info
-from kaito.webhooks import CertificatePolicy, WebhookCertificates, validate_review
-from kaito.webhooks.server import WebhookServer
+from kaito.webhooks import CertificatePolicy, WebhookCertificates, WebhookServer, validate_review
 from tests.deploy.conftest import DEPLOY, REPO, Kubectl
 
 pytestmark = pytest.mark.kubectl

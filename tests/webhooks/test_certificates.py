@@ -25,8 +25,8 @@ from kaito.webhooks import (
     WEBHOOK_CONFIGURATIONS,
     CertificatePolicy,
     WebhookCertificates,
+    webhook_configurations,
 )
-from kaito.webhooks.server import webhook_configurations
 
 NAMESPACE = "kaito-workspace"
 SERVICE = "kaito-workspace-webhook"

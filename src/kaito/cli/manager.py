@@ -18,11 +18,10 @@ import attrs
 import click
 import structlog
 
-from kaito.api import ValidationContext
 from kaito.cli import main
 from kaito.engine import ApiError, KubeClient, Manager, load_client
 from kaito.logging import configure_logging
-from kaito.operator import build_manager, controller_settings, make_provisioner
+from kaito.operator import WebhookServing, build_operator, make_provisioner
 from kaito.options import (
     NODE_IMAGE_FAMILIES,
     PROVISIONERS,
@@ -31,8 +30,7 @@ from kaito.options import (
     parse_feature_gates,
 )
 from kaito.tls import CertificateAuthority, ServingCertificate, generate_serving_certificate
-from kaito.webhooks import WebhookCertificates
-from kaito.webhooks.server import WebhookServer, webhook_configurations
+from kaito.webhooks import WebhookCertificates, webhook_configurations
 
 __all__ = (
     "RunningManager",
@@ -341,63 +339,52 @@ async def run_manager(
 ) -> None:
     """Run the manager as ``kaito manager`` does (in this process, on ``client``) until it stops.
 
-    The webhook certificate keeper starts first (its Secret and caBundles are in place before
-    the webhook server listens), then the webhook server, then the Manager; ``task_status``
-    gets a :class:`RunningManager` once the Manager has started. With ``signals`` SIGTERM and
-    SIGINT stop it gracefully; otherwise call ``manager.stop()``.
+    With ``--webhook-service`` the certificate keeper syncs first (the Secret and the caBundles
+    are in place, or the refusal is raised, before anything runs), then the operator is built
+    with the keeper and the webhook server as runnables of its Manager; ``task_status`` gets a
+    :class:`RunningManager` once the Manager has started. With ``signals`` SIGTERM and SIGINT
+    stop it gracefully; otherwise call ``manager.stop()``.
 
     Raises:
         ValueError: the node provisioner cannot be built from ``options``.
         ApiError: the API server refused the webhook certificate's Secret or configurations.
     """
     provisioner = make_provisioner(options, client)
-    manager = build_manager(options, client, provisioner)
-    keeper: WebhookCertificates | None = None
     try:
-        if hooks.enabled and hooks.cert_dir is None and hooks.service:
-            service_namespace, _, service_name = hooks.service.partition("/")
-            keeper = WebhookCertificates(
-                client,
-                namespace=options.release_namespace,
-                service=service_name,
-                service_namespace=service_namespace,
-                service_port=hooks.service_port,
-                registry=manager.registry,
-            )
-            await keeper.sync()  # before any task: a refusal surfaces as itself
-        async with anyio.create_task_group() as tg:
-            port: int | None = None
-            if hooks.enabled:
-                settings = controller_settings(options)
-                if keeper is not None:
-                    await tg.start(keeper.run)
-                    assert keeper.certificate is not None
-                    certificate = keeper.certificate
-                else:
-                    certificate = _certificate(hooks.cert_dir, hooks.service)
-                server = WebhookServer(
+        keeper: WebhookCertificates | None = None
+        serving: WebhookServing | None = None
+        if hooks.enabled:
+            if hooks.cert_dir is None and hooks.service:
+                service_namespace, _, service_name = hooks.service.partition("/")
+                keeper = WebhookCertificates(
                     client,
-                    ValidationContext(
-                        node_auto_provisioning=settings.node_auto_provisioning,
-                        vllm_enabled=settings.vllm_enabled,
-                        cloud=settings.cloud,
-                        release_namespace=settings.release_namespace,
-                    ),
-                    certificate,
-                    host=hooks.host,
-                    port=hooks.port,
-                    ssl_context=keeper.context if keeper is not None else None,
+                    namespace=options.release_namespace,
+                    service=service_name,
+                    service_namespace=service_namespace,
+                    service_port=hooks.service_port,
                 )
-                port = await tg.start(server.run)
-                if keeper is None and hooks.service and certificate.ca.cert_pem:
-                    await _register_webhooks(client, certificate, hooks.service, hooks.service_port)
-            log.info("manager_starting", pid=os.getpid(), provisioner=options.node_provisioner)
+                certificate = await keeper.sync()  # before anything runs: refusals as themselves
+            else:
+                certificate = _certificate(hooks.cert_dir, hooks.service)
+            serving = WebhookServing(
+                certificate, host=hooks.host, port=hooks.port, certificates=keeper
+            )
+        operator = build_operator(options, client, provisioner, webhooks=serving)
+        log.info("manager_starting", pid=os.getpid(), provisioner=options.node_provisioner)
+        async with anyio.create_task_group() as tg:
 
             async def report_started() -> None:
-                await manager.started.wait()
-                task_status.started(RunningManager(manager, port, keeper))
+                await operator.manager.started.wait()  # the webhook server is listening
+                # --webhook-cert-dir's CA (not the keeper's): registered, never rotated.
+                certificate = serving.certificate if serving is not None else None
+                external = keeper is None and certificate is not None and certificate.ca.cert_pem
+                if external and certificate is not None and hooks.service:
+                    await _register_webhooks(client, certificate, hooks.service, hooks.service_port)
+                port = operator.webhooks.bound_port if operator.webhooks is not None else None
+                task_status.started(RunningManager(operator.manager, port, keeper))
 
             tg.start_soon(report_started)
+            manager = operator.manager
             await (manager.run_until_signalled() if signals else manager.run())
             tg.cancel_scope.cancel()
     finally:

@@ -34,6 +34,7 @@ import anyio.abc
 import attrs
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.registry import Collector
 
 from kaito.engine import ApiError, ObjectKey, Resource
 from kaito.tls import (
@@ -46,7 +47,7 @@ from kaito.tls import (
     load_server_certificate,
     split_pem_bundle,
 )
-from kaito.webhooks.server import webhook_configurations
+from kaito.webhooks._server import webhook_configurations
 
 __all__ = (
     "WEBHOOK_CONFIGURATIONS",
@@ -177,6 +178,7 @@ class WebhookCertificates:
         clock: _Clock | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
+        """``registry`` gets its metrics now (None: register :attr:`metrics` later, or not)."""
         self.client = client
         self.namespace = namespace
         self.service = service
@@ -196,7 +198,6 @@ class WebhookCertificates:
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.certificate: ServingCertificate | None = None
         self.bundle: bytes = b""
-        registry = registry if registry is not None else CollectorRegistry()
         self._expiry = Gauge(
             "kaito_webhook_certificate_expiration_timestamp_seconds",
             "When the webhook serving certificate this replica serves expires (Unix time).",
@@ -208,6 +209,8 @@ class WebhookCertificates:
             ["reason"],
             registry=registry,
         )
+        #: Its Prometheus metrics, for a registry that did not get them at construction.
+        self.metrics: tuple[Collector, ...] = (self._expiry, self._rotations)
 
     def needs_leader_election(self) -> bool:
         """Every replica serves admission, so every replica keeps its certificate."""
