@@ -231,10 +231,11 @@ class Installation:
 
     def start_manager(
         self, pod: dict[str, Any], *, extra: list[str] | None = None, wait: bool = True,
-        route_webhook: bool = True,
+        route_webhook: bool = True, env: dict[str, str] | None = None,
     ) -> ManagerProcess:  # fmt: skip
-        """``kaito manager`` with the Deployment's arguments and environment, its token, and
-        loopback ports (replicas share this machine's ports)."""
+        """``kaito manager`` with the Deployment's arguments and environment (``env`` on top:
+        what a platform's webhooks or secrets would add), its token, and loopback ports
+        (replicas share this machine's ports)."""
         name = pod["metadata"]["name"]
         probe, metrics, webhook = free_port(), free_port(), free_port()
         replaced = {
@@ -247,7 +248,7 @@ class Installation:
             for arg in manager_args(self.overlay)
             for flag in [arg.partition("=")[0]]
         ]
-        env = {**environment(), **container_env(self.overlay), "HOSTNAME": name}
+        env = {**environment(), **container_env(self.overlay), **(env or {}), "HOSTNAME": name}
         env.pop("KUBECONFIG", None)
         log = self.tmp / f"{name}.log"
         with log.open("wb") as out:
