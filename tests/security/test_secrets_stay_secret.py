@@ -215,5 +215,6 @@ def test_no_secret_value_appears_in_any_output(
 
     assert len(seen.outputs) > 10 and sum(map(len, seen.outputs.values())) > 10_000
     assert "hf-token" in seen.outputs["kubectl get statefulsets,jobs,services"]  # named, not held
-    assert refusal_message in seen.outputs["kubectl get workspaces"]
+    assert "AuthorizationFailed" in refusal_message  # Azure's answer, as the user reads it:
+    assert "AuthorizationFailed" in seen.outputs["kubectl describe workspace"]
     assert seen.leaks(needles) == []
