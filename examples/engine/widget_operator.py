@@ -5,7 +5,11 @@ read it from the cache, render the ConfigMap it owns, create or patch it, write 
 the story in Events. An invalid size is a terminal error (reported, not retried); deleting a
 Widget deletes its ConfigMap through the owner reference. Run it against any cluster::
 
+    python examples/engine/widget_operator.py --print-crd | kubectl apply -f -
     python examples/engine/widget_operator.py --kubeconfig ~/.kube/config
+
+(The manifests live here, printed on demand, because ``examples/*/*.yaml`` are the guide's
+Workspaces, applied all at once by ``kaito up --apply examples/``.)
 """
 
 from __future__ import annotations
@@ -31,6 +35,54 @@ from kaito.engine import (
 WIDGETS = Resource("example.com", "v1", "widgets", "Widget")
 CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
 SIZES = {"small": "1", "large": "4"}
+
+#: The Widget CRD (``--print-crd``): install it before the operator starts.
+CRD = """\
+# The Widget kind the example operator reconciles.
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, listKind: WidgetList, plural: widgets, singular: widget}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources: {status: {}}
+      additionalPrinterColumns:
+        - {name: Size, type: string, jsonPath: .spec.size}
+        - {name: Phase, type: string, jsonPath: .status.phase}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              required: [size]
+              properties:
+                size: {type: string, description: "small or large"}
+                message: {type: string, description: "What the widget's ConfigMap says."}
+            status:
+              type: object
+              properties:
+                phase: {type: string}
+                observedGeneration: {type: integer, format: int64}
+                message: {type: string}
+"""
+
+#: One Widget (``--print-widget``).
+WIDGET = """\
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: hello
+spec:
+  size: small
+  message: hello from a widget
+"""
 
 
 def desired_config_map(widget: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +191,12 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--health-probe-bind-address", default=":8081")
     parser.add_argument("--metrics-bind-address", default=":8080")
+    parser.add_argument("--print-crd", action="store_true", help="print the Widget CRD and exit")
+    parser.add_argument("--print-widget", action="store_true", help="print a Widget and exit")
     args = parser.parse_args(argv)
+    if args.print_crd or args.print_widget:
+        print(CRD if args.print_crd else WIDGET, end="")
+        return
     client = await load_client(args.kubeconfig)
     try:
         manager = build_manager(

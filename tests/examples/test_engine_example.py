@@ -46,9 +46,15 @@ def test_the_rendered_config_map_and_the_terminal_error() -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ThreadedCluster]:
-    with cluster_in_thread(crds=[EXAMPLE / "widgets.example.com.yaml"]) as running:
-        running.call(running.cluster.create_namespace, "widgets-system")
+    with cluster_in_thread() as running:
         yield running
+
+
+def _printed(flag: str) -> str:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE / "widget_operator.py"), flag],
+        env=environment(), capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
 
 
 @pytest.mark.kubectl
@@ -57,6 +63,9 @@ def test_the_widget_operator_runs_as_its_readme_says(
 ) -> None:
     kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
     kubectl = Kubectl(kubeconfig, tmp_path / "cache", "default")
+    kubectl("apply", "-f", "-", stdin=_printed("--print-crd"))
+    kubectl("wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=30s")
+    kubectl("create", "namespace", "widgets-system")
     probe, metrics = _free_port(), _free_port()
     operator = subprocess.Popen(
         [sys.executable, str(EXAMPLE / "widget_operator.py"), "--kubeconfig", str(kubeconfig),
@@ -74,7 +83,7 @@ def test_the_widget_operator_runs_as_its_readme_says(
                 assert operator.poll() is None and time.monotonic() < deadline, "not ready"
                 time.sleep(0.1)
 
-        kubectl("apply", "-f", str(EXAMPLE / "widget.yaml"))
+        kubectl("apply", "-f", "-", stdin=_printed("--print-widget"))
         kubectl("wait", "--for=jsonpath={.status.phase}=Ready", "widget/hello", "--timeout=30s")
         data = kubectl("get", "configmap", "hello-widget", "-o",
                        "jsonpath={.data.message}/{.data.replicas}").stdout  # fmt: skip

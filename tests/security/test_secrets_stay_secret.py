@@ -9,7 +9,7 @@ secret, ``kubectl create secret generic`` for a HuggingFace token) and runs the 
 and inference Workspaces naming them, while ARM refuses the manager for a while (an error path
 that carries Azure's answer into a status). Then every captured output is searched for each
 secret's bytes, their base64, the docker ``auth`` field, the Secret's stored data, and the
-webhook certificate's private keys.
+webhook certificate's private keys and the manager's ServiceAccount token.
 """
 
 from __future__ import annotations
@@ -78,8 +78,9 @@ def _example(rel: str) -> dict[str, Any]:
 
 
 def _pem_lines(pem: bytes) -> list[str]:
-    """The base64 lines of a PEM block (any one of them found is a leak)."""
-    return [line for line in pem.decode().splitlines() if line and not line.startswith("-----")]
+    """The full base64 lines of a PEM block (any one of them found is a leak; a short last line
+    could turn up by chance)."""
+    return [line for line in pem.decode().splitlines() if len(line) == 64]
 
 
 @pytest.fixture
@@ -145,6 +146,11 @@ def test_no_secret_value_appears_in_any_output(
             pod = kaito.pods()[0]
             extra = [f"--azure-ca-file={azure.ca_file}", "--log-level=debug"]
             manager = kaito.start_manager(pod, env=env, extra=extra)
+            kubeconfig = yaml.safe_load(
+                (tmp_path / f"{pod['metadata']['name']}.kubeconfig").read_text()
+            )
+            (user,) = kubeconfig["users"]
+            service_account_token = user["user"]["token"]
 
             # ARM refuses the manager at first: Azure's answer reaches a status (the refused
             # Workspace waits minutes for a human before it retries, so it is let go).
@@ -197,7 +203,7 @@ def test_no_secret_value_appears_in_any_output(
 
     needles = {
         "push password": push, "pull password": pull, "HF token": hf_token,
-        "Azure client secret": client_secret,
+        "Azure client secret": client_secret, "manager's token": service_account_token,
         "push auth": _b64(f"robot:{push}"), "pull auth": _b64(f"reader:{pull}"),
     }  # fmt: skip
     for name, value in (("push password", push), ("pull password", pull),
