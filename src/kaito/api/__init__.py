@@ -49,6 +49,7 @@ from kaito.api._validation import (
     validate_workspace_update,
 )
 from kaito.api._versions import (
+    WORKSPACE_TYPES,
     convert_workspace,
     workspace_schema,
     workspace_structural_schema,
@@ -58,6 +59,7 @@ from kaito.api._versions import (
 __all__ = (
     "CONFIG_FILE_LIMITS",
     "DEFAULT_RELEASE_NAMESPACE",
+    "WORKSPACE_TYPES",
     "AdapterSpec",
     "Checked",
     "Condition",

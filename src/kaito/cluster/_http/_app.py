@@ -14,6 +14,7 @@ import attrs
 import structlog
 from aiohttp import web
 
+from kaito.cluster._audit import AuditEvent, AuditLog
 from kaito.cluster._auth import LOOPBACK_ADMIN, REVIEW_RESOURCES, AccessControl
 from kaito.cluster._errors import (
     StatusError,
@@ -64,6 +65,7 @@ _JSON = "application/json"
 _NOT_FOUND = StatusError(404, "NotFound", "the server could not find the requested resource", {})
 _TIMED_OUT = object()
 _WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_CREATED_NAME = web.RequestKey("kaito.created_name", str)
 
 
 class ServerInfo:
@@ -192,9 +194,11 @@ class ApiHandler:
         bookmark_interval: float = 10.0,
         clock: Callable[[], dt.datetime],
         streams: PodStreams | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._rest = rest
         self._streaming = StreamingRoutes(rest, streams, clock=clock)
+        self._audit = audit or AuditLog()
         self._catalog = rest.catalog
         self._faults = faults
         self._info = info
@@ -216,6 +220,10 @@ class ApiHandler:
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         route = parse_path(request.path)
         ctx = RequestContext()
+        audited = self._audit.active
+        received = self._clock() if audited else None
+        watch = False
+        response: web.StreamResponse | None = None
         try:
             user = await authenticate(self._access, request)
             if user is not None:
@@ -231,15 +239,55 @@ class ApiHandler:
                     return web.Response(status=500)  # never sent: the connection is gone
                 if error is not None:
                     raise error
-            return await self._dispatch(request, route, ctx)
+            if audited and route.kind == "resource" and request.method == "GET":
+                watch = _flag(request.query, "watch")
+                if watch:
+                    self._audit_event(request, route, "ResponseStarted", 200, received)
+            response = await self._dispatch(request, route, ctx)
+            return response
         except StatusError as error:
-            return self._error(request, error, ctx)
+            response = self._error(request, error, ctx)
+            return response
         except Exception as error:
             log.exception("request_failed", method=request.method, path=request.path)
-            return self._error(request, internal_error(f"{type(error).__name__}: {error}"), ctx)
+            response = self._error(request, internal_error(f"{type(error).__name__}: {error}"), ctx)
+            return response
         finally:
+            if audited and response is not None and not (watch and response.status < 300):
+                self._audit_event(request, route, "ResponseComplete", response.status, received)
             if ctx.large_body:
                 release_free_memory()
+
+    def _audit_event(
+        self,
+        request: web.BaseRequest,
+        route: Route,
+        stage: str,
+        code: int,
+        received: dt.datetime | None,
+    ) -> None:
+        user = request.get(USER_KEY) or LOOPBACK_ADMIN
+        info = self._request_info(request, route)
+        verb = info.verb if info.verb != "discovery" else request.method.lower()
+        self._audit.emit(
+            AuditEvent(
+                stage=stage,
+                verb=verb,
+                user=user.name,
+                groups=user.groups,
+                extra=user.extra,
+                user_agent=request.headers.get("User-Agent", ""),
+                request_uri=str(request.rel_url),
+                code=code,
+                api_group=route.group,
+                api_version=route.version,
+                resource=route.plural,
+                subresource=route.subresource,
+                namespace=route.namespace,
+                name=route.name or request.get(_CREATED_NAME, ""),
+                received=received,
+            )
+        )
 
     def _request_info(self, request: web.BaseRequest, route: Route) -> RequestInfo:
         streaming = streaming_verb(route)
@@ -459,6 +507,7 @@ class ApiHandler:
             if body is None:
                 raise bad_request("the body of the request was empty")
             stored = await self._rest.create(rt, namespace, body, _write_options(query), ctx)
+            request[_CREATED_NAME] = stored.name
             return self._respond(
                 request, self._rest.render(rt, stored), 201, ctx=ctx, accept=accept
             )
