@@ -92,7 +92,7 @@ async def _measure(name: str) -> dict[str, float]:
 
     from kaito.api import workspace_crd
     from kaito.cluster import start_cluster
-    from kaito.controllers.setup import add_workspace_controller
+    from kaito.controllers import add_workspace_controller
     from kaito.engine import Manager, load_client
     from kaito.operator import controller_settings
     from kaito.options import ManagerOptions

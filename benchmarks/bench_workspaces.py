@@ -87,8 +87,7 @@ def _write_kubeconfig(url: str, path: Path) -> None:
 async def _contender(url: str, kind: str, n: int, kubeconfig: Path) -> dict[str, Any]:
     import anyio
 
-    from kaito.controllers.resources import WORKSPACES
-    from kaito.controllers.setup import add_workspace_controller
+    from kaito.controllers import WORKSPACES, add_workspace_controller
     from kaito.engine import Manager, ObjectKey, Resource, Result, load_client
     from kaito.operator import controller_settings
     from kaito.options import ManagerOptions

@@ -17,13 +17,13 @@ import anyio
 import attrs
 import structlog
 
-from kaito.api import ValidationContext, workspace_crd
+from kaito.api import workspace_crd
 from kaito.cluster import Cluster, Kubelet, start_cluster
 from kaito.engine import KubeClient, Manager, load_client
-from kaito.operator import build_manager, controller_settings, make_provisioner
+from kaito.operator import WebhookServing, build_operator, make_provisioner
 from kaito.options import ManagerOptions
 from kaito.tls import generate_serving_certificate
-from kaito.webhooks.server import WebhookServer, webhook_configurations
+from kaito.webhooks import webhook_configurations
 from kaito_provisioners import NodeProvisioner
 from kaito_provisioners.fake import FakeProvisioner
 
@@ -64,14 +64,16 @@ async def embedded_kaito(
 ) -> AsyncIterator[Embedded]:
     """Run KAITO on an in-process cluster for the duration of the block.
 
-    The manager runs without leader election and with probe and metrics servers only where
-    ``options`` ask for them; the webhook server listens on a free loopback port with a fresh CA
-    that the webhook configurations trust. ``tls`` and ``authorization`` are
+    The operator is built as ``kaito manager`` builds it (:func:`~kaito.operator.build_operator`)
+    and runs without leader election and with probe and metrics servers only where ``options``
+    ask for them; its webhook server listens on a free loopback port with a fresh CA that the
+    webhook configurations trust. ``tls`` and ``authorization`` are
     :func:`~kaito.cluster.start_cluster`'s (``kaito up`` serves TLS with RBAC, so only the owner
     of the kubeconfig can use the cluster).
     """
     options = options or ManagerOptions(metrics_address=None, probe_address=None)
     options = attrs.evolve(options, fake_node_delay=node_delay)
+    certificate = generate_serving_certificate(["127.0.0.1", "localhost"]) if webhooks else None
     async with start_cluster(
         port=port,
         crds=[workspace_crd()],
@@ -87,14 +89,26 @@ async def embedded_kaito(
             try:
                 async with _node_backend(cluster, client, options, node_delay) as backend:
                     provisioner, azure, karpenter = backend
-                    manager = build_manager(options, client, provisioner)
+                    operator = build_operator(
+                        options,
+                        client,
+                        provisioner,
+                        webhooks=None
+                        if certificate is None
+                        else WebhookServing(certificate, host="127.0.0.1", port=0),
+                    )
+                    manager = operator.manager
                     async with anyio.create_task_group() as tg:
-                        webhook_url = None
-                        if webhooks:
-                            webhook_url = await _start_webhooks(tg, cluster, client, options)
                         tg.start_soon(manager.run)
                         with anyio.fail_after(60):
-                            await manager.started.wait()
+                            await manager.started.wait()  # the webhook server is listening
+                            webhook_url = None
+                            if operator.webhooks is not None and certificate is not None:
+                                webhook_url = f"https://127.0.0.1:{operator.webhooks.bound_port}"
+                                for config in webhook_configurations(
+                                    ca_pem=certificate.ca.cert_pem, url=webhook_url
+                                ):
+                                    await cluster.client.create(config)
                             await manager.informers.wait_synced()
                         log.info("kaito_embedded_ready", url=cluster.url,
                                  kubeconfig=str(kubeconfig))  # fmt: skip
@@ -170,28 +184,3 @@ async def _node_backend(
         yield FakeProvisioner(client, delay=node_delay), None, None
         return
     yield make_provisioner(options, client), None, None
-
-
-async def _start_webhooks(
-    tg: anyio.abc.TaskGroup, cluster: Cluster, client: KubeClient, options: ManagerOptions
-) -> str:
-    settings = controller_settings(options)
-    certificate = generate_serving_certificate(["127.0.0.1", "localhost"])
-    server = WebhookServer(
-        client,
-        ValidationContext(
-            node_auto_provisioning=settings.node_auto_provisioning,
-            vllm_enabled=settings.vllm_enabled,
-            cloud=settings.cloud,
-            release_namespace=settings.release_namespace,
-            allow_local_urls=settings.allow_local_urls,
-        ),
-        certificate,
-        host="127.0.0.1",
-        port=0,
-    )
-    bound = await tg.start(server.run)
-    url = f"https://127.0.0.1:{bound}"
-    for config in webhook_configurations(ca_pem=certificate.ca.cert_pem, url=url):
-        await cluster.client.create(config)
-    return url

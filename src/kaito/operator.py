@@ -1,30 +1,50 @@
-"""The KAITO manager: the engine's Manager with the Workspace controller and a provisioner.
+"""The KAITO operator: the engine's Manager with the Workspace controller, the admission webhook
+server and a node provisioner, built in one place.
 
-Top layer: wires ``kaito.engine``, ``kaito.controllers`` and a ``kaito_provisioners`` backend
-chosen by name. ``kaito manager`` runs it against a cluster; ``kaito up`` against the in-process
-one.
+Top layer: wires ``kaito.engine``, ``kaito.controllers``, ``kaito.webhooks`` and a
+``kaito_provisioners`` backend chosen by name. ``kaito manager`` runs it against a cluster;
+``kaito up`` (``kaito.embedded``) against the in-process one; both build it with
+:func:`build_operator`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
-from kaito.controllers import ControllerSettings
-from kaito.controllers.resources import WORKSPACES
-from kaito.controllers.setup import add_workspace_controller
+from kaito.controllers import (
+    WORKSPACES,
+    ControllerSettings,
+    add_workspace_controller,
+    validation_context,
+)
 from kaito.engine import KubeClient, LeaderElectionConfig, Manager
 from kaito.options import ManagerOptions
+from kaito.webhooks import WebhookServer
 from kaito_provisioners import CollectsGarbage, NodeProvisioner
 from kaito_provisioners.gc import add_garbage_collector
 from kaito_provisioners.metrics import ProvisioningMetrics, ProvisioningStats
 
-__all__ = ("LEADER_ELECTION_ID", "build_manager", "controller_settings", "make_provisioner")
+if TYPE_CHECKING:  # building a certificate (cryptography) is the caller's business
+    from kaito.tls import ServingCertificate
+
+__all__ = (
+    "LEADER_ELECTION_ID",
+    "WEBHOOK_RUNNABLE",
+    "Operator",
+    "WebhookServing",
+    "build_operator",
+    "controller_settings",
+    "make_provisioner",
+)
 
 #: Upstream's leader-election id.
 LEADER_ELECTION_ID = "ef60f9b0.io"
+#: The webhook server's name among the manager's runnables.
+WEBHOOK_RUNNABLE = "webhook-server"
 
 
 def controller_settings(options: ManagerOptions) -> ControllerSettings:
@@ -36,6 +56,8 @@ def controller_settings(options: ManagerOptions) -> ControllerSettings:
         node_auto_provisioning=not gates["disableNodeAutoProvisioning"]
         and options.node_provisioner != "byo",
         vllm_enabled=gates["vLLM"],
+        enable_mig=gates["enableMIG"],
+        enable_accelerator=gates["enableAccelerator"],
         allow_local_urls=options.allow_local_urls,
     )
     if options.runtime_image:
@@ -109,10 +131,40 @@ def make_provisioner(
     )
 
 
-def build_manager(
-    options: ManagerOptions, client: KubeClient, provisioner: NodeProvisioner | None
-) -> Manager:
-    """A manager running the Workspace controller (not started)."""
+@attrs.frozen
+class WebhookServing:
+    """Where and with which certificate the admission webhooks are served."""
+
+    certificate: ServingCertificate
+    host: str = "0.0.0.0"
+    #: 0 picks a free port (see :attr:`WebhookServer.bound_port` once the manager started).
+    port: int = 9443
+
+
+@attrs.frozen
+class Operator:
+    """A built operator (not started): run ``manager``; ``webhooks`` is one of its runnables."""
+
+    manager: Manager
+    settings: ControllerSettings
+    webhooks: WebhookServer | None
+
+
+def build_operator(
+    options: ManagerOptions,
+    client: KubeClient,
+    provisioner: NodeProvisioner | None,
+    *,
+    webhooks: WebhookServing | None = None,
+) -> Operator:
+    """The KAITO operator: the Workspace controller on the leader, the webhook server everywhere.
+
+    The Manager runs leader election (``--leader-elect``), the probe and metrics servers at the
+    options' addresses, the Workspace controller, the provisioner's metrics and its garbage
+    collector of orphan nodes (when it has them), and, with ``webhooks``, the admission webhook
+    server as a runnable that needs no lease, validating with the same settings the controller
+    uses.
+    """
     manager = Manager(
         client,
         name="kaito-workspace",
@@ -122,9 +174,8 @@ def build_manager(
         probe_address=options.probe_address,
         metrics_address=options.metrics_address,
     )
-    add_workspace_controller(
-        manager, client, provisioner, controller_settings(options), workers=options.workers
-    )
+    settings = controller_settings(options)
+    add_workspace_controller(manager, client, provisioner, settings, workers=options.workers)
     stats = getattr(provisioner, "stats", None)
     if isinstance(stats, ProvisioningStats):
         manager.registry.register(ProvisioningMetrics(stats))
@@ -133,4 +184,14 @@ def build_manager(
         add_garbage_collector(
             manager, collector, manager.informer(WORKSPACES), interval=options.node_gc_interval
         )
-    return manager
+    server = None
+    if webhooks is not None:
+        server = WebhookServer(
+            client,
+            validation_context(settings),
+            webhooks.certificate,
+            host=webhooks.host,
+            port=webhooks.port,
+        )
+        manager.add_runnable(WEBHOOK_RUNNABLE, server)
+    return Operator(manager, settings, server)

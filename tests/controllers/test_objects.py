@@ -11,16 +11,18 @@ import yaml
 from kaito.api import check_workspace, default_template
 from kaito.api.v1beta1 import Workspace
 from kaito.catalog import preset_catalog, sku_catalog
-from kaito.controllers.inference_objects import (
+from kaito.controllers import (
+    ControllerSettings,
     InferencePlan,
+    TuningPlan,
     inference_config_map,
     inference_services,
     inference_statefulset,
     merge_inference_config,
+    revision_hash,
+    training_config_map,
+    tuning_job,
 )
-from kaito.controllers.naming import revision_hash
-from kaito.controllers.settings import ControllerSettings
-from kaito.controllers.tuning_objects import TuningPlan, training_config_map, tuning_job
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SETTINGS = ControllerSettings(runtime_image="kaito-runtime:test")

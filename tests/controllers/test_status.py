@@ -9,12 +9,13 @@ from attrs import evolve
 
 from kaito.api.conditions import find_condition
 from kaito.api.v1beta1 import Workspace
-from kaito.controllers.pod_health import PodProblem, diagnose_pods
-from kaito.controllers.status import (
+from kaito.controllers import (
     JobObservation,
     NodeObservation,
+    PodProblem,
     WorkloadObservation,
     compute_status,
+    diagnose_pods,
 )
 from tests.controllers.test_objects import load
 

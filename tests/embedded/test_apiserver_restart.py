@@ -15,7 +15,7 @@ import pytest
 
 from kaito.api import workspace_crd
 from kaito.cluster import Cluster, MemoryStorage
-from kaito.controllers.setup import add_workspace_controller
+from kaito.controllers import add_workspace_controller
 from kaito.engine import Backoff, Manager, load_client
 from kaito.operator import controller_settings
 from kaito.options import ManagerOptions

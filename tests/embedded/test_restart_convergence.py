@@ -14,7 +14,7 @@ import pytest
 
 from kaito.api import workspace_crd
 from kaito.cluster import Cluster, StatusError, start_cluster
-from kaito.controllers.setup import add_workspace_controller
+from kaito.controllers import add_workspace_controller
 from kaito.engine import KubeClient, Manager, load_client
 from kaito.operator import controller_settings
 from kaito.options import ManagerOptions

@@ -10,8 +10,11 @@ import pytest
 
 from kaito.api import workspace_crd
 from kaito.cluster import PodStatusWriter, start_cluster
-from kaito.controllers.progress import describe_progress, http_progress_reader
-from kaito.controllers.setup import add_workspace_controller
+from kaito.controllers import (
+    add_workspace_controller,
+    describe_progress,
+    http_progress_reader,
+)
 from kaito.engine import Manager, load_client
 from kaito.operator import controller_settings
 from kaito.options import ManagerOptions

@@ -29,7 +29,7 @@ from kaito.cluster import (
     karpenter_simulator,
     start_cluster,
 )
-from kaito.controllers.setup import add_workspace_controller
+from kaito.controllers import add_workspace_controller
 from kaito.engine import KubeClient, Manager, load_client
 from kaito.operator import controller_settings
 from kaito.options import ManagerOptions

@@ -11,8 +11,7 @@ import pytest
 
 from kaito.api import structure_lenient
 from kaito.api.v1beta1 import Workspace
-from kaito.controllers.nodes import ensure_nodes
-from kaito.controllers.status import NodeObservation, compute_status
+from kaito.controllers import NodeObservation, compute_status, ensure_nodes
 from kaito_provisioners import NodeRequest, NodeSetStatus, ProvisionedNode, ProvisioningError
 from tests.provisioners.conftest import example
 

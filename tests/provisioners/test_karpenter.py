@@ -15,7 +15,7 @@ import pytest
 
 from kaito.cluster import StatusError
 from kaito.engine import Manager
-from kaito.operator import build_manager, make_provisioner
+from kaito.operator import build_operator, make_provisioner
 from kaito.options import ManagerOptions
 from kaito_provisioners import NodeRequest, ProvisioningError
 from kaito_provisioners.karpenter import (
@@ -215,7 +215,7 @@ async def test_nodeclaims_of_a_workspace_that_is_gone_are_collected_and_counted(
     provisioner = make_provisioner(options, karpenter.kube)
     orphan = nodeclaim_manifest(request_for("ghost"), "ws00000ghost"[:11], KarpenterSettings())
     await karpenter.cluster.client.create(orphan)
-    manager: Manager = build_manager(options, karpenter.kube, provisioner)
+    manager: Manager = build_operator(options, karpenter.kube, provisioner).manager
     assert "node-garbage-collector" in [c.name for c in manager.controllers]
     async with anyio.create_task_group() as tg:
         tg.start_soon(manager.run)

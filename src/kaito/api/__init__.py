@@ -7,7 +7,14 @@ snake_case; the wire is camelCase; one cattrs converter maps between them.
 from __future__ import annotations
 
 from kaito.api import constants, v1alpha1, v1beta1
-from kaito.api.check import Checked, check_workspace, default_workspace, to_storage_version
+from kaito.api.check import (
+    Checked,
+    check_decoded,
+    check_workspace,
+    decode_workspace,
+    default_workspace,
+    to_storage_version,
+)
 from kaito.api.constants import ConditionType, Reason, RuntimeName, WorkspaceState
 from kaito.api.convert import structure, structure_lenient, unstructure
 from kaito.api.crd import printer_columns, render_crds, workspace_crd
@@ -65,9 +72,11 @@ __all__ = (
     "ValidationContext",
     "WorkspaceState",
     "apply_defaults",
+    "check_decoded",
     "check_workspace",
     "constants",
     "convert_workspace",
+    "decode_workspace",
     "default_template",
     "default_templates",
     "default_workspace",

@@ -31,7 +31,14 @@ from kaito.api.validation import (
 )
 from kaito.api.versions import WORKSPACE_TYPES, convert_workspace, workspace_schema
 
-__all__ = ("Checked", "check_workspace", "default_workspace", "to_storage_version")
+__all__ = (
+    "Checked",
+    "check_decoded",
+    "check_workspace",
+    "decode_workspace",
+    "default_workspace",
+    "to_storage_version",
+)
 
 
 @attrs.frozen
@@ -95,6 +102,41 @@ def _name(doc: Mapping[str, Any]) -> str:
     return str(meta.get("name", "")) if isinstance(meta, Mapping) else ""
 
 
+def _split(ws: v1beta1.Workspace | None, problems: list[FieldError]) -> Checked:
+    return Checked(
+        ws,
+        tuple(p for p in problems if not p.warning),
+        tuple(p for p in problems if p.warning),
+    )
+
+
+def decode_workspace(doc: Mapping[str, Any]) -> Checked:
+    """Decode a document of any served version into the storage version's type, once.
+
+    Defaults, strict structure (unknown fields are reported but do not stop decoding), conversion:
+    the ``workspace`` that :func:`check_decoded` validates, and the problems decoding found.
+    """
+    ws, errors = _hub(doc)
+    if ws is None:
+        return Checked(None, tuple(errors))
+    return _split(ws, errors)
+
+
+def check_decoded(
+    decoded: Checked, ctx: ValidationContext | None = None, *, old: Checked | None = None
+) -> Checked:
+    """Validate what :func:`decode_workspace` returned (an update when ``old`` is given)."""
+    ctx = ctx or ValidationContext()
+    ws = decoded.workspace
+    if ws is None:
+        return decoded
+    if old is not None and old.workspace is not None:
+        problems = validate_workspace_update(old.workspace, ws, ctx)
+    else:
+        problems = validate_workspace(ws, ctx)
+    return _split(ws, [*decoded.errors, *decoded.warnings, *problems])
+
+
 def _hub(doc: Mapping[str, Any]) -> tuple[v1beta1.Workspace | None, list[FieldError]]:
     version, errors = _version_of(doc)
     if version is None:
@@ -119,21 +161,6 @@ def check_workspace(
     old: Mapping[str, Any] | None = None,
 ) -> Checked:
     """Parse, default and validate a Workspace document (an update when ``old`` is given)."""
-    ctx = ctx or ValidationContext()
-    ws, errors = _hub(doc)
-    if ws is None:
-        return Checked(None, tuple(errors))
-    if old is not None:
-        old_ws, _ = _hub(old)
-        if old_ws is None:
-            problems = validate_workspace(ws, ctx)
-        else:
-            problems = validate_workspace_update(old_ws, ws, ctx)
-    else:
-        problems = validate_workspace(ws, ctx)
-    all_problems = errors + problems
-    return Checked(
-        ws,
-        tuple(p for p in all_problems if not p.warning),
-        tuple(p for p in all_problems if p.warning),
+    return check_decoded(
+        decode_workspace(doc), ctx, old=None if old is None else decode_workspace(old)
     )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from kaito_runtime import contract
+
 __all__ = (
     "ANNOTATION_BYPASS_RESOURCE_CHECKS",
     "ANNOTATION_ENABLE_LB",
@@ -77,8 +79,9 @@ RESERVED_SELECTOR_LABELS: Final = frozenset(
     }
 )
 
-INFERENCE_CONFIG_KEY: Final = "inference_config.yaml"
-TUNING_CONFIG_KEY: Final = "training_config.yaml"
+#: The parameter ConfigMaps' keys: the file names the pods read (the operator<->pod contract).
+INFERENCE_CONFIG_KEY: Final = contract.INFERENCE_CONFIG_FILE
+TUNING_CONFIG_KEY: Final = contract.TUNING_CONFIG_FILE
 DEFAULT_INFERENCE_CONFIG_TEMPLATE: Final = "inference-params-template"
 DEFAULT_LORA_CONFIG_TEMPLATE: Final = "lora-params-template"
 DEFAULT_QLORA_CONFIG_TEMPLATE: Final = "qlora-params-template"

@@ -15,11 +15,10 @@ import attrs
 import click
 import structlog
 
-from kaito.api import ValidationContext
 from kaito.cli import main
 from kaito.engine import KubeClient, load_client
 from kaito.logging import configure_logging
-from kaito.operator import build_manager, controller_settings, make_provisioner
+from kaito.operator import WebhookServing, build_operator, make_provisioner
 from kaito.options import (
     NODE_IMAGE_FAMILIES,
     PROVISIONERS,
@@ -28,7 +27,7 @@ from kaito.options import (
     parse_feature_gates,
 )
 from kaito.tls import CertificateAuthority, ServingCertificate, generate_serving_certificate
-from kaito.webhooks.server import WebhookServer, webhook_configurations
+from kaito.webhooks import webhook_configurations
 
 __all__ = ("manager",)
 
@@ -323,40 +322,33 @@ async def _register_webhooks(
 
 async def _run(options: ManagerOptions, hooks: _WebhookOptions) -> int:
     client = await load_client(options.kubeconfig)
+    provisioner = None
     try:
-        provisioner = make_provisioner(options, client)
-    except ValueError as err:
-        click.echo(f"error: {err}", err=True)
-        await client.close()
-        return 2
-    manager = build_manager(options, client, provisioner)
-    try:
-        async with anyio.create_task_group() as tg:
-            if hooks.enabled:
-                settings = controller_settings(options)
-                if hooks.cert_dir is None and hooks.service:
-                    certificate = await _shared_certificate(
-                        client, options.release_namespace, hooks.service
-                    )
-                else:
-                    certificate = _certificate(hooks.cert_dir, hooks.service)
-                server = WebhookServer(
-                    client,
-                    ValidationContext(
-                        node_auto_provisioning=settings.node_auto_provisioning,
-                        vllm_enabled=settings.vllm_enabled,
-                        cloud=settings.cloud,
-                        release_namespace=settings.release_namespace,
-                    ),
-                    certificate,
-                    port=hooks.port,
+        try:
+            provisioner = make_provisioner(options, client)
+        except ValueError as err:
+            click.echo(f"error: {err}", err=True)
+            return 2
+        certificate: ServingCertificate | None = None
+        if hooks.enabled:
+            if hooks.cert_dir is None and hooks.service:
+                certificate = await _shared_certificate(
+                    client, options.release_namespace, hooks.service
                 )
-                await tg.start(server.run)
-                if hooks.service and certificate.ca.cert_pem:
-                    await _register_webhooks(client, certificate, hooks.service, hooks.port)
-            log.info("manager_starting", pid=os.getpid(), provisioner=options.node_provisioner)
-            await manager.run_until_signalled()
-            tg.cancel_scope.cancel()
+            else:
+                certificate = _certificate(hooks.cert_dir, hooks.service)
+        operator = build_operator(
+            options,
+            client,
+            provisioner,
+            webhooks=None if certificate is None else WebhookServing(certificate, port=hooks.port),
+        )
+        log.info("manager_starting", pid=os.getpid(), provisioner=options.node_provisioner)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(operator.manager.run_until_signalled)
+            await operator.manager.started.wait()  # the webhook server is listening
+            if certificate is not None and hooks.service and certificate.ca.cert_pem:
+                await _register_webhooks(client, certificate, hooks.service, hooks.port)
     finally:
         with anyio.CancelScope(shield=True):
             closer = getattr(provisioner, "aclose", None)

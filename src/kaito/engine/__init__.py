@@ -51,6 +51,7 @@ from kaito.engine.ratelimit import (
     default_rate_limiter,
 )
 from kaito.engine.resources import LEASES, Resource
+from kaito.engine.runnable import LeaderElectionRunnable, Runnable, needs_leader_election
 from kaito.engine.store import OWNER_INDEX, IndexFunc, Store, index_by_owner_uid
 
 __all__ = (
@@ -77,6 +78,7 @@ __all__ = (
     "KubeClient",
     "LeaderElectionConfig",
     "LeaderElectionLost",
+    "LeaderElectionRunnable",
     "LeaderElector",
     "ListWatcher",
     "Manager",
@@ -93,6 +95,7 @@ __all__ = (
     "Reconciler",
     "Resource",
     "Result",
+    "Runnable",
     "Store",
     "TerminalError",
     "WatchEvent",
@@ -105,4 +108,5 @@ __all__ = (
     "map_by_label",
     "map_to_controller_owner",
     "map_to_self",
+    "needs_leader_election",
 )

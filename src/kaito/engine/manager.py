@@ -7,6 +7,10 @@ unreachable, or answers errors) until it has listed or watched again. :meth:`Man
 (SIGTERM or SIGINT under :meth:`Manager.run_until_signalled`) stops taking new keys, lets
 in-flight reconciles finish within ``graceful_shutdown`` seconds, then cancels the rest and
 releases the Lease.
+
+Runnables (:meth:`Manager.add_runnable`) that need the lease start on the leader with the
+controllers; those that do not (a webhook server) start on every replica, before the manager
+counts as started, and stop after the controllers have drained.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import signal
 from datetime import timedelta
 
 import anyio
+import anyio.abc
 import structlog
 from aiohttp import web
 
@@ -28,6 +33,7 @@ from kaito.engine.leader import LeaderElectionConfig, LeaderElectionLost, Leader
 from kaito.engine.metrics import EngineMetrics
 from kaito.engine.ratelimit import RateLimiter
 from kaito.engine.resources import Resource
+from kaito.engine.runnable import Runnable, needs_leader_election
 
 __all__ = ("Manager",)
 
@@ -62,6 +68,8 @@ class Manager:
         self.metrics = EngineMetrics(clock=self.clock)
         self.registry = self.metrics.registry
         self.controllers: list[Controller] = []
+        #: Runnables by name, with whether each needs the lease.
+        self.runnables: dict[str, tuple[Runnable, bool]] = {}
         self.elector = (
             LeaderElector(client, leader_election, self.clock) if leader_election else None
         )
@@ -109,6 +117,21 @@ class Manager:
         self.controllers.append(controller)
         self.metrics.register_controller(controller)
         return controller
+
+    def add_runnable(
+        self, name: str, runnable: Runnable, *, leader_election: bool | None = None
+    ) -> None:
+        """Run ``runnable`` with the manager: on the leader only, or on every replica.
+
+        ``leader_election`` overrides what the runnable says (``needs_leader_election()``; a
+        runnable that says nothing needs the lease, as in controller-runtime).
+        """
+        if self._running:
+            raise RuntimeError(f"runnable {name!r} added to a running manager; add it before run")
+        if name in self.runnables:
+            raise ValueError(f"runnable name={name!r} is already used; names must be unique")
+        needs = needs_leader_election(runnable) if leader_election is None else leader_election
+        self.runnables[name] = (runnable, needs)
 
     def event_recorder(self, component: str | None = None) -> EventRecorder:
         """Return a recorder of core/v1 Events reported as ``component`` (the manager's name)."""
@@ -174,6 +197,9 @@ class Manager:
                 )
                 runners.append(runner)
             async with anyio.create_task_group() as tg:
+                for name, (runnable, needs_lease) in self.runnables.items():
+                    if not needs_lease:
+                        await tg.start(_run_runnable, name, runnable, name=f"runnable {name}")
                 tg.start_soon(self.informers.run, name="informers")
 
                 async def lead_or_lose() -> None:
@@ -189,6 +215,7 @@ class Manager:
                 log.info(
                     "manager_started",
                     controllers=[c.name for c in self.controllers],
+                    runnables=list(self.runnables),
                     probe_port=self.probe_port,
                     metrics_port=self.metrics_port,
                 )
@@ -215,6 +242,9 @@ class Manager:
         await self.informers.wait_synced()
         log.info("caches_synced")
         async with anyio.create_task_group() as tg:
+            for name, (runnable, needs_lease) in self.runnables.items():
+                if needs_lease:
+                    await tg.start(_run_runnable, name, runnable, name=f"runnable {name}")
             for controller in self.controllers:
                 tg.start_soon(controller.run, name=f"controller {controller.name}")
 
@@ -226,3 +256,28 @@ class Manager:
                     tg.start_soon(controller.shutdown)
         if scope.cancelled_caught:
             log.warning("manager_shutdown_deadline_exceeded", grace=self.graceful_shutdown)
+
+
+async def _run_runnable(
+    name: str,
+    runnable: Runnable,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run one runnable until cancelled, logging its start and its stop."""
+    try:
+        await runnable.run(task_status=_Started(name, task_status))
+    finally:
+        log.info("runnable_stopped", runnable=name)
+
+
+class _Started(anyio.abc.TaskStatus[object]):
+    """Passes a runnable's ``started()`` on to the manager, logging it."""
+
+    def __init__(self, name: str, outer: anyio.abc.TaskStatus[None]) -> None:
+        self._name = name
+        self._outer = outer
+
+    def started(self, value: object = None) -> None:
+        log.info("runnable_started", runnable=self._name)
+        self._outer.started()

@@ -5,6 +5,32 @@ Webhook layer: ``AdmissionReview`` handling calls ``kaito.api``'s pure validatio
 
 from __future__ import annotations
 
-from kaito.webhooks.review import defaults_patch, mutate_review, review_response, validate_review
+from kaito.webhooks._review import (
+    WorkspaceReview,
+    answer_review,
+    decode_review,
+    defaults_patch,
+    mutate_review,
+    review_response,
+    validate_review,
+)
+from kaito.webhooks._server import (
+    MUTATE_PATH,
+    VALIDATE_PATH,
+    WebhookServer,
+    webhook_configurations,
+)
 
-__all__ = ("defaults_patch", "mutate_review", "review_response", "validate_review")
+__all__ = (
+    "MUTATE_PATH",
+    "VALIDATE_PATH",
+    "WebhookServer",
+    "WorkspaceReview",
+    "answer_review",
+    "decode_review",
+    "defaults_patch",
+    "mutate_review",
+    "review_response",
+    "validate_review",
+    "webhook_configurations",
+)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kaito_runtime.adapters.termination import write_termination_message
+from kaito_runtime.contract import ADAPTERS_MODULE, AdapterFlags
 from kaito_runtime.logs import configure_logging
 from kaito_runtime.oci import OCIError, pull_adapter, push_adapter
 
@@ -31,35 +32,36 @@ def _default_docker_config() -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``pull`` and ``push`` commands."""
+    flags = AdapterFlags
     parser = argparse.ArgumentParser(
-        prog="python -m kaito_runtime.adapters",
+        prog=f"python -m {ADAPTERS_MODULE}",
         description="Push and pull LoRA adapters as OCI images (upstream KAITO layout).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
-            "--docker-config",
+            flags.DOCKER_CONFIG,
             default=_default_docker_config(),
             help="docker config.json, .dockerconfigjson, or a directory holding one "
             "(default: $DOCKER_CONFIG; anonymous if unset)",
         )
         sub.add_argument(
-            "--plain-http",
+            flags.PLAIN_HTTP,
             action=argparse.BooleanOptionalAction,
             default=None,
             help="talk HTTP instead of HTTPS (default: HTTP only for loopback registries)",
         )
 
-    pull = commands.add_parser("pull", help="pull IMAGE and write its adapter files into DIR")
+    pull = commands.add_parser(flags.PULL, help="pull IMAGE and write its adapter files into DIR")
     pull.add_argument("image")
     pull.add_argument("dir", type=Path)
     common(pull)
 
-    push = commands.add_parser("push", help="package the adapter in DIR and push it as IMAGE")
+    push = commands.add_parser(flags.PUSH, help="package the adapter in DIR and push it as IMAGE")
     push.add_argument("dir", type=Path)
     push.add_argument("image")
-    push.add_argument("--model-name", help="base model (preset) name, sh.kaito.model.name")
+    push.add_argument(flags.MODEL_NAME, help="base model (preset) name, sh.kaito.model.name")
     common(push)
     return parser
 
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging()
     try:
-        if args.command == "pull":
+        if args.command == AdapterFlags.PULL:
             pulled = pull_adapter(
                 args.image, args.dir, docker_config=args.docker_config, plain_http=args.plain_http
             )

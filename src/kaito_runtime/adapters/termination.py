@@ -9,11 +9,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kaito_runtime.contract import (
+    TERMINATION_LOG,
+    TERMINATION_LOG_ENV,
+    TERMINATION_MESSAGE_MAX_BYTES,
+)
+
 __all__ = ("DEFAULT_TERMINATION_LOG", "TERMINATION_LOG_ENV", "write_termination_message")
 
-DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
-TERMINATION_LOG_ENV = "KAITO_TERMINATION_LOG"
-MAX_BYTES = 4096
+DEFAULT_TERMINATION_LOG = Path(TERMINATION_LOG)
+MAX_BYTES = TERMINATION_MESSAGE_MAX_BYTES
 
 
 def write_termination_message(message: str) -> Path | None:

@@ -17,17 +17,18 @@ from pathlib import Path
 import anyio
 import structlog
 
+from kaito_runtime.contract import DATA_DIR, DATA_MODULE, DataFlags
 from kaito_runtime.data.download import DEFAULT_MAX_BYTES, FetchedFile, FetchSettings, fetch_urls
 from kaito_runtime.data.image import pull_data_image
 from kaito_runtime.data.volume import copy_volume
 from kaito_runtime.logs import configure_logging
 from kaito_runtime.tuning.termination import ConfigError, run_main
 
-__all__ = ("main", "parse_size")
+__all__ = ("build_parser", "main", "parse_size")
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_DEST = "/mnt/data"
+DEFAULT_DEST = DATA_DIR
 ALLOW_LOCAL_ENV = "KAITO_ALLOW_LOCAL_URLS"
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
@@ -43,22 +44,24 @@ def parse_size(text: str) -> int:
     return int(number * factor)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``fetch`` command."""
+    flags = DataFlags
     parser = argparse.ArgumentParser(
-        prog="python -m kaito_runtime.data", description="Fetch tuning input data."
+        prog=f"python -m {DATA_MODULE}", description="Fetch tuning input data."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    fetch = sub.add_parser("fetch", help="download URLs, pull an image or copy a volume")
-    fetch.add_argument("--dest", type=Path, help="input directory (default $DATA_VOLUME_PATH)")
+    fetch = sub.add_parser(flags.FETCH, help="download URLs, pull an image or copy a volume")
+    fetch.add_argument(flags.DEST, type=Path, help="input directory (default $DATA_VOLUME_PATH)")
     source = fetch.add_mutually_exclusive_group()
-    source.add_argument("--url", action="extend", nargs="+", default=None, help="http(s) URL")
-    source.add_argument("--volume", type=Path, help="mounted volume holding the dataset")
-    source.add_argument("--image", help="image holding the dataset under /data")
+    source.add_argument(flags.URL, action="extend", nargs="+", default=None, help="http(s) URL")
+    source.add_argument(flags.VOLUME, type=Path, help="mounted volume holding the dataset")
+    source.add_argument(flags.IMAGE, help="image holding the dataset under /data")
     fetch.add_argument(
-        "--docker-config", type=Path, help="docker config.json with the image's pull credentials"
+        flags.DOCKER_CONFIG, type=Path, help="docker config.json with the image's pull credentials"
     )
     fetch.add_argument(
-        "--allow-local",
+        flags.ALLOW_LOCAL,
         action="store_true",
         help="allow loopback and private hosts (local development only)",
     )
@@ -101,6 +104,6 @@ def _fetch(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit code (the termination message is written)."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     configure_logging()
     return run_main(lambda: _fetch(args))

@@ -21,6 +21,7 @@ from pathlib import Path
 import anyio
 
 from kaito_runtime.adapters.termination import write_termination_message
+from kaito_runtime.contract import ADAPTER_DIR, INFERENCE_MODULE, SERVER_PORT, InferenceFlags
 from kaito_runtime.inference.adapters import discover_adapters
 from kaito_runtime.inference.config_file import KaitoConfig, load_kaito_config
 from kaito_runtime.inference.errors import ConfigError
@@ -34,41 +35,42 @@ from kaito_runtime.logs import configure_logging
 __all__ = ("build_parser", "main", "settings_from_args")
 
 EXIT_CONFIG = 2
-DEFAULT_ADAPTERS_DIR = "/mnt/adapter"
+DEFAULT_ADAPTERS_DIR = ADAPTER_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
+    flags = InferenceFlags
     parser = argparse.ArgumentParser(
-        prog="python -m kaito_runtime.inference",
+        prog=f"python -m {INFERENCE_MODULE}",
         description="KAITO inference server: OpenAI-compatible API and /chat, with LoRA adapters.",
     )
-    parser.add_argument("--model", required=True, help="model directory or Hugging Face id")
-    parser.add_argument("--served-model-name", help="name clients use (default: from --model)")
+    parser.add_argument(flags.MODEL, required=True, help="model directory or Hugging Face id")
+    parser.add_argument(flags.SERVED_MODEL_NAME, help="name clients use (default: from --model)")
     parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--backend", choices=("auto", "vllm", "transformers"), default="auto")
-    parser.add_argument("--dtype", default=None, help="auto, float32, bfloat16 or float16")
+    parser.add_argument(flags.PORT, type=int, default=SERVER_PORT)
+    parser.add_argument(flags.BACKEND, choices=flags.BACKENDS, default="auto")
+    parser.add_argument(flags.DTYPE, default=None, help="auto, float32, bfloat16 or float16")
     parser.add_argument("--max-model-len", default=None, help="context length, or 'auto'")
-    parser.add_argument("--gpu-memory-utilization", type=float, default=None)
+    parser.add_argument(flags.GPU_MEMORY_UTILIZATION, type=float, default=None)
     parser.add_argument(
-        "--tensor-parallel-size", type=int, default=None, help="GPUs one model is split across"
+        flags.TENSOR_PARALLEL_SIZE, type=int, default=None, help="GPUs one model is split across"
     )
     parser.add_argument(
-        "--data-parallel-size", type=int, default=None, help="model replicas on this node's GPUs"
+        flags.DATA_PARALLEL_SIZE, type=int, default=None, help="model replicas on this node's GPUs"
     )
     parser.add_argument(
-        "--pipeline-parallel-size", type=int, default=None, help="pipeline stages (nodes)"
+        flags.PIPELINE_PARALLEL_SIZE, type=int, default=None, help="pipeline stages (nodes)"
     )
     parser.add_argument(
-        "--distributed-executor-backend",
+        flags.DISTRIBUTED_EXECUTOR_BACKEND,
         choices=DISTRIBUTED_EXECUTOR_BACKENDS,
         default=None,
         help="vLLM's workers: mp (this node), ray (across nodes); default: vLLM decides",
     )
     parser.add_argument("--trust-remote-code", action="store_true")
     parser.add_argument(
-        "--adapters-dir",
+        flags.ADAPTERS_DIR,
         "--kaito-adapters-dir",
         default=DEFAULT_ADAPTERS_DIR,
         help="each subdirectory holding adapter_config.json is an adapter named after it",
@@ -80,13 +82,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="strength of an adapter in [0, 1] (default: env var named after it, else 1.0)",
     )
-    parser.add_argument("--kaito-config-file", default=None, help="inference_config.yaml")
+    parser.add_argument(flags.CONFIG_FILE, default=None, help="inference_config.yaml")
     parser.add_argument(
         "--max-concurrent-requests", type=int, default=Limits().max_concurrent_requests
     )
     parser.add_argument("--max-tokens-limit", type=int, default=Limits().max_tokens)
     parser.add_argument("--max-body-bytes", type=int, default=Limits().max_body_bytes)
     parser.add_argument("--retry-after", type=int, default=Limits().retry_after_seconds)
+    parser.add_argument(
+        "--body-read-timeout",
+        type=float,
+        default=Limits().body_read_timeout,
+        help="seconds a client has to send a request body (408 after); counted before admission",
+    )
+    parser.add_argument(
+        "--max-stop-strings",
+        type=int,
+        default=Limits().max_stop_strings,
+        help="most stop strings a request may send (vLLM's VLLM_MAX_STOP_STRINGS default)",
+    )
+    parser.add_argument(
+        "--max-stop-string-chars",
+        type=int,
+        default=Limits().max_stop_string_chars,
+        help="longest stop string, in characters",
+    )
     parser.add_argument(
         "--stream-interval",
         type=float,
@@ -98,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive(field: str, value: float | None) -> None:
-    if value is not None and value <= 0:
+    if value is not None and not value > 0:  # NaN too
         raise ConfigError(field, value, "must be positive", fix="pass a number above 0")
 
 
@@ -181,7 +201,14 @@ def settings_from_args(
             "not a vLLM executor backend",
             fix=f"use one of: {', '.join(DISTRIBUTED_EXECUTOR_BACKENDS)}",
         )
-    for field in ("max_concurrent_requests", "max_tokens_limit", "max_body_bytes"):
+    for field in (
+        "max_concurrent_requests",
+        "max_tokens_limit",
+        "max_body_bytes",
+        "body_read_timeout",
+        "max_stop_strings",
+        "max_stop_string_chars",
+    ):
         _positive("--" + field.replace("_", "-"), getattr(args, field))
     dtype = args.dtype or str(config.engine_arg("dtype") or "auto")
     adapters = discover_adapters(
@@ -216,6 +243,9 @@ def settings_from_args(
             max_tokens=args.max_tokens_limit,
             max_body_bytes=args.max_body_bytes,
             retry_after_seconds=args.retry_after,
+            body_read_timeout=args.body_read_timeout,
+            max_stop_strings=args.max_stop_strings,
+            max_stop_string_chars=args.max_stop_string_chars,
         ),
     )
 

@@ -20,6 +20,14 @@ from typing import cast
 
 import structlog
 
+from kaito_runtime.contract import (
+    DATA_DIR,
+    RESULTS_DIR,
+    SERVER_PORT,
+    TUNING_CONFIG_PATH,
+    TUNING_MODULE,
+    TuningFlags,
+)
 from kaito_runtime.logs import configure_logging
 from kaito_runtime.tuning.config import Method, default_target_modules, load_config
 from kaito_runtime.tuning.distributed import Ranks
@@ -30,29 +38,30 @@ __all__ = ("DEFAULT_CONFIG", "DEFAULT_METRICS_PORT", "build_parser", "main")
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_CONFIG = Path("/mnt/config/training_config.yaml")
-DEFAULT_DATA_DIR = Path("/mnt/data")
-DEFAULT_OUTPUT_DIR = Path("/mnt/results")
-DEFAULT_METRICS_PORT = 5000
+DEFAULT_CONFIG = Path(TUNING_CONFIG_PATH)
+DEFAULT_DATA_DIR = Path(DATA_DIR)
+DEFAULT_OUTPUT_DIR = Path(RESULTS_DIR)
+DEFAULT_METRICS_PORT = SERVER_PORT
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
     parser = argparse.ArgumentParser(
-        prog="python -m kaito_runtime.tuning",
+        prog=f"python -m {TUNING_MODULE}",
         description="Tune a LoRA/QLoRA adapter with TRL's SFTTrainer and write it for pushing.",
     )
-    parser.add_argument("--config", type=Path, help="training_config.yaml (tuning ConfigMap)")
-    parser.add_argument("--data-dir", type=Path, help="directory holding the dataset")
-    parser.add_argument("--output-dir", type=Path, help="where the adapter is written")
-    parser.add_argument("--model", help="base model directory or Hugging Face id")
-    parser.add_argument("--preset", help="preset name (metadata, image annotation, defaults)")
-    parser.add_argument("--method", choices=("lora", "qlora"), help="default: from the config")
+    flags = TuningFlags
+    parser.add_argument(flags.CONFIG, type=Path, help="training_config.yaml (tuning ConfigMap)")
+    parser.add_argument(flags.DATA_DIR, type=Path, help="directory holding the dataset")
+    parser.add_argument(flags.OUTPUT_DIR, type=Path, help="where the adapter is written")
+    parser.add_argument(flags.MODEL, help="base model directory or Hugging Face id")
+    parser.add_argument(flags.PRESET, help="preset name (metadata, image annotation, defaults)")
+    parser.add_argument(flags.METHOD, choices=flags.METHODS, help="default: from the config")
     parser.add_argument(
-        "--checkpoint-dir", type=Path, help="checkpoint directory (default OUTPUT/checkpoints)"
+        flags.CHECKPOINT_DIR, type=Path, help="checkpoint directory (default OUTPUT/checkpoints)"
     )
     parser.add_argument(
-        "--metrics-port",
+        flags.METRICS_PORT,
         type=int,
         default=DEFAULT_METRICS_PORT,
         help="port serving /progress and /metrics (0 disables)",

@@ -20,6 +20,13 @@ import cattrs
 import yaml
 from cattrs.errors import ForbiddenExtraKeysError
 
+from kaito_runtime.contract import (
+    DEFAULT_TARGET_MODULES_ENV,
+    LORA_PARAMS,
+    PHI3_TARGET_MODULES,
+    QLORA_PARAMS,
+    TUNING_CONFIG_FILE,
+)
 from kaito_runtime.tuning.termination import ConfigError
 
 __all__ = (
@@ -49,47 +56,12 @@ SECTIONS = (
     "DataCollator",
     "DatasetConfig",
 )
-PHI3_TARGET_MODULES = ("k_proj", "q_proj", "v_proj", "o_proj", "gate_proj", "down_proj", "up_proj")
 DTYPES = ("auto", "float32", "float16", "bfloat16", "float", "half")
-FIX = "fix it in the tuning ConfigMap (key training_config.yaml)"
+FIX = f"fix it in the tuning ConfigMap (key {TUNING_CONFIG_FILE})"
 
 # Upstream's default ConfigMaps (lora-params-template, qlora-params-template).
-_TEMPLATE = """\
-training_config:
-  ModelConfig:
-    torch_dtype: "bfloat16"
-    local_files_only: true
-    device_map: "auto"
-
-  QuantizationConfig:
-{quantization}
-  LoraConfig:
-    r: 8
-    lora_alpha: 8
-    lora_dropout: 0.0
-
-  TrainingArguments:
-    output_dir: "/mnt/results"
-    ddp_find_unused_parameters: false
-    save_strategy: "no"
-    per_device_train_batch_size: 1
-
-  DataCollator:
-    mlm: true
-
-  DatasetConfig:
-    shuffle_dataset: true
-    train_test_split: 1
-"""
-LORA_TEMPLATE = _TEMPLATE.format(quantization="    load_in_4bit: false\n")
-QLORA_TEMPLATE = _TEMPLATE.format(
-    quantization=(
-        "    load_in_4bit: true\n"
-        '    bnb_4bit_quant_type: "nf4"\n'
-        '    bnb_4bit_compute_dtype: "bfloat16"\n'
-        "    bnb_4bit_use_double_quant: true\n"
-    )
-)
+LORA_TEMPLATE = LORA_PARAMS
+QLORA_TEMPLATE = QLORA_PARAMS
 
 
 class _InvalidValue(ValueError):
@@ -301,7 +273,7 @@ def default_target_modules(preset: str | None = None) -> list[str] | None:
     Phi-3 presets) wins; a ``phi-3*`` preset without it gets upstream's Phi-3 list; else None
     (PEFT's default for the architecture).
     """
-    raw = os.environ.get("DEFAULT_TARGET_MODULES", "")
+    raw = os.environ.get(DEFAULT_TARGET_MODULES_ENV, "")
     names = [m.strip() for m in raw.split(",") if m.strip()]
     if names:
         return names
@@ -313,7 +285,7 @@ def default_target_modules(preset: str | None = None) -> list[str] | None:
 def parse_config(
     text: str,
     *,
-    source: str = "training_config.yaml",
+    source: str = TUNING_CONFIG_FILE,
     target_modules: list[str] | None = None,
 ) -> TuningConfig:
     """Parse the YAML text of a tuning ConfigMap; raise ConfigError naming what is wrong.

@@ -27,33 +27,22 @@ import attrs
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
+from kaito_runtime.contract import (
+    HEALTH_PATH,
+    PROGRESS_FILE,
+    PROGRESS_PATH,
+    PROGRESS_PHASES,
+    TuningProgress,
+)
+
 __all__ = ("PROGRESS_FILE", "Phase", "Progress", "ProgressServer", "ProgressTracker")
 
 log = structlog.get_logger(__name__)
 
-PROGRESS_FILE = "progress.json"
 Phase = Literal["loading", "training", "saving", "completed", "failed"]
 FINAL_PHASES = frozenset({"completed", "failed"})
-
-
-@attrs.frozen
-class Progress:
-    """One progress snapshot; the JSON document has exactly these keys."""
-
-    phase: Phase = "loading"
-    step: int = 0
-    max_steps: int = 0
-    epoch: float = 0.0
-    loss: float | None = None
-    tokens_per_second: float | None = None
-    eta_seconds: float | None = None
-    updated_at: str = ""
-    message: str | None = None
-    processes: int = 1
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the document written to ``progress.json`` and served on ``/progress``."""
-        return attrs.asdict(self)
+#: One progress snapshot: the contract's document (exactly its keys go out).
+Progress = TuningProgress
 
 
 def _utc_iso(now: float) -> str:
@@ -128,7 +117,7 @@ class ProgressTracker:
                 value = getattr(snapshot, name)
                 if value is not None:
                     gauge.set(value)
-            for phase in ("loading", "training", "saving", "completed", "failed"):
+            for phase in PROGRESS_PHASES:
                 self._phase.labels(phase=phase).set(1 if phase == snapshot.phase else 0)
             self._version += 1
             self._changed.notify_all()
@@ -220,13 +209,13 @@ class ProgressServer:
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                if path == "/progress":
+                if path == PROGRESS_PATH:
                     body = json.dumps(tracker.current.to_json()).encode()
                     content_type = "application/json"
                 elif path == "/metrics":
                     body = generate_latest(tracker.registry)
                     content_type = CONTENT_TYPE_LATEST
-                elif path == "/health":
+                elif path == HEALTH_PATH:
                     body, content_type = b"ok\n", "text/plain"
                 else:
                     self.send_error(404, "use /progress, /metrics or /health")

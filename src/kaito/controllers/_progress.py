@@ -1,9 +1,10 @@
 """Tuning progress for the Workspace status, read from the tuning pod's ``GET /progress``.
 
-Controller layer. ``kaito_runtime.tuning`` serves its progress document on port 5000 while it
-runs; the controller turns it into one line (``step 40/100, epoch 0.40, loss 1.2345, 512
-tokens/s, ETA 2m``) for the ``JobStarted`` condition. Reading is best effort with a short timeout:
-progress is news, never a reason to fail a reconcile.
+Controller layer. ``kaito_runtime.tuning`` serves the contract's progress document
+(:class:`kaito_runtime.contract.TuningProgress`) on the server port while it runs; the
+controller turns it into one line (``step 40/100, epoch 0.40, loss 1.2345, 512 tokens/s, ETA
+2m``) for the ``JobStarted`` condition. Reading is best effort with a short timeout: progress is
+news, never a reason to fail a reconcile.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from typing import Any, Final
 
 import aiohttp
 
+from kaito_runtime.contract import PROGRESS_PATH, SERVER_PORT, TuningProgress
+
 __all__ = ("ProgressReader", "describe_progress", "http_progress_reader")
 
 ProgressReader = Callable[[str], Awaitable[str | None]]
 """Reads the progress line of the tuning pod at an IP (None when unavailable)."""
 
-PROGRESS_PORT: Final = 5000
+PROGRESS_PORT: Final = SERVER_PORT
 
 
 def _duration(seconds: float) -> str:
@@ -32,19 +35,20 @@ def _duration(seconds: float) -> str:
 
 def describe_progress(doc: Mapping[str, Any]) -> str | None:
     """One line from a progress document, or None when there is nothing to say yet."""
-    phase = doc.get("phase")
-    step, total = doc.get("step"), doc.get("max_steps")
-    if phase != "training" or not isinstance(step, int) or not isinstance(total, int) or not total:
-        return str(phase) if isinstance(phase, str) and phase != "training" else None
-    parts = [f"step {step}/{total}"]
-    if isinstance(doc.get("epoch"), int | float):
-        parts.append(f"epoch {doc['epoch']:.2f}")
-    if isinstance(doc.get("loss"), int | float):
-        parts.append(f"loss {doc['loss']:.4f}")
-    if isinstance(doc.get("tokens_per_second"), int | float):
-        parts.append(f"{doc['tokens_per_second']:.0f} tokens/s")
-    if isinstance(doc.get("eta_seconds"), int | float):
-        parts.append(f"ETA {_duration(doc['eta_seconds'])}")
+    progress = TuningProgress.from_json(doc)
+    if progress is None:
+        return None
+    if progress.phase != "training":
+        return progress.phase
+    if not progress.max_steps:
+        return None
+    parts = [f"step {progress.step}/{progress.max_steps}", f"epoch {progress.epoch:.2f}"]
+    if progress.loss is not None:
+        parts.append(f"loss {progress.loss:.4f}")
+    if progress.tokens_per_second is not None:
+        parts.append(f"{progress.tokens_per_second:.0f} tokens/s")
+    if progress.eta_seconds is not None:
+        parts.append(f"ETA {_duration(progress.eta_seconds)}")
     return ", ".join(parts)
 
 
@@ -55,7 +59,7 @@ def http_progress_reader(timeout: float = 0.5, port: int = PROGRESS_PORT) -> Pro
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-                session.get(f"http://{pod_ip}:{port}/progress") as resp,
+                session.get(f"http://{pod_ip}:{port}{PROGRESS_PATH}") as resp,
             ):
                 if resp.status != 200:
                     return None

@@ -1,7 +1,9 @@
 """AdmissionReview handling for Workspaces: validate (admission rules) and mutate (defaults).
 
-Webhook layer (pure functions over ``admission.k8s.io/v1`` JSON). The cluster objects validation
-needs (ConfigMaps, nodes) are fetched by the caller and handed in with the ``ValidationContext``.
+Webhook layer (pure functions over ``admission.k8s.io/v1`` JSON). A review's Workspace is decoded
+once into the storage version's type (:func:`decode_review`); the caller fetches the cluster
+objects that typed Workspace refers to (ConfigMaps, nodes) and hands them in with the
+``ValidationContext`` (:func:`answer_review`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,25 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from kaito.api import ValidationContext, check_workspace, default_workspace
+import attrs
 
-__all__ = ("defaults_patch", "mutate_review", "review_response", "validate_review")
+from kaito.api import (
+    Checked,
+    ValidationContext,
+    check_decoded,
+    decode_workspace,
+    default_workspace,
+)
+
+__all__ = (
+    "WorkspaceReview",
+    "answer_review",
+    "decode_review",
+    "defaults_patch",
+    "mutate_review",
+    "review_response",
+    "validate_review",
+)
 
 ADMISSION_API: Final = "admission.k8s.io/v1"
 _MAX_WARNING: Final = 240
@@ -35,27 +53,53 @@ def _request(review: Mapping[str, Any]) -> Mapping[str, Any]:
     return request
 
 
-def validate_review(review: Mapping[str, Any], ctx: ValidationContext) -> dict[str, Any]:
-    """Answer a validating review: allowed, or denied with every problem (422 Invalid)."""
+@attrs.frozen
+class WorkspaceReview:
+    """A validating review's request with its Workspaces decoded once (storage version).
+
+    ``decoded`` is None when there is nothing to validate (not a CREATE or UPDATE, or the finalizer
+    being removed from a Workspace under deletion); ``old`` is the stored object of an UPDATE.
+    """
+
+    uid: str
+    name: str
+    decoded: Checked | None
+    old: Checked | None = None
+
+
+def decode_review(review: Mapping[str, Any]) -> WorkspaceReview:
+    """Read a validating review and decode its object (and old object) once each.
+
+    Raises:
+        ValueError: the body is not an ``admission.k8s.io/v1`` AdmissionReview.
+    """
     request = _request(review)
     uid = request["uid"]
     operation = request.get("operation")
     obj = request.get("object")
     if operation not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
-        return review_response(uid, True)
+        return WorkspaceReview(uid, "", None)
     obj = dict(obj)
     meta = dict(obj.get("metadata") or {})
     meta.setdefault("namespace", request.get("namespace") or "default")
     obj["metadata"] = meta
+    name = str(meta.get("name", ""))
     old = request.get("oldObject") if operation == "UPDATE" else None
-    if old is not None and (obj.get("metadata") or {}).get("deletionTimestamp"):
-        return review_response(uid, True)  # finalizer removal while deleting: always allowed
-    result = check_workspace(obj, ctx, old=old if isinstance(old, Mapping) else None)
+    if old is not None and meta.get("deletionTimestamp"):
+        return WorkspaceReview(uid, name, None)  # finalizer removal while deleting: allowed
+    decoded_old = decode_workspace(old) if isinstance(old, Mapping) else None
+    return WorkspaceReview(uid, name, decode_workspace(obj), decoded_old)
+
+
+def answer_review(review: WorkspaceReview, ctx: ValidationContext) -> dict[str, Any]:
+    """Answer a decoded review: allowed, or denied with every problem (422 Invalid)."""
+    if review.decoded is None:
+        return review_response(review.uid, True)
+    result = check_decoded(review.decoded, ctx, old=review.old)
     warnings = [str(w)[:_MAX_WARNING] for w in result.warnings]
     if result.ok:
-        return review_response(uid, True, **({"warnings": warnings} if warnings else {}))
-    name = meta.get("name", "")
-    message = f'Workspace.kaito.sh "{name}" is invalid: ' + (
+        return review_response(review.uid, True, **({"warnings": warnings} if warnings else {}))
+    message = f'Workspace.kaito.sh "{review.name}" is invalid: ' + (
         "; ".join(str(e) for e in result.errors)
     )
     status = {
@@ -63,7 +107,7 @@ def validate_review(review: Mapping[str, Any], ctx: ValidationContext) -> dict[s
         "reason": "Invalid",
         "message": message,
         "details": {
-            "name": name,
+            "name": review.name,
             "group": "kaito.sh",
             "kind": "Workspace",
             "causes": [
@@ -75,7 +119,12 @@ def validate_review(review: Mapping[str, Any], ctx: ValidationContext) -> dict[s
     extra: dict[str, Any] = {"status": status}
     if warnings:
         extra["warnings"] = warnings
-    return review_response(uid, False, **extra)
+    return review_response(review.uid, False, **extra)
+
+
+def validate_review(review: Mapping[str, Any], ctx: ValidationContext) -> dict[str, Any]:
+    """Answer a validating review: allowed, or denied with every problem (422 Invalid)."""
+    return answer_review(decode_review(review), ctx)
 
 
 def _escape(key: str) -> str:

@@ -7,28 +7,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any
 
 from kaito.api import constants as c
 from kaito.api import unstructure
 from kaito.api.v1beta1 import Workspace
+from kaito.controllers._owned import HEADLESS_SERVICE, INFERENCE_PARAMS, TRAINING_PARAMS
 
 __all__ = (
-    "ADAPTER_DIR",
-    "CONFIG_DIR",
     "controller_owner_reference",
     "headless_service_name",
     "inference_config_name",
     "revision_hash",
+    "revision_inputs",
+    "revision_of",
     "training_config_name",
     "workspace_labels",
 )
-
-CONFIG_DIR: Final = "/mnt/config"
-ADAPTER_DIR: Final = "/mnt/adapter"
-DATA_DIR: Final = "/mnt/data"
-RESULTS_DIR: Final = "/mnt/results"
-WEIGHTS_DIR: Final = "/workspace/weights"
 
 
 def _meta(ws: Workspace) -> tuple[str, str]:
@@ -54,15 +50,32 @@ def controller_owner_reference(ws: Workspace) -> dict[str, Any]:
 
 
 def headless_service_name(ws: Workspace) -> str:
-    return f"{ws.metadata.name}-headless"
+    return HEADLESS_SERVICE.name(ws.metadata.name or "")
 
 
 def inference_config_name(ws: Workspace) -> str:
-    return f"{ws.metadata.name}-inference-params"
+    return INFERENCE_PARAMS.name(ws.metadata.name or "")
 
 
 def training_config_name(ws: Workspace) -> str:
-    return f"{ws.metadata.name}-training-params"
+    return TRAINING_PARAMS.name(ws.metadata.name or "")
+
+
+def revision_inputs(ws: Workspace) -> dict[str, Any]:
+    """What of the Workspace the workload is rendered from: the spec sections (as JSON) and
+    KAITO's annotations; status and other metadata do not take part."""
+    wire = unstructure(ws)
+    relevant = {k: wire.get(k) for k in ("resource", "inference", "tuning")}
+    relevant["annotations"] = {
+        k: v for k, v in (ws.metadata.annotations or {}).items() if k.startswith("kaito.sh/")
+    }
+    return relevant
+
+
+def revision_of(inputs: Mapping[str, Any], *extra: Any) -> str:
+    """A short hash of :func:`revision_inputs` and the ``extra`` inputs."""
+    payload = json.dumps([inputs, *extra], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def revision_hash(ws: Workspace, *extra: Any) -> str:
@@ -71,10 +84,4 @@ def revision_hash(ws: Workspace, *extra: Any) -> str:
     It changes when the spec (or a referenced ConfigMap's data passed in ``extra``) changes, so
     the workload rolls; status and metadata do not take part.
     """
-    wire = unstructure(ws)
-    relevant = {k: wire.get(k) for k in ("resource", "inference", "tuning")}
-    relevant["annotations"] = {
-        k: v for k, v in (ws.metadata.annotations or {}).items() if k.startswith("kaito.sh/")
-    }
-    payload = json.dumps([relevant, *extra], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return revision_of(revision_inputs(ws), *extra)

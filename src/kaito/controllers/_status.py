@@ -7,8 +7,8 @@ tells the same truth as ``WorkspaceSucceeded`` (upstream's).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
 
 import attrs
 
@@ -18,13 +18,15 @@ from kaito.api.constants import Reason as R
 from kaito.api.constants import WorkspaceState as S
 from kaito.api.meta import Condition
 from kaito.api.v1beta1 import Workspace, WorkspaceStatus
-from kaito.controllers.pod_health import PodProblem
+from kaito.controllers._pod_health import PodProblem
 
 __all__ = (
     "JobObservation",
     "NodeObservation",
     "WorkloadObservation",
     "compute_status",
+    "invalid_status",
+    "status_patch",
 )
 
 _NOT_STARTED: Final = "the workload has not been created yet"
@@ -212,3 +214,38 @@ def _put_tuning(put: _Put, nodes: NodeObservation, job: JobObservation) -> str:
     put(T.WORKSPACE_SUCCEEDED, False, R.PENDING, message)
     put(T.WORKSPACE_READY, False, R.PENDING, message)
     return S.RUNNING if started else S.PENDING
+
+
+def invalid_status(ws: Workspace, problems: Iterable[object], *, now: str) -> WorkspaceStatus:
+    """The status of a Workspace admission refuses: not succeeded, with every problem."""
+    message = "; ".join(str(p) for p in problems)[:2000]
+    old = ws.status or WorkspaceStatus()
+    conds = tuple(old.conditions or ())
+    for type_ in (T.WORKSPACE_SUCCEEDED, T.WORKSPACE_READY):
+        conds = set_condition(
+            conds,
+            Condition(
+                type=type_,
+                status="False",
+                reason="InvalidWorkspace",
+                message=message,
+                observed_generation=ws.metadata.generation,
+                last_transition_time=now,
+            ),
+        )
+    return WorkspaceStatus(
+        worker_nodes=old.worker_nodes,
+        state=S.FAILED if ws.tuning else S.PENDING,
+        conditions=conds,
+        target_node_count=old.target_node_count,
+        performance=old.performance,
+    )
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The merge patch from status ``old`` to ``new`` (JSON), or None when they are the same."""
+    if {k: v for k, v in old.items() if v is not None} == {
+        k: v for k, v in new.items() if v is not None
+    }:
+        return None
+    return {k: new.get(k) for k in set(old) | set(new)}

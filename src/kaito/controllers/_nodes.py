@@ -13,7 +13,7 @@ from typing import Any, Final
 from kaito.api import constants as c
 from kaito.api.v1beta1 import Workspace
 from kaito.api.validation import selector_as_map
-from kaito.controllers.status import NodeObservation
+from kaito.controllers._status import NodeObservation
 from kaito_provisioners import NodeProvisioner, NodeRequest, ProvisioningError
 
 __all__ = ("byo_ready_nodes", "ensure_nodes", "is_ready_gpu_node", "node_request")

@@ -17,22 +17,37 @@ import attrs
 from kaito.api import constants as c
 from kaito.api.v1beta1 import Workspace
 from kaito.catalog import SKU, Preset
-from kaito.controllers.inference_objects import gpu_resource_name, node_affinity, tolerations
-from kaito.controllers.naming import (
-    CONFIG_DIR,
-    DATA_DIR,
-    RESULTS_DIR,
-    WEIGHTS_DIR,
+from kaito.controllers._inference_objects import gpu_resource_name, node_affinity, tolerations
+from kaito.controllers._naming import (
     controller_owner_reference,
     training_config_name,
     workspace_labels,
 )
-from kaito.controllers.settings import ControllerSettings
+from kaito.controllers._owned import TUNING_JOB
+from kaito.controllers._settings import ControllerSettings
+from kaito_runtime.contract import (
+    ADAPTERS_MODULE,
+    CONFIG_DIR,
+    DATA_DIR,
+    DATA_MODULE,
+    DEFAULT_TARGET_MODULES_ENV,
+    DOCKER_CONFIG_DIR,
+    HF_HOME_ENV,
+    PHI3_TARGET_MODULES,
+    RESULTS_DIR,
+    SHM_DIR,
+    TERMINATION_MESSAGE_POLICY,
+    TUNING_CONFIG_PATH,
+    TUNING_MODULE,
+    WEIGHTS_DIR,
+    AdapterFlags,
+    DataFlags,
+    TuningFlags,
+    module_command,
+)
 
 __all__ = ("TuningPlan", "training_config_map", "tuning_job")
 
-PHI3_TARGET_MODULES: Final = "k_proj,q_proj,v_proj,o_proj,gate_proj,down_proj,up_proj"
-DOCKER_CONFIG_DIR: Final = "/root/.docker"
 JOB_BACKOFF_LIMIT: Final = 3
 
 
@@ -72,17 +87,17 @@ def _input_parts(
     if source.volume_source is not None:
         return [], [{"name": "data-volume", **source.volume_source}]
     volumes: list[dict[str, Any]] = [{"name": "data-volume", "emptyDir": {}}]
-    command = ["python", "-m", "kaito_runtime.data", "fetch", "--dest", DATA_DIR]
+    command = module_command(DATA_MODULE, DataFlags.FETCH, DataFlags.DEST, DATA_DIR)
     mounts = [data_mount]
     if source.urls:
         name = "data-downloader"
         for url in source.urls:
-            command += ["--url", url]
+            command += [DataFlags.URL, url]
         if settings.allow_local_urls:
-            command.append("--allow-local")
+            command.append(DataFlags.ALLOW_LOCAL)
     else:
         name = "data-puller"
-        command += ["--image", source.image or ""]
+        command += [DataFlags.IMAGE, source.image or ""]
         if source.image_pull_secrets:
             volumes.append(
                 {
@@ -91,55 +106,52 @@ def _input_parts(
                 }
             )
             mounts.append({"name": "input-pull-secret", "mountPath": f"{DOCKER_CONFIG_DIR}/input"})
-            command += ["--docker-config", f"{DOCKER_CONFIG_DIR}/input"]
+            command += [DataFlags.DOCKER_CONFIG, f"{DOCKER_CONFIG_DIR}/input"]
     init = {
         "name": name,
         "image": settings.runtime_image,
         "imagePullPolicy": settings.runtime_image_pull_policy,
         "command": command,
         "volumeMounts": mounts,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
     }
     return [init], volumes
 
 
 def _tuning_command(ws: Workspace, plan: TuningPlan) -> list[str]:
     assert ws.tuning is not None
-    train = [
-        "python",
-        "-m",
-        "kaito_runtime.tuning",
-        "--config",
-        f"{CONFIG_DIR}/{c.TUNING_CONFIG_KEY}",
-        "--data-dir",
+    flags = TuningFlags
+    train = module_command(
+        TUNING_MODULE,
+        flags.CONFIG,
+        TUNING_CONFIG_PATH,
+        flags.DATA_DIR,
         DATA_DIR,
-        "--output-dir",
+        flags.OUTPUT_DIR,
         RESULTS_DIR,
-        "--model",
+        flags.MODEL,
         plan.preset.model_id,
-        "--preset",
+        flags.PRESET,
         plan.preset.name,
-        "--method",
+        flags.METHOD,
         ws.tuning.method or "lora",
-    ]
+    )
     output = ws.tuning.output
     if output.volume_source is not None:
         # The results volume outlives the pod: checkpoint there so a retried Job resumes.
-        train += ["--checkpoint-dir", f"{RESULTS_DIR}/checkpoints"]
+        train += [flags.CHECKPOINT_DIR, f"{RESULTS_DIR}/checkpoints"]
     if not output.image:
         return train
-    push = [
-        "python",
-        "-m",
-        "kaito_runtime.adapters",
-        "push",
+    push = module_command(
+        ADAPTERS_MODULE,
+        AdapterFlags.PUSH,
         RESULTS_DIR,
         output.image,
-        "--model-name",
+        AdapterFlags.MODEL_NAME,
         plan.preset.name,
-        "--docker-config",
+        AdapterFlags.DOCKER_CONFIG,
         DOCKER_CONFIG_DIR,
-    ]
+    )
     # Train, then push the adapter; the Job succeeds only when both did.
     return ["sh", "-c", f"{shlex.join(train)} && {shlex.join(push)}"]
 
@@ -152,7 +164,7 @@ def tuning_job(ws: Workspace, plan: TuningPlan, settings: ControllerSettings) ->
     inits, volumes = _input_parts(ws, settings)
     output = ws.tuning.output
     mounts: list[dict[str, Any]] = [
-        {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "dshm", "mountPath": SHM_DIR},
         {"name": "config-volume", "mountPath": CONFIG_DIR},
         {"name": "data-volume", "mountPath": DATA_DIR},
         {"name": "results-volume", "mountPath": RESULTS_DIR},
@@ -177,10 +189,10 @@ def tuning_job(ws: Workspace, plan: TuningPlan, settings: ControllerSettings) ->
         mounts.append({"name": "docker-config", "mountPath": DOCKER_CONFIG_DIR, "readOnly": True})
     env = [
         {"name": "PYTORCH_CUDA_ALLOC_CONF", "value": "expandable_segments:True"},
-        {"name": "HF_HOME", "value": WEIGHTS_DIR},
+        {"name": HF_HOME_ENV, "value": WEIGHTS_DIR},
     ]
     if plan.preset.name.startswith("phi-3"):
-        env.append({"name": "DEFAULT_TARGET_MODULES", "value": PHI3_TARGET_MODULES})
+        env.append({"name": DEFAULT_TARGET_MODULES_ENV, "value": ",".join(PHI3_TARGET_MODULES)})
     gpus = str(plan.sku.gpu_count) if plan.sku else "1"
     gpu_resource = gpu_resource_name(plan.sku)
     container = {
@@ -192,7 +204,7 @@ def tuning_job(ws: Workspace, plan: TuningPlan, settings: ControllerSettings) ->
         "ports": [{"name": "progress", "containerPort": settings.server_port}],
         "resources": {"requests": {gpu_resource: gpus}, "limits": {gpu_resource: gpus}},
         "volumeMounts": mounts,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -207,7 +219,7 @@ def tuning_job(ws: Workspace, plan: TuningPlan, settings: ControllerSettings) ->
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": name,
+            "name": TUNING_JOB.name(name),
             "namespace": ws.metadata.namespace,
             "labels": labels,
             "annotations": {c.ANNOTATION_REVISION: plan.revision},

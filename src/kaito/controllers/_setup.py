@@ -1,6 +1,8 @@
 """Wire the Workspace controller into an engine ``Manager``: informers, watches, reconciler.
 
-Controller layer.
+Controller layer. The owned table (:data:`OWNED_KINDS`) says which kinds to watch through their
+controller ownerReference, as controller-runtime's ``Owns()``; Pods and Nodes are watched through
+the Workspace labels, user ConfigMaps through the Workspaces that name them.
 """
 
 from __future__ import annotations
@@ -8,9 +10,18 @@ from __future__ import annotations
 from typing import Any, Final
 
 from kaito.api import constants as c
-from kaito.controllers.apply import WorkspaceClient
-from kaito.controllers.progress import ProgressReader, http_progress_reader
-from kaito.controllers.resources import (
+from kaito.controllers._apply import WorkspaceClient
+from kaito.controllers._decode import WorkspaceDecoder
+from kaito.controllers._observe import (
+    UNMANAGED_INDEX,
+    WORKSPACE_INDEX,
+    index_by_workspace,
+    index_unmanaged_nodes,
+)
+from kaito.controllers._owned import OWNED_KINDS
+from kaito.controllers._progress import ProgressReader, http_progress_reader
+from kaito.controllers._reconciler import WorkspaceCaches, WorkspaceReconciler
+from kaito.controllers._resources import (
     CONFIG_MAPS,
     JOBS,
     NODES,
@@ -19,33 +30,32 @@ from kaito.controllers.resources import (
     STATEFUL_SETS,
     WORKSPACES,
 )
-from kaito.controllers.settings import ControllerSettings
-from kaito.controllers.workspace import (
-    UNMANAGED_INDEX,
-    WORKSPACE_INDEX,
-    WorkspaceCaches,
-    WorkspaceReconciler,
-    index_by_workspace,
-    index_unmanaged_nodes,
-)
+from kaito.controllers._settings import ControllerSettings
 from kaito.engine import (
     Controller,
+    Informer,
     KeyMapper,
     Manager,
     ObjectKey,
+    Resource,
     Store,
     map_by_label,
     map_to_controller_owner,
 )
 from kaito_provisioners import NodeProvisioner
 
-__all__ = ("MAX_CONCURRENT_RECONCILES", "add_workspace_controller")
+__all__ = (
+    "CONFIG_INDEX",
+    "MAX_CONCURRENT_RECONCILES",
+    "RECONCILE_TIMEOUT_SECONDS",
+    "add_workspace_controller",
+    "index_by_config",
+)
 
 #: As upstream's workspace controller.
 MAX_CONCURRENT_RECONCILES: Final = 5
 RECONCILE_TIMEOUT_SECONDS: Final = 120.0
-
-
+#: Store index of Workspaces by the ``namespace/name`` of the ConfigMap their ``config`` names.
 CONFIG_INDEX: Final = "config"
 
 
@@ -78,16 +88,21 @@ def add_workspace_controller(
     *,
     workers: int = MAX_CONCURRENT_RECONCILES,
     progress_reader: ProgressReader | None = None,
+    decoder: WorkspaceDecoder | None = None,
 ) -> Controller:
-    """Add the ``workspace`` controller to ``manager`` and return it."""
-    owned = f"{c.LABEL_WORKSPACE}"
+    """Add the ``workspace`` controller to ``manager`` and return it.
+
+    ``decoder`` caches the decoded Workspaces (a fresh one by default).
+    """
     workspaces = manager.informer(WORKSPACES)
     nodes = manager.informer(NODES)
-    pods = manager.informer(PODS, label_selector=owned)
-    stateful_sets = manager.informer(STATEFUL_SETS, label_selector=owned)
-    jobs = manager.informer(JOBS, label_selector=owned)
-    services = manager.informer(SERVICES, label_selector=owned)
-    config_maps = manager.informer(CONFIG_MAPS)
+    pods = manager.informer(PODS, label_selector=c.LABEL_WORKSPACE)
+    owned: dict[Resource, Informer] = {
+        kind.resource: manager.informer(
+            kind.resource, label_selector=c.LABEL_WORKSPACE if kind.labelled_only else None
+        )
+        for kind in OWNED_KINDS
+    }
     workspaces.add_indexer(CONFIG_INDEX, index_by_config)
     pods.add_indexer(WORKSPACE_INDEX, index_by_workspace)
     nodes.add_indexer(WORKSPACE_INDEX, index_by_workspace)
@@ -96,10 +111,10 @@ def add_workspace_controller(
         workspaces=workspaces.store,
         nodes=nodes.store,
         pods=pods.store,
-        stateful_sets=stateful_sets.store,
-        jobs=jobs.store,
-        services=services.store,
-        config_maps=config_maps.store,
+        stateful_sets=owned[STATEFUL_SETS].store,
+        jobs=owned[JOBS].store,
+        services=owned[SERVICES].store,
+        config_maps=owned[CONFIG_MAPS].store,
     )
     reconciler = WorkspaceReconciler(
         client,
@@ -108,6 +123,7 @@ def add_workspace_controller(
         manager.event_recorder("workspace-controller"),
         settings,
         progress_reader=progress_reader or http_progress_reader(),
+        decoder=decoder,
     )
     controller = manager.add_controller(
         "workspace",
@@ -115,13 +131,12 @@ def add_workspace_controller(
         workers=workers,
         reconcile_timeout=RECONCILE_TIMEOUT_SECONDS,
     )
-    owner = map_to_controller_owner(c.KIND, c.GROUP)
+    by_owner = map_to_controller_owner(c.KIND, c.GROUP)
     by_label = map_by_label(c.LABEL_WORKSPACE, c.LABEL_WORKSPACE_NAMESPACE)
     controller.watch(workspaces)
-    for informer in (stateful_sets, jobs, services):
-        controller.watch(informer, owner)
-    controller.watch(config_maps, owner)
-    controller.watch(config_maps, _workspaces_using_config(workspaces.store))
+    for informer in owned.values():
+        controller.watch(informer, by_owner)
+    controller.watch(owned[CONFIG_MAPS], _workspaces_using_config(workspaces.store))
     controller.watch(pods, by_label)
     controller.watch(nodes, by_label)
     return controller

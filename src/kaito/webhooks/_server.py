@@ -1,34 +1,31 @@
 """The admission webhook server: HTTPS endpoints the API server calls with AdmissionReviews.
 
-Webhook layer. ``/validate-workspace`` runs the admission rules (after fetching the ConfigMaps
-and, for bring-your-own nodes, the Nodes a Workspace refers to); ``/mutate-workspace`` applies
-the defaults. ``webhook_configurations`` renders the Validating/MutatingWebhookConfiguration that
-point the API server here.
+Webhook layer. ``/validate-workspace`` decodes the Workspace once, fetches the ConfigMaps (and,
+for bring-your-own nodes, the Nodes) it refers to and runs the admission rules;
+``/mutate-workspace`` applies the defaults. The server is an engine runnable that needs no lease:
+every replica serves admission, the leader and the standbys alike. ``webhook_configurations``
+renders the Validating/MutatingWebhookConfiguration that point the API server here.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 import attrs
 import structlog
 from aiohttp import web
 
-from kaito.api import (
-    NodeInfo,
-    ValidationContext,
-    default_workspace,
-    to_storage_version,
-)
-from kaito.api.errors import InvalidSpecError
+from kaito.api import NodeInfo, ValidationContext
+from kaito.api.v1beta1 import Workspace
 from kaito.api.validation import referenced_config_maps
 from kaito.engine import ApiError, ObjectKey, ObjectList, Resource
-from kaito.tls import ServingCertificate
-from kaito.webhooks.review import mutate_review, review_response, validate_review
+from kaito.webhooks._review import answer_review, decode_review, mutate_review, review_response
+
+if TYPE_CHECKING:  # the certificate arrives built; serving it needs only the ssl module
+    from kaito.tls import ServingCertificate
 
 __all__ = (
     "MUTATE_PATH",
@@ -56,7 +53,7 @@ class _Reader(Protocol):
 
 @attrs.define
 class WebhookServer:
-    """Serves the Workspace admission webhooks over HTTPS until cancelled."""
+    """Serves the Workspace admission webhooks over HTTPS until cancelled (a runnable)."""
 
     client: _Reader
     base: ValidationContext
@@ -65,11 +62,13 @@ class WebhookServer:
     port: int = 9443
     bound_port: int | None = None
 
-    async def context_for(self, obj: Mapping[str, Any]) -> ValidationContext:
-        """The validation context with the cluster objects ``obj`` refers to."""
-        try:
-            ws = to_storage_version(default_workspace(obj))
-        except InvalidSpecError:
+    def needs_leader_election(self) -> bool:
+        """Every replica serves admission, not only the leader."""
+        return False
+
+    async def context_for(self, ws: Workspace | None) -> ValidationContext:
+        """The validation context with the cluster objects the decoded ``ws`` refers to."""
+        if ws is None:
             return attrs.evolve(self.base, config_maps={})
         config_maps: dict[tuple[str, str], dict[str, str]] = {}
         for namespace, name in referenced_config_maps(ws, self.base):
@@ -110,8 +109,9 @@ class WebhookServer:
             if request.path == MUTATE_PATH:
                 answer = mutate_review(review)
             else:
-                obj = review["request"].get("object") or {}
-                answer = validate_review(review, await self.context_for(obj))
+                decoded = decode_review(review)
+                ws = decoded.decoded.workspace if decoded.decoded is not None else None
+                answer = answer_review(decoded, await self.context_for(ws))
         except Exception as exc:  # one broken review must not take the server down
             log.exception("admission_review_failed", uid=uid)
             answer = review_response(

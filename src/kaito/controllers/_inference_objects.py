@@ -20,16 +20,30 @@ from kaito.api.spec import AdapterSpec
 from kaito.api.v1beta1 import Workspace
 from kaito.api.validation import selector_as_map
 from kaito.catalog import SKU, Preset, gpu_memory_utilization
-from kaito.controllers.naming import (
-    ADAPTER_DIR,
-    CONFIG_DIR,
-    WEIGHTS_DIR,
+from kaito.controllers._naming import (
     controller_owner_reference,
     headless_service_name,
     inference_config_name,
     workspace_labels,
 )
-from kaito.controllers.settings import ControllerSettings
+from kaito.controllers._owned import INFERENCE_SERVICE, INFERENCE_SET
+from kaito.controllers._settings import ControllerSettings
+from kaito_runtime.contract import (
+    ADAPTER_DIR,
+    ADAPTERS_MODULE,
+    CONFIG_DIR,
+    DOCKER_CONFIG_DIR,
+    HEALTH_PATH,
+    HF_HOME_ENV,
+    INFERENCE_CONFIG_PATH,
+    INFERENCE_MODULE,
+    SHM_DIR,
+    TERMINATION_MESSAGE_POLICY,
+    WEIGHTS_DIR,
+    AdapterFlags,
+    InferenceFlags,
+    module_command,
+)
 
 __all__ = (
     "InferencePlan",
@@ -105,10 +119,10 @@ def inference_services(ws: Workspace, settings: ControllerSettings) -> list[dict
     main = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, **meta},
+        "metadata": {"name": INFERENCE_SERVICE.name(name), **meta},
         "spec": {
             "type": "LoadBalancer" if enable_lb else "ClusterIP",
-            "selector": {**labels, POD_NAME_LABEL: f"{name}-0"},
+            "selector": {**labels, POD_NAME_LABEL: f"{INFERENCE_SET.name(name)}-0"},
             "ports": [
                 {"name": "http", "port": 80, "targetPort": settings.server_port, "protocol": "TCP"},
                 {"name": "torchrun", "port": 29500, "targetPort": 29500, "protocol": "TCP"},
@@ -197,29 +211,28 @@ def _tensor_parallel(plan: InferencePlan) -> int:
 def server_command(ws: Workspace, plan: InferencePlan, settings: ControllerSettings) -> list[str]:
     """The inference container's command (``python -m kaito_runtime.inference ...``)."""
     served = ws.inference.preset.name if ws.inference and ws.inference.preset else plan.model_id
-    command = [
-        "python",
-        "-m",
-        "kaito_runtime.inference",
-        "--model",
+    flags = InferenceFlags
+    command = module_command(
+        INFERENCE_MODULE,
+        flags.MODEL,
         plan.model_id,
-        "--served-model-name",
+        flags.SERVED_MODEL_NAME,
         served,
-        "--port",
+        flags.PORT,
         str(settings.server_port),
-        "--backend",
+        flags.BACKEND,
         plan.runtime,
-        "--adapters-dir",
+        flags.ADAPTERS_DIR,
         ADAPTER_DIR,
-        "--kaito-config-file",
-        f"{CONFIG_DIR}/{c.INFERENCE_CONFIG_KEY}",
-    ]
+        flags.CONFIG_FILE,
+        INFERENCE_CONFIG_PATH,
+    )
     dtype = _dtype(plan)
     if dtype:
-        command += ["--dtype", dtype]
+        command += [flags.DTYPE, dtype]
     if plan.runtime == c.RuntimeName.VLLM and plan.sku is not None:
-        command += ["--gpu-memory-utilization", f"{gpu_memory_utilization(plan.sku):g}"]
-        command += ["--tensor-parallel-size", str(_tensor_parallel(plan))]
+        command += [flags.GPU_MEMORY_UTILIZATION, f"{gpu_memory_utilization(plan.sku):g}"]
+        command += [flags.TENSOR_PARALLEL_SIZE, str(_tensor_parallel(plan))]
     return command
 
 
@@ -245,13 +258,13 @@ def _adapter_init_containers(
             continue
         target = f"{ADAPTER_DIR}/{source.name}"
         if source.image:
-            command = ["python", "-m", "kaito_runtime.adapters", "pull", source.image, target]
+            command = module_command(ADAPTERS_MODULE, AdapterFlags.PULL, source.image, target)
             init_mounts: list[dict[str, Any]] = [
                 {"name": "adapter-volume", "mountPath": ADAPTER_DIR}
             ]
             if source.image_pull_secrets:
                 secret_volume = f"{source.name}-inference-adapter"
-                config_dir = f"/root/.docker/config.d/{secret_volume}"
+                config_dir = f"{DOCKER_CONFIG_DIR}/config.d/{secret_volume}"
                 volumes.append(
                     {
                         "name": secret_volume,
@@ -261,7 +274,7 @@ def _adapter_init_containers(
                 init_mounts.append(
                     {"name": secret_volume, "mountPath": config_dir, "readOnly": True}
                 )
-                command += ["--docker-config", config_dir]
+                command += [AdapterFlags.DOCKER_CONFIG, config_dir]
             inits.append(
                 {
                     "name": f"puller-{source.name}",
@@ -269,7 +282,7 @@ def _adapter_init_containers(
                     "imagePullPolicy": settings.runtime_image_pull_policy,
                     "command": command,
                     "volumeMounts": init_mounts,
-                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                    "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
                 }
             )
         elif source.volume_source is not None:
@@ -288,7 +301,7 @@ def inference_statefulset(
     labels = workspace_labels(ws)
     adapters = ws.inference.adapters or ()
     inits, adapter_volumes, adapter_mounts = _adapter_init_containers(adapters, settings)
-    env: list[dict[str, Any]] = [{"name": "HF_HOME", "value": WEIGHTS_DIR}]
+    env: list[dict[str, Any]] = [{"name": HF_HOME_ENV, "value": WEIGHTS_DIR}]
     options = ws.inference.preset.preset_options if ws.inference.preset else None
     if options and options.model_access_secret:
         env.append(
@@ -310,7 +323,7 @@ def inference_statefulset(
             env.append({"name": adapter.source.name, "value": adapter.strength or "1.0"})
     gpus = str(plan.sku.gpu_count) if plan.sku else "1"
     gpu_resource = gpu_resource_name(plan.sku)
-    probe: dict[str, Any] = {"httpGet": {"path": "/health", "port": settings.server_port}}
+    probe: dict[str, Any] = {"httpGet": {"path": HEALTH_PATH, "port": settings.server_port}}
     container = {
         "name": name,
         "image": settings.runtime_image,
@@ -327,12 +340,12 @@ def inference_statefulset(
         "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
         "readinessProbe": {**probe, "initialDelaySeconds": 30, "periodSeconds": 10},
         "volumeMounts": [
-            {"name": "dshm", "mountPath": "/dev/shm"},
+            {"name": "dshm", "mountPath": SHM_DIR},
             {"name": "config-volume", "mountPath": CONFIG_DIR},
             {"name": "model-weights-volume", "mountPath": WEIGHTS_DIR},
             *adapter_mounts,
         ],
-        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "terminationMessagePolicy": TERMINATION_MESSAGE_POLICY,
     }
     volumes: list[dict[str, Any]] = [
         {"name": "dshm", "emptyDir": {"medium": "Memory"}},
@@ -379,7 +392,7 @@ def inference_statefulset(
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": {
-            "name": name,
+            "name": INFERENCE_SET.name(name),
             "namespace": ws.metadata.namespace,
             "labels": labels,
             "annotations": {c.ANNOTATION_REVISION: plan.revision},
