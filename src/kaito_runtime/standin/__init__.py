@@ -19,6 +19,7 @@ from kaito_runtime.standin._build import (
     StandInReport,
     build_stand_in,
     read_marker,
+    stand_in_label,
     stand_in_note,
 )
 from kaito_runtime.standin._corpus import GUIDE_SYSTEM_PROMPT, guide_conversations
@@ -35,6 +36,7 @@ __all__ = (
     "build_stand_in",
     "guide_conversations",
     "read_marker",
+    "stand_in_label",
     "stand_in_note",
     "write_guide_dataset",
 )

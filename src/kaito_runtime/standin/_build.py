@@ -26,7 +26,14 @@ import structlog
 from kaito_runtime.standin._architectures import StandInArchitecture, architecture_for
 from kaito_runtime.standin._corpus import tokenizer_corpus
 
-__all__ = ("STAND_IN_MARKER", "StandInReport", "build_stand_in", "read_marker", "stand_in_note")
+__all__ = (
+    "STAND_IN_MARKER",
+    "StandInReport",
+    "build_stand_in",
+    "read_marker",
+    "stand_in_label",
+    "stand_in_note",
+)
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +72,18 @@ def stand_in_note(model_id: str, config_class: str, parameters: int) -> str:
         f"stand-in for {model_id}: a {config_class} scaled down to {parameters:,} random "
         "parameters with a tokenizer trained locally; NOT the real model, its answers are noise"
     )
+
+
+def stand_in_label(config: Any) -> str | None:
+    """The label of a loaded model's config (``transformers`` or vLLM's ``hf_config``) when it
+    is a stand-in, else None."""
+    marker = getattr(config, "kaito_stand_in", None)
+    if not isinstance(marker, dict):
+        return None
+    note = marker.get("note")
+    if isinstance(note, str) and note:
+        return note
+    return f"stand-in for {marker.get('stand_in_for', 'an unknown model')}: NOT the real model"
 
 
 def read_marker(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -180,12 +199,13 @@ def build_stand_in(model_id: str, out: str | os.PathLike[str]) -> StandInReport:
             config, dtype=torch.float32
         )
         parameters = _fill(model, arch.model_id)
+        note = stand_in_note(arch.model_id, arch.config_class, parameters)
+        model.config.kaito_stand_in = {**marker, "note": note}
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         model.generation_config.bos_token_id = tokenizer.bos_token_id
         model.save_pretrained(scratch)
         digest = _digest(scratch)
-        note = stand_in_note(arch.model_id, arch.config_class, parameters)
         report = StandInReport(arch.model_id, target, arch.config_class, parameters, digest, note)
         body = {k: v for k, v in report.to_json().items() if k != "path"}
         (scratch / STAND_IN_MARKER).write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
