@@ -42,12 +42,23 @@ def waiting(why: str, message: str = "", **last: Any) -> dict[str, Any]:
     [
         ([pod(containerStatuses=[waiting("ImagePullBackOff", "not found")])], "ImagePullError", "not found"),
         ([pod(containerStatuses=[waiting("CrashLoopBackOff", exitCode=1, message="CUDA error")])],
-         "ContainerCrashLoopBackOff", "exit code 1): CUDA error"),
+         "ContainerCrashLoopBackOff", "in CrashLoopBackOff; last termination: exit code 1"),
+        ([pod(containerStatuses=[waiting("CrashLoopBackOff", "", exitCode=2, message="bad flag")])],
+         "ContainerCrashLoopBackOff", "last termination: bad flag"),
         ([pod(containerStatuses=[waiting("CrashLoopBackOff", reason="OOMKilled", exitCode=137)])],
          "ContainerOOMKilled", "OOMKilled"),
         ([pod(containerStatuses=[waiting("CreateContainerConfigError", "secret missing")])],
          "ContainerStartError", "secret missing"),
-        ([pod(reason="Evicted", message="low on memory")], "PodEvicted", "low on memory"),
+        ([pod(phase="Failed", reason="Evicted", message="The node was low on resource: memory.")],
+         "NodeMemoryPressure", "evicted due to node memory pressure"),
+        ([pod(phase="Failed", reason="Evicted",
+              message="The node was low on resource: ephemeral-storage.")],
+         "NodeDiskPressure", "evicted due to node disk pressure"),
+        ([pod(phase="Failed", reason="Evicted", message="preempted")], "PodEvicted", "preempted"),
+        ([pod(containerStatuses=[waiting("ErrImageNeverPull", "not present")])], "ImagePullError",
+         "image pull failed (ErrImageNeverPull): not present"),
+        ([pod(containerStatuses=[waiting("PostStartHookError", "hook failed")])],
+         "ContainerStartError", "failed to start (PostStartHookError)"),
         ([pod(conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                            "message": "0/3 nodes: insufficient nvidia.com/gpu"}])],
          "Unschedulable", "insufficient nvidia.com/gpu"),
@@ -67,10 +78,27 @@ def test_starting_pods_are_not_problems() -> None:
     assert diagnose_pods([starting]) is None
 
 
-def test_node_pressure_is_reported() -> None:
-    nodes = {"n1": {"status": {"conditions": [{"type": "DiskPressure", "status": "True"}]}}}
-    problem = diagnose_pods([pod()], nodes)
-    assert problem == PodProblem("NodeDiskPressure", "node n1 is under disk pressure")
+def test_checks_run_in_upstreams_order_across_pods() -> None:
+    # An OOM kill anywhere wins over an image pull error anywhere, whatever the Pods' order.
+    pulling = pod("ws-0", containerStatuses=[waiting("ErrImagePull", "denied")])
+    killed = pod("ws-1", containerStatuses=[waiting("CrashLoopBackOff", reason="OOMKilled",
+                                                     exitCode=137)])  # fmt: skip
+    problem = diagnose_pods([pulling, killed])
+    assert problem is not None
+    assert problem.reason == "ContainerOOMKilled"
+    assert problem.message.startswith('container "ws" was OOMKilled (exit code 137)')
+
+
+def test_a_running_pod_that_is_not_ready_is_no_problem() -> None:
+    running = pod(phase="Running", containerStatuses=[{"name": "ws", "ready": False,
+                                                        "state": {"running": {}}}])  # fmt: skip
+    assert diagnose_pods([running]) is None
+
+
+def test_long_messages_are_cut_as_upstream_cuts_them() -> None:
+    problem = diagnose_pods([pod(containerStatuses=[waiting("ErrImagePull", "x" * 1000)])])
+    assert problem is not None
+    assert len(problem.message) == 256 and problem.message.endswith("...")
 
 
 def conditions(ws: Workspace) -> dict[str, tuple[str, str]]:
