@@ -43,7 +43,8 @@ def waiting(why: str, message: str = "", **last: Any) -> dict[str, Any]:
         ([pod(containerStatuses=[waiting("ImagePullBackOff", "not found")])], "ImagePullError", "not found"),
         ([pod(containerStatuses=[waiting("CrashLoopBackOff", exitCode=1, message="CUDA error")])],
          "ContainerCrashLoopBackOff", "in CrashLoopBackOff; last termination: exit code 1"),
-        ([pod(containerStatuses=[waiting("CrashLoopBackOff", "", exitCode=2, message="bad flag")])],
+        ([pod(containerStatuses=[{**waiting("CrashLoopBackOff"), "lastState": {
+            "terminated": {"exitCode": 2, "message": "bad flag"}}}])],
          "ContainerCrashLoopBackOff", "last termination: bad flag"),
         ([pod(containerStatuses=[waiting("CrashLoopBackOff", reason="OOMKilled", exitCode=137)])],
          "ContainerOOMKilled", "OOMKilled"),
