@@ -40,9 +40,10 @@ from kaito.local import (
     StackError,
     local_stack,
     run_guide,
+    runtime_has_vllm,
 )
 from kaito.logging import configure_logging
-from kaito.options import ManagerOptions
+from kaito.options import FEATURE_GATES, ManagerOptions
 
 __all__ = ("up",)
 
@@ -231,6 +232,9 @@ def up(
         weights=weights,  # type: ignore[arg-type]  # click.Choice
         model_dirs=model_dirs,
     )
+    # Without vLLM in the runtime's environment, the Pods run the transformers runtime, as
+    # upstream's --feature-gates=vLLM=false renders it.
+    vllm = kubelet == "simulated" or runtime_has_vllm(local.python)
     settings = _UpSettings(
         port,
         kubeconfig_out.resolve(),
@@ -242,6 +246,7 @@ def up(
         kubelet=kubelet,
         local=local,
         guide_dir=(guide_dir or _GUIDE_DIR).resolve() if guide else None,
+        vllm=vllm,
     )
     sys.exit(anyio.run(_up, settings))
 
@@ -270,6 +275,8 @@ class _UpSettings:
     local: LocalSettings = attrs.field(factory=LocalSettings)
     #: ``--guide``: the folder of its Workspaces (None: no guide).
     guide_dir: Path | None = None
+    #: The vLLM feature gate (off where the runtime's environment has no vLLM).
+    vllm: bool = True
 
 
 def _say(line: str) -> None:
@@ -325,6 +332,7 @@ async def _run(settings: _UpSettings) -> int:
         metrics_address=None,
         probe_address=None,
         node_provisioner=settings.node_provisioner,
+        feature_gates={**FEATURE_GATES, "vLLM": settings.vllm},
         # A local cluster: the dataset server on loopback is the guide's data URL.
         allow_local_urls=real,
     )
@@ -344,7 +352,7 @@ async def _run(settings: _UpSettings) -> int:
             system_node=real,
         ) as kaito,
     ):
-        _banner(kaito, stack, kubeconfig_out)
+        _banner(kaito, stack, settings)
         async with anyio.create_task_group() as tg:
             if stack is not None:
                 tg.start_soon(Reporter(kaito.cluster, stack.models, _say).run)
@@ -355,7 +363,8 @@ async def _run(settings: _UpSettings) -> int:
         return outcome
 
 
-def _banner(kaito: Embedded, stack: LocalStack | None, kubeconfig_out: Path) -> None:
+def _banner(kaito: Embedded, stack: LocalStack | None, settings: _UpSettings) -> None:
+    kubeconfig_out = settings.kubeconfig_out
     click.echo(f"KAITO is up: API server {kaito.cluster.url}, webhooks {kaito.webhook_url}")
     if kaito.azure is not None:
         click.echo(
@@ -371,6 +380,8 @@ def _banner(kaito: Embedded, stack: LocalStack | None, kubeconfig_out: Path) -> 
         if stack.registry is not None:
             click.echo(f"  OCI registry: {stack.registry.host}")
         click.echo(f"  model hub and the guide's data: {stack.files_url} ({stack.weights} weights)")
+        if not settings.vllm:
+            click.echo("  no vLLM in the runtime's environment: inference runs on transformers")
     click.echo(f"  export KUBECONFIG={kubeconfig_out}   # its credentials, readable by you only")
     if stack is not None:
         click.echo("  kubectl apply -f examples/local/kaito_workspace_tuning_phi_3.yaml")

@@ -1,0 +1,156 @@
+"""Runtime Pods that fail for real on the local kubelet end in the Workspace condition a real
+cluster gives: a command that exits non-zero, an image this machine cannot run, a server whose
+probes never pass.
+
+KAITO runs in process (``embedded_kaito``) with a local kubelet whose runtime image is a stand-in
+interpreter written here (the controllers' ``python -m kaito_runtime.inference ...`` runs it), so
+no model loads. The kubelet's clock runs fast, so probe periods and back-off pass in moments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from kaito.api.constants import ConditionType, Reason
+from kaito.cluster import ImageTable, LocalKubelet
+from kaito.embedded import Embedded, embedded_kaito
+from kaito.options import FEATURE_GATES, ManagerOptions
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+WORKSPACE: dict[str, Any] = {
+    "apiVersion": "kaito.sh/v1beta1",
+    "kind": "Workspace",
+    "metadata": {"name": "phi-3", "namespace": "default"},
+    "resource": {
+        "instanceType": "Standard_NC6s_v3",
+        "labelSelector": {"matchLabels": {"apps": "phi-3"}},
+    },
+    "inference": {"preset": {"name": "phi-3-mini-128k-instruct"}},
+}
+
+
+class FastClock:
+    """The kubelet's clock, ``scale`` times faster than the wall: probe periods and back-off
+    pass in moments (an injected clock, not a sleep in the test)."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self._origin = time.monotonic()
+
+    def now(self) -> float:
+        return self._origin + (time.monotonic() - self._origin) * self.scale
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(seconds, 0.0) / self.scale)
+
+
+def _interpreter(tmp: Path, body: str) -> Path:
+    """A runtime "interpreter": a shell script run for the container's ``python -m ...``; its
+    ``python -c "import kaito_runtime"`` (the kubelet's check of the image) passes."""
+    bin_dir = tmp / "env" / "bin"
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "python"
+    script.write_text('#!/bin/sh\nif [ "$1" = -c ]; then exit 0; fi\n' + body)
+    script.chmod(0o755)
+    return script
+
+
+async def _until(kaito: Embedded, reason: str, within: float = 60) -> dict[str, Any]:
+    """The InferenceReady condition once its reason is ``reason``."""
+    last: dict[str, Any] = {}
+    with anyio.move_on_after(within):
+        while True:
+            ws = await kaito.cluster.client.get("kaito.sh/v1beta1", "Workspace", "phi-3", "default")
+            for cond in (ws.get("status") or {}).get("conditions") or []:
+                if cond["type"] == ConditionType.INFERENCE_READY:
+                    last = cond
+            if last.get("reason") == reason:
+                assert last["status"] == "False"
+                return last
+            await anyio.sleep(0.2)
+    raise AssertionError(f"InferenceReady is not {reason} after {within}s: {last}")
+
+
+def _kaito(tmp: Path, python: Path, *, runtime_image: str | None = None, scale: float = 1.0) -> Any:
+    options = ManagerOptions(
+        metrics_address=None,
+        probe_address=None,
+        feature_gates={**FEATURE_GATES, "vLLM": False},
+        runtime_image=runtime_image,
+    )
+    kubelet = LocalKubelet(
+        root=tmp / "kubelet",
+        images=ImageTable(python=str(python)),
+        clock=FastClock(scale),
+        sandbox="host",
+    )
+    return embedded_kaito(options=options, kubelet=kubelet, system_node=True)
+
+
+@pytest.fixture
+async def crashing(tmp_path: Path) -> AsyncIterator[Embedded]:
+    python = _interpreter(
+        tmp_path,
+        'echo "cannot load the model: weights are corrupt" > "$KAITO_TERMINATION_LOG"\n'
+        "echo 'loading the model' >&2\nexit 3\n",
+    )
+    async with _kaito(tmp_path, python, scale=20) as kaito:
+        yield kaito
+
+
+async def test_a_command_that_exits_non_zero_is_a_crash_loop(crashing: Embedded) -> None:
+    await crashing.cluster.client.create(WORKSPACE)
+    cond = await _until(crashing, Reason.CRASH_LOOP_BACK_OFF)
+    assert cond["message"].startswith('container "phi-3" is in CrashLoopBackOff'), cond
+    assert "weights are corrupt" in cond["message"], cond
+
+
+async def test_an_image_this_machine_cannot_run_is_an_image_pull_error(tmp_path: Path) -> None:
+    python = _interpreter(tmp_path, "exit 0\n")
+    image = "mcr.microsoft.com/aks/kaito/kaito-base:0.0.8"
+    async with _kaito(tmp_path, python, runtime_image=image) as kaito:
+        await kaito.cluster.client.create(WORKSPACE)
+        cond = await _until(kaito, Reason.IMAGE_PULL_ERROR)
+    # ErrImagePull at first, then ImagePullBackOff between tries, as a kubelet reports them.
+    assert cond["message"].startswith(
+        (
+            'container "phi-3" image pull failed (ErrImagePull)',
+            'container "phi-3" image pull failed (ImagePullBackOff)',
+        )
+    ), cond
+    assert f'Failed to pull image "{image}"' in cond["message"], cond
+
+
+async def test_a_server_whose_probes_never_pass_is_restarted_into_a_crash_loop(
+    tmp_path: Path,
+) -> None:
+    # Serves --host:5000, answering every probe 503 (a model that never finishes loading).
+    server = tmp_path / "env" / "never_ready.py"
+    python = _interpreter(tmp_path, f'exec /usr/bin/python3 {server} "$@"\n')
+    server.write_text(
+        "import http.server, sys\n"
+        "host = sys.argv[sys.argv.index('--host') + 1]\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(503); self.end_headers()\n"
+        "    def log_message(self, *a): pass\n"
+        "http.server.HTTPServer((host, 5000), H).serve_forever()\n"
+    )
+    # The startup probe allows minutes of failures: the kubelet's clock runs 200 times faster.
+    async with _kaito(tmp_path, python, scale=200) as kaito:
+        await kaito.cluster.client.create(WORKSPACE)
+        cond = await _until(kaito, Reason.CRASH_LOOP_BACK_OFF, within=90)
+        events = await kaito.cluster.client.list("v1", "Event", "default")
+    assert cond["message"].startswith('container "phi-3" is in CrashLoopBackOff'), cond
+    unhealthy = [e for e in events if e.get("reason") == "Unhealthy"]
+    assert unhealthy, [e.get("reason") for e in events]
+    assert (
+        "Startup probe failed: HTTP probe failed with statuscode: 503" in (unhealthy[0]["message"])
+    )
