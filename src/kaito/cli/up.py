@@ -355,7 +355,8 @@ async def _run(settings: _UpSettings) -> int:
         _banner(kaito, stack, settings)
         async with anyio.create_task_group() as tg:
             if stack is not None:
-                tg.start_soon(Reporter(kaito.cluster, stack.models, _say).run)
+                models = stack.models if stack.weights == "local" else None
+                tg.start_soon(Reporter(kaito.cluster, models, _say).run)
             outcome = await _work(kaito, stack, settings)
             tg.cancel_scope.cancel()
         if stack is not None:

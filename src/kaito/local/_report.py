@@ -4,7 +4,8 @@ Top layer. :class:`Reporter` looks at the Workspaces' Pods once a second and say
 the tuning data being downloaded, the tuning progress (step, loss, ETA, from the progress the
 tuning Pod serves), an adapter image being pulled, and where each ready inference Workspace
 answers (the Service's reachable address). It also records a ``StandInModel`` Event on every
-runtime Pod whose model is a stand-in, so ``kubectl describe pod`` says so.
+runtime Pod whose model is a stand-in, so ``kubectl describe pod`` says so, and starts building
+a new Workspace's stand-in as soon as the Workspace appears.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import anyio
+import anyio.abc
 import structlog
 
 from kaito.api.constants import LABEL_WORKSPACE
 from kaito.catalog import preset_catalog
 from kaito.cluster import Cluster, StatusError
 from kaito.controllers import http_progress_reader
+from kaito.local._hub import ModelUnavailableError
 from kaito.local._models import LocalModels
 
 __all__ = ("Reporter", "chat_url")
@@ -63,15 +66,38 @@ class Reporter:
         self._said: set[tuple[str, ...]] = set()
         self._progress: dict[str, tuple[str, float]] = {}
         self._read_progress = http_progress_reader(timeout=1.0)
+        self._tg: anyio.abc.TaskGroup | None = None
 
     async def run(self) -> None:
-        """Report until cancelled."""
-        while True:
+        """Report until cancelled; build the stand-in of each new Workspace's preset meanwhile."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
             try:
-                await self.report_once()
-            except StatusError as err:  # the API server is going away
-                log.debug("report_failed", error=err.message)
-            await anyio.sleep(self.interval)
+                while True:
+                    try:
+                        await self.report_once()
+                    except StatusError as err:  # the API server is going away
+                        log.debug("report_failed", error=err.message)
+                    await anyio.sleep(self.interval)
+            finally:
+                self._tg = None
+
+    def _prepare(self, ws: dict[str, Any]) -> None:
+        """Start building the stand-in of the Workspace's preset now, while its nodes come up
+        and its data downloads, rather than on the Pod's first download (which would wait)."""
+        if self.models is None or self._tg is None:
+            return
+        section = ws.get("inference") or ws.get("tuning") or {}
+        preset = preset_catalog().get(((section.get("preset") or {}).get("name")) or "")
+        if preset is not None and self._once("prepare", preset.model_id.lower()):
+            self._tg.start_soon(self._resolve, preset.model_id)
+
+    async def _resolve(self, model_id: str) -> None:
+        assert self.models is not None
+        try:
+            await self.models.resolve(model_id)
+        except ModelUnavailableError as err:
+            self.say(f"no weights for {model_id}: {err.message}")
 
     def _once(self, *key: str) -> bool:
         if key in self._said:
@@ -86,6 +112,7 @@ class Reporter:
         for pod in pods:
             await self._pod(pod)
         for ws in await client.list("kaito.sh/v1beta1", "Workspace", None):
+            self._prepare(ws)
             self._workspace(ws)
 
     async def _pod(self, pod: dict[str, Any]) -> None:
