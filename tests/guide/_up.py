@@ -160,10 +160,12 @@ def quick_tuning(text: str, steps: int) -> tuple[str, str]:
     the ConfigMap's manifest."""
     doc = yaml.safe_load(text)
     doc["tuning"]["config"] = QUICK_TUNING
+    # As the controller's default template: the Job downloads the weights (from the local hub).
     params = contract.QLORA_PARAMS.replace(
         "  TrainingArguments:\n", f"  TrainingArguments:\n    max_steps: {steps}\n"
-    )
+    ).replace("local_files_only: true", "local_files_only: false")
     assert f"max_steps: {steps}" in params
+    assert "local_files_only: false" in params
     config = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
