@@ -1,4 +1,4 @@
-"""`kaito up`, the README's first command, as a user runs it (a real subprocess)."""
+"""`kaito up --kubelet simulated` as a user runs it (a real subprocess): the operator without the runtimes."""
 
 from __future__ import annotations
 

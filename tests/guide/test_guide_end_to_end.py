@@ -157,7 +157,7 @@ def test_the_guide_with_kubectl_and_curl(tmp_path: Path) -> None:
         assert completion.choices[0].finish_reason in ("length", "stop")
 
         # 6. kubectl logs shows the runtime's own log lines.
-        logs = up.kubectl("logs", f"deployment/{INFERENCE}").stdout
+        logs = up.kubectl("logs", "-l", f"kaito.sh/workspace={INFERENCE}", "--tail=-1").stdout
         assert "model_is_stand_in" in logs, logs[-2000:]
         assert "server_listening" in logs, logs[-2000:]
 
