@@ -16,6 +16,7 @@ from kaito.controllers import (
     WorkloadObservation,
     compute_status,
     diagnose_pods,
+    restart_note,
 )
 from tests.controllers.test_objects import load
 
@@ -94,6 +95,23 @@ def test_a_running_pod_that_is_not_ready_is_no_problem() -> None:
     running = pod(phase="Running", containerStatuses=[{"name": "ws", "ready": False,
                                                         "state": {"running": {}}}])  # fmt: skip
     assert diagnose_pods([running]) is None
+
+
+def test_a_restarted_pod_that_is_not_ready_yet_says_why() -> None:
+    status = {"name": "ws", "ready": False, "state": {"running": {}}, "restartCount": 1,
+              "lastState": {"terminated": {"exitCode": 137, "reason": "Error"}}}  # fmt: skip
+    restarted = pod(phase="Running", containerStatuses=[status])
+    note = 'container "ws" of pod ws-0 restarted after exit code 137 (Error); 1 restart'
+    assert diagnose_pods([restarted]) is None
+    assert restart_note([restarted]) == note
+    assert restart_note([pod(phase="Running", containerStatuses=[{**status, "ready": True}])]) == ""
+    ws = load("inference/kaito_workspace_phi_3.yaml")
+    nodes = NodeObservation(wanted=1, ready_nodes=("n1",))
+    workload = WorkloadObservation(True, replicas=1, ready_replicas=0, restarted=note)
+    status_ = compute_status(ws, nodes, now=T0, workload=workload)
+    ready = find_condition(status_.conditions, "InferenceReady")
+    assert ready is not None
+    assert ready.message == f"0/1 inference pods ready: {note}"
 
 
 def test_long_messages_are_cut_as_upstream_cuts_them() -> None:

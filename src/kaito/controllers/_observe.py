@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from kaito.api import constants as c
-from kaito.controllers._pod_health import diagnose_pods
+from kaito.controllers._pod_health import diagnose_pods, restart_note
 from kaito.controllers._status import JobObservation, WorkloadObservation
 
 __all__ = (
@@ -72,6 +72,7 @@ def observe_workload(
         replicas=replicas,
         ready_replicas=0 if changed else int(status.get("readyReplicas") or 0),
         problem=diagnose_pods(pods),
+        restarted=restart_note(pods),
     )
 
 

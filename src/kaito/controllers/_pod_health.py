@@ -18,7 +18,7 @@ import attrs
 
 from kaito.api.constants import Reason
 
-__all__ = ("PodProblem", "diagnose_pods")
+__all__ = ("PodProblem", "diagnose_pods", "restart_note")
 
 #: Image-pull reasons of the kubelet (k8s.io/kubernetes/pkg/kubelet/images).
 IMAGE_PULL_REASONS: Final = frozenset(
@@ -182,3 +182,23 @@ def diagnose_pods(pods: Iterable[Mapping[str, Any]]) -> PodProblem | None:
             if problem is not None:
                 return PodProblem(problem.reason, _truncate(problem.message))
     return None
+
+
+def restart_note(pods: Iterable[Mapping[str, Any]]) -> str:
+    """Why a running Pod is not ready when its container was restarted (its process ended and
+    the kubelet started it again): ``container "x" restarted after exit code 137 (Error)``, or
+    ``""``. No problem of :func:`diagnose_pods`: the container is running again."""
+    ordered = sorted(pods, key=lambda p: (p.get("metadata") or {}).get("name", ""))
+    for pod in ordered:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or ():
+            last = _last(cs)
+            if cs.get("ready") or not last or "running" not in (cs.get("state") or {}):
+                continue
+            reason = f" ({last['reason']})" if last.get("reason") else ""
+            count = int(cs.get("restartCount") or 0)
+            return _truncate(
+                f"container {_name(cs)} of pod {(pod.get('metadata') or {}).get('name', '?')} "
+                f"restarted after exit code {last.get('exitCode')}{reason}; "
+                f"{count} restart{'' if count == 1 else 's'}"
+            )
+    return ""
