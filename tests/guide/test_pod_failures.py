@@ -5,10 +5,14 @@ probes never pass.
 KAITO runs in process (``embedded_kaito``) with a local kubelet whose runtime image is a stand-in
 interpreter written here (the controllers' ``python -m kaito_runtime.inference ...`` runs it), so
 no model loads. The kubelet's clock runs fast, so probe periods and back-off pass in moments.
+A runtime process killed from outside is restarted, and the Workspace says why until it is
+ready again.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +25,7 @@ from kaito.api.constants import ConditionType, Reason
 from kaito.cluster import ImageTable, LocalKubelet
 from kaito.embedded import Embedded, embedded_kaito
 from kaito.options import FEATURE_GATES, ManagerOptions
+from tests.guide._up import descendants
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 
@@ -171,3 +176,42 @@ async def test_a_server_whose_probes_never_pass_is_restarted_and_never_ready(
     assert ws["status"].get("state") != "Ready"
     unhealthy = {e["message"] for e in events if e.get("reason") == "Unhealthy"}
     assert "Startup probe failed: HTTP probe failed with statuscode: 503" in unhealthy, unhealthy
+
+
+async def test_a_killed_runtime_process_is_restarted_and_the_workspace_says_why(
+    tmp_path: Path,
+) -> None:
+    """The Pod's process killed from outside: the kubelet restarts the container, the Workspace
+    goes not ready naming the container and its exit code, then ready again."""
+    server = tmp_path / "healthy_runtime.py"
+    python = _interpreter(tmp_path, f'exec /usr/bin/python3 {server} "$@"\n')
+    server.write_text(
+        "import http.server, sys\n"
+        "host = sys.argv[sys.argv.index('--host') + 1]\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers()\n"
+        "    def log_message(self, *a): pass\n"
+        "http.server.HTTPServer((host, 5000), H).serve_forever()\n"
+    )
+    # Probe periods and the readiness probe's 30 s initial delay pass 50 times faster.
+    async with _kaito(tmp_path, python, scale=50) as kaito:
+        await kaito.cluster.client.create(WORKSPACE)
+        await _until_ready(kaito)
+        [pid] = [p for p, cmd in descendants(os.getpid()) if str(server) in cmd]
+        os.kill(pid, signal.SIGKILL)
+        cond = await _until(kaito, Reason.INFERENCE_PENDING)
+        await _until_ready(kaito)
+    assert cond["message"] == (
+        '0/1 inference pods ready: container "phi-3" of pod phi-3-0 restarted after exit code '
+        "137 (Error); 1 restart"
+    ), cond
+
+
+async def _until_ready(kaito: Embedded, within: float = 60) -> None:
+    with anyio.fail_after(within):
+        while True:
+            ws = await kaito.cluster.client.get("kaito.sh/v1beta1", "Workspace", "phi-3", "default")
+            if (ws.get("status") or {}).get("state") == "Ready":
+                return
+            await anyio.sleep(0.2)
