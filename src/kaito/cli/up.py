@@ -353,14 +353,16 @@ async def _run(settings: _UpSettings) -> int:
         ) as kaito,
     ):
         _banner(kaito, stack, settings)
-        async with anyio.create_task_group() as tg:
+        try:
+            async with anyio.create_task_group() as tg:
+                if stack is not None:
+                    models = stack.models if stack.weights == "local" else None
+                    tg.start_soon(Reporter(kaito.cluster, models, _say).run)
+                outcome = await _work(kaito, stack, settings)
+                tg.cancel_scope.cancel()
+        finally:
             if stack is not None:
-                models = stack.models if stack.weights == "local" else None
-                tg.start_soon(Reporter(kaito.cluster, models, _say).run)
-            outcome = await _work(kaito, stack, settings)
-            tg.cancel_scope.cancel()
-        if stack is not None:
-            _say("stopping: every Pod, the registry and the model hub")
+                _say("stopping every Pod's processes, the registry and the model hub")
         return outcome
 
 
