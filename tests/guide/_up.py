@@ -29,7 +29,11 @@ QUICK_TUNING = "guide-quick-tuning"
 class Up:
     """``kaito up`` running in the background; its stdout collected line by line."""
 
-    def __init__(self, tmp: Path, *extra: str, data_dir: Path | None = None) -> None:
+    def __init__(
+        self, tmp: Path, *extra: str, ports: tuple[int, int], data_dir: Path | None = None
+    ) -> None:
+        """``ports``: the registry's and the hub's (kept across a restart: the stored
+        Workspaces name the registry's address)."""
         self.tmp = tmp
         self.kubeconfig = tmp / "kubeconfig"
         self.lines: list[str] = []
@@ -42,9 +46,9 @@ class Up:
             "--kubeconfig-out",
             str(self.kubeconfig),
             "--registry-port",
-            "0",
+            str(ports[0]),
             "--files-port",
-            "0",
+            str(ports[1]),
             "--data-dir",
             str(data_dir or tmp / "data"),
             *extra,
@@ -173,6 +177,18 @@ def quick_tuning(text: str, steps: int) -> tuple[str, str]:
         "data": {contract.TUNING_CONFIG_FILE: params},
     }
     return yaml.safe_dump(doc), yaml.safe_dump(config)
+
+
+def free_ports(count: int) -> tuple[int, ...]:
+    """Ports free on 127.0.0.1 now (the kernel's picks)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return tuple(sock.getsockname()[1] for sock in socks)
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def listening(host: str, port: int) -> bool:

@@ -31,6 +31,7 @@ from tests.guide._up import (
     condition,
     descendants,
     eventually,
+    free_ports,
     listening,
     local_manifest,
     quick_tuning,
@@ -92,7 +93,8 @@ def _wait_ready(up: Up, name: str, within: float) -> None:
 
 def test_the_guide_with_kubectl_and_curl(tmp_path: Path) -> None:
     started = time.monotonic()
-    up = Up(tmp_path)
+    registry_port, files_port = free_ports(2)
+    up = Up(tmp_path, ports=(registry_port, files_port))
     try:
         registry, files = up.registry(), up.files()
         up.wait_for(r"kubectl get workspace -w", 120)
@@ -204,7 +206,7 @@ def test_the_guide_with_kubectl_and_curl(tmp_path: Path) -> None:
         assert up.stop() == 0, up.output
         assert not listening("127.0.0.1", int(registry.rsplit(":", 1)[1]))
         eventually(lambda: not [p for p in running if _alive(p)], 10, "the runtimes end")
-        up = Up(tmp_path)
+        up = Up(tmp_path, ports=(registry_port, files_port))
         registry = up.registry()
         up.wait_for(r"resuming the cluster kept in", 60)
         up.wait_for(r"kubectl get workspace -w", 120)
@@ -239,7 +241,6 @@ def test_the_guide_with_kubectl_and_curl(tmp_path: Path) -> None:
         for ip in pod_ips:
             assert not listening(ip, 5000), ip
         api_port = int(up.wait_for(r"API server https://127.0.0.1:(\d+)", 1).group(1))
-        files_port = int(up.files().rsplit(":", 1)[1])
         children = [pid for pid, _ in descendants(up.proc.pid)]
         assert up.stop() == 0, up.output
         for port in (api_port, files_port, int(registry.rsplit(":", 1)[1])):
