@@ -1,4 +1,4 @@
-"""`kaito up --kubelet simulated` as a user runs it (a real subprocess): the operator without the runtimes."""
+"""`kaito up --kubelet simulated` as a user runs it (a real subprocess): no runtimes run."""
 
 from __future__ import annotations
 
