@@ -93,6 +93,9 @@ class LocalStack:
     models: LocalModels
     weights: Literal["local", "hub"]
     python: str
+    #: Where ``python`` imports ``kaito_runtime`` from, when outside its environment (an
+    #: editable install's source folder): the kubelet binds it into the runtime's sandbox.
+    runtime_paths: tuple[str, ...] = ()
 
     def runtime_env(self) -> dict[str, str]:
         """Variables of the runtime image: the weights come from the local hub."""
@@ -116,7 +119,12 @@ class LocalStack:
             if self.weights == "local"
             else "weights downloaded from the Hugging Face Hub"
         )
-        return ImageTable(python=self.python, runtime_env=self.runtime_env(), runtime_note=note)
+        return ImageTable(
+            python=self.python,
+            runtime_env=self.runtime_env(),
+            runtime_note=note,
+            runtime_paths=self.runtime_paths,
+        )
 
 
 def runtime_has_vllm(python: str) -> bool:
@@ -169,6 +177,19 @@ async def choose_weights(
     return "hub" if await _hub_reachable() else "local"
 
 
+async def _runtime_source(python: str) -> tuple[str, ...]:
+    """The folder ``python`` imports ``kaito_runtime`` from (``src`` of an editable install,
+    ``site-packages`` otherwise)."""
+    probe = "import kaito_runtime, pathlib; print(pathlib.Path(kaito_runtime.__file__).parents[1])"
+    done = await anyio.run_process([python, "-c", probe], check=False)
+    if done.returncode != 0:
+        raise StackError(
+            f"{python} cannot import kaito_runtime, so the runtime Pods cannot run: install "
+            "kaito with its runtime (pip install -e '.[runtime]')"
+        )
+    return (done.stdout.decode().strip(),)
+
+
 async def _prepare_dataset(python: str, target: Path, say: Callable[[str], None]) -> None:
     if await anyio.Path(target).is_file():
         return
@@ -203,6 +224,7 @@ async def local_stack(
         cache = settings.cache_dir
         datasets = cache / "datasets"
         repo, file = GUIDE_DATASET
+        runtime_paths = await _runtime_source(settings.python)
         await _prepare_dataset(settings.python, datasets / repo / file, say)
         models = LocalModels(
             cache / "models", python=settings.python, model_dirs=settings.model_dirs, say=say
@@ -245,4 +267,5 @@ async def local_stack(
             models=models,
             weights=weights,
             python=settings.python,
+            runtime_paths=runtime_paths,
         )

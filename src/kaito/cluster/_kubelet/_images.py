@@ -145,6 +145,9 @@ class ImageTable:
     runtime_note: str = ""
     """What else the runtime image brings, in words, for its ``Pulled`` event (``kaito up``:
     where the weights come from)."""
+    runtime_paths: tuple[str, ...] = ()
+    """More host folders the runtime image reads, bound into its sandbox (``kaito up``: the
+    source folder of an editable install of ``kaito_runtime``)."""
 
     def _runtime(
         self, name: str, entrypoint: tuple[str, ...], cmd: tuple[str, ...]
@@ -154,6 +157,8 @@ class ImageTable:
         prefix = str(Path(sys.prefix if python == sys.executable else bin_dir).absolute())
         base = str(Path(python).resolve().parent.parent)
         runs_as = f"the Python environment of {python}"
+        bound = (prefix, bin_dir, base)
+        extra = [p for p in self.runtime_paths if not any(Path(p).is_relative_to(b) for b in bound)]
         return ImageProfile(
             name=name,
             runs_as=f"{runs_as}; {self.runtime_note}" if self.runtime_note else runs_as,
@@ -172,7 +177,7 @@ class ImageTable:
                 f"{_RUNTIME_BIN}/python": _python_wrapper(python),
                 f"{_RUNTIME_BIN}/python3": _python_wrapper(python),
             },
-            host_paths=tuple(dict.fromkeys((prefix, bin_dir, base))),
+            host_paths=tuple(dict.fromkeys((*bound, *extra))),
             termination_log_env="KAITO_TERMINATION_LOG",
         )
 
