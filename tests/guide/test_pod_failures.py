@@ -12,6 +12,7 @@ ready again.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -67,8 +68,11 @@ def _interpreter(tmp: Path, body: str) -> Path:
     return script
 
 
-async def _until(kaito: Embedded, reason: str, within: float = 60) -> dict[str, Any]:
-    """The InferenceReady condition once its reason is ``reason``."""
+async def _until(
+    kaito: Embedded, reason: str, within: float = 60, containing: str = ""
+) -> dict[str, Any]:
+    """The InferenceReady condition once its reason is ``reason`` (and its message has
+    ``containing``)."""
     last: dict[str, Any] = {}
     with anyio.move_on_after(within):
         while True:
@@ -76,7 +80,7 @@ async def _until(kaito: Embedded, reason: str, within: float = 60) -> dict[str, 
             for cond in (ws.get("status") or {}).get("conditions") or []:
                 if cond["type"] == ConditionType.INFERENCE_READY:
                     last = cond
-            if last.get("reason") == reason:
+            if last.get("reason") == reason and containing in last.get("message", ""):
                 assert last["status"] == "False"
                 return last
             await anyio.sleep(0.2)
@@ -138,8 +142,8 @@ async def test_a_server_whose_probes_never_pass_is_restarted_and_never_ready(
 ) -> None:
     """As on a real node: the startup probe fails ``failureThreshold`` times, the kubelet kills
     the container and restarts it with back-off; the Workspace stays not ready, saying
-    ``0/1 inference pods ready`` while a run probes and ``ContainerCrashLoopBackOff`` while the
-    kubelet backs off."""
+    ``0/1 inference pods ready: container ... restarted after exit code ...`` while a run probes
+    and ``ContainerCrashLoopBackOff`` while the kubelet backs off."""
     # Serves --host:5000, answering every probe 503 (a model that never finishes loading).
     server = tmp_path / "never_ready.py"
     python = _interpreter(tmp_path, f'exec /usr/bin/python3 {server} "$@"\n')
@@ -167,12 +171,19 @@ async def test_a_server_whose_probes_never_pass_is_restarted_and_never_ready(
         last = statuses[0]["lastState"]["terminated"]
         ws = await client.get("kaito.sh/v1beta1", "Workspace", "phi-3", "default")
         events = await client.list("v1", "Event", "default")
-    assert last["exitCode"] == 143, last  # stopped with SIGTERM, as the kubelet kills it
+    # Stopped by the kubelet after its startup probe failed (143 for SIGTERM; a restart that
+    # finds the port still held by its predecessor under load exits 1): an error either way.
+    assert last["reason"] == "Error" and last["exitCode"] != 0, last
     cond = next(c for c in ws["status"]["conditions"] if c["type"] == ConditionType.INFERENCE_READY)
     assert cond["status"] == "False"
-    assert (cond["reason"], cond["message"]) in (
-        (Reason.INFERENCE_PENDING, "0/1 inference pods ready"),
-    ) or cond["reason"] == Reason.CRASH_LOOP_BACK_OFF, cond
+    if cond["reason"] == Reason.INFERENCE_PENDING:  # a run starts or probes
+        assert re.fullmatch(
+            r'0/1 inference pods ready(: container "phi-3" of pod phi-3-0 restarted after exit '
+            r"code \d+ \(Error\); \d+ restarts)?",
+            cond["message"],
+        ), cond
+    else:  # the kubelet is backing off
+        assert cond["reason"] == Reason.CRASH_LOOP_BACK_OFF, cond
     assert ws["status"].get("state") != "Ready"
     unhealthy = {e["message"] for e in events if e.get("reason") == "Unhealthy"}
     assert "Startup probe failed: HTTP probe failed with statuscode: 503" in unhealthy, unhealthy
@@ -200,11 +211,13 @@ async def test_a_killed_runtime_process_is_restarted_and_the_workspace_says_why(
         await _until_ready(kaito)
         [pid] = [p for p, cmd in descendants(os.getpid()) if str(server) in cmd]
         os.kill(pid, signal.SIGKILL)
-        cond = await _until(kaito, Reason.INFERENCE_PENDING)
+        cond = await _until(kaito, Reason.INFERENCE_PENDING, containing="exit code 137")
         await _until_ready(kaito)
-    assert cond["message"] == (
-        '0/1 inference pods ready: container "phi-3" of pod phi-3-0 restarted after exit code '
-        "137 (Error); 1 restart"
+    # One restart for the kill (more where a loaded machine let a probe time out meanwhile).
+    assert re.fullmatch(
+        r'0/1 inference pods ready: container "phi-3" of pod phi-3-0 restarted after exit code '
+        r"137 \(Error\); (1 restart|\d+ restarts)",
+        cond["message"],
     ), cond
 
 
