@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -11,7 +13,7 @@ nox.options.error_on_missing_interpreters = True
 PYTHON = "3.11"
 # The CPU build on this project's machines; a looser pin pulls a multi-GB CUDA build.
 CPU_TORCH = "torch==2.13.0+cpu"
-LINT_PATHS = ("src", "tests", "benchmarks", "noxfile.py")
+LINT_PATHS = ("src", "tests", "benchmarks", "examples", "noxfile.py")
 
 
 def _install_project(session: nox.Session, extras: str) -> None:
@@ -21,11 +23,12 @@ def _install_project(session: nox.Session, extras: str) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Ruff (lint and format) and the import-linter layering contracts."""
+    """Ruff (lint and format), the import-linter layering contracts, hadolint on the images."""
     session.install("-e", ".[dev]")
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
     session.run("lint-imports")
+    session.run("hadolint", *sorted(str(p) for p in Path("deploy/images").glob("*.Dockerfile")))
 
 
 @nox.session(python=PYTHON)

@@ -23,7 +23,7 @@ from kaito.controllers import (
 )
 from kaito.engine import KubeClient, LeaderElectionConfig, Manager
 from kaito.options import ManagerOptions
-from kaito.webhooks import WebhookServer
+from kaito.webhooks import WebhookCertificates, WebhookServer
 from kaito_provisioners import CollectsGarbage, NodeProvisioner
 from kaito_provisioners.gc import add_garbage_collector
 from kaito_provisioners.metrics import ProvisioningMetrics, ProvisioningStats
@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # building a certificate (cryptography) is the caller's busin
     from kaito.tls import ServingCertificate
 
 __all__ = (
+    "CERTIFICATES_RUNNABLE",
     "LEADER_ELECTION_ID",
     "WEBHOOK_RUNNABLE",
     "Operator",
@@ -45,6 +46,8 @@ __all__ = (
 LEADER_ELECTION_ID = "ef60f9b0.io"
 #: The webhook server's name among the manager's runnables.
 WEBHOOK_RUNNABLE = "webhook-server"
+#: The webhook certificate keeper's name among the manager's runnables.
+CERTIFICATES_RUNNABLE = "webhook-certificates"
 
 
 def controller_settings(options: ManagerOptions) -> ControllerSettings:
@@ -133,12 +136,18 @@ def make_provisioner(
 
 @attrs.frozen
 class WebhookServing:
-    """Where and with which certificate the admission webhooks are served."""
+    """Where and with which certificate the admission webhooks are served.
+
+    With ``certificates`` (the keeper of the certificate in its Secret, already synced) the
+    server listens with the keeper's context, which follows every rotation, and the keeper runs
+    beside it on every replica; ``certificate`` is then the keeper's current one.
+    """
 
     certificate: ServingCertificate
     host: str = "0.0.0.0"
     #: 0 picks a free port (see :attr:`WebhookServer.bound_port` once the manager started).
     port: int = 9443
+    certificates: WebhookCertificates | None = None
 
 
 @attrs.frozen
@@ -168,7 +177,13 @@ def build_operator(
     manager = Manager(
         client,
         name="kaito-workspace",
-        leader_election=LeaderElectionConfig(LEADER_ELECTION_ID, options.leader_election_namespace)
+        leader_election=LeaderElectionConfig(
+            LEADER_ELECTION_ID,
+            options.leader_election_namespace,
+            lease_duration=options.lease_duration,
+            renew_deadline=options.renew_deadline,
+            retry_period=options.retry_period,
+        )
         if options.leader_elect
         else None,
         probe_address=options.probe_address,
@@ -186,12 +201,20 @@ def build_operator(
         )
     server = None
     if webhooks is not None:
+        keeper = webhooks.certificates
+        if keeper is not None:
+            for collector in keeper.metrics:
+                manager.registry.register(collector)
+            # Added first: runnables without a lease start in order, so the keeper has synced
+            # (the Secret, the caBundles) before the server listens.
+            manager.add_runnable(CERTIFICATES_RUNNABLE, keeper)
         server = WebhookServer(
             client,
             validation_context(settings),
             webhooks.certificate,
             host=webhooks.host,
             port=webhooks.port,
+            ssl_context=keeper.context if keeper is not None else None,
         )
         manager.add_runnable(WEBHOOK_RUNNABLE, server)
     return Operator(manager, settings, server)

@@ -74,6 +74,10 @@ class ManagerOptions:
     probe_address: tuple[str, int] | None = ("0.0.0.0", 8081)
     leader_elect: bool = False
     leader_election_namespace: str = "kaito-workspace"
+    #: client-go's and controller-runtime's leader-election timings (seconds).
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
     release_namespace: str = "kaito-workspace"
     cloud: str = "azure"
     runtime_image: str | None = None

@@ -67,38 +67,67 @@ def test_strict_mode_reports_every_unknown_field_with_its_path() -> None:
         "resource.labelSelector.matchLabel",
     ]
     assert all(e.type is ErrorType.UNKNOWN_FIELD for e in err.value.errors)
+    assert err.value.errors[0].cause()["reason"] == "FieldValueUnknown"
     assert 'did you mean "accessMode"' in str(err.value)
     assert str(err.value).startswith('Workspace "w" is invalid: [')
 
 
 def test_lenient_mode_drops_unknown_fields_and_says_so() -> None:
-    doc = {"metadata": {"name": "w"}, "resource": {"futureField": 1}, "tuning2": {}}
+    doc = {
+        "metadata": {"name": "w"},
+        "resource": {"futureField": 1, "labelSelector": {}},
+        "tuning2": {},
+    }
     ws, warnings = structure_lenient(doc, v1beta1.Workspace)
-    assert ws.resource == v1beta1.ResourceSpec()
+    assert ws.resource == v1beta1.ResourceSpec(label_selector=LabelSelector())
     assert sorted(w.field for w in warnings) == ["resource.futureField", "tuning2"]
     assert all(w.warning for w in warnings)
 
 
 def test_lenient_mode_still_rejects_wrong_types() -> None:
     with pytest.raises(InvalidSpecError) as err:
-        structure_lenient({"resource": {"count": "one"}}, v1beta1.Workspace)
+        structure_lenient({"resource": {"count": "one", "labelSelector": {}}}, v1beta1.Workspace)
     assert [e.field for e in err.value.errors] == ["resource.count"]
+
+
+def test_the_schema_decides_what_is_required() -> None:
+    """``labelSelector`` has a Python default but the CRD requires it: the schema wins."""
+    with pytest.raises(InvalidSpecError) as err:
+        structure({"resource": {}}, v1beta1.Workspace)
+    assert [str(e) for e in err.value.errors] == ["resource.labelSelector: Required value"]
 
 
 @pytest.mark.parametrize(
     ("doc", "field", "expected"),
     [
-        ({"resource": {"count": True}}, "resource.count", "an integer"),
-        ({"resource": {"count": 1.5}}, "resource.count", "an integer"),
-        ({"resource": {"preferredNodes": "n1"}}, "resource.preferredNodes", "an array"),
-        ({"resource": {"labelSelector": []}}, "resource.labelSelector", "an object"),
-        ({"metadata": {"labels": {"a": 1}}}, "metadata.labels.a", "a string"),
+        ({"resource": {"count": True}}, "resource.count", 'must be of type integer: "boolean"'),
+        ({"resource": {"count": 1.5}}, "resource.count", 'must be of type integer: "number"'),
+        (
+            {"resource": {"preferredNodes": "n1"}},
+            "resource.preferredNodes",
+            'must be of type array: "string"',
+        ),
+        (
+            {"resource": {"labelSelector": []}},
+            "resource.labelSelector",
+            'must be of type object: "array"',
+        ),
+        (
+            {"metadata": {"labels": {"a": 1}}},
+            "metadata",
+            "cannot unmarshal number into Go struct field ObjectMeta.labels of type string",
+        ),
         (
             {"inference": {"adapters": [{"source": {"urls": ["a", 2]}}]}},
             "inference.adapters[0].source.urls[1]",
-            "a string",
+            'must be of type string: "integer"',
         ),
-        ({"tuning": {"method": "lora"}}, "tuning.input", "must be set"),
+        ({"tuning": {"method": "lora"}}, "tuning.input", "Required value"),
+        (
+            {"inference": {"template": "not an object"}},
+            "inference.template",
+            'must be of type object: "string"',
+        ),
     ],
 )
 def test_wrong_types_are_never_coerced(doc: dict, field: str, expected: str) -> None:
@@ -107,6 +136,12 @@ def test_wrong_types_are_never_coerced(doc: dict, field: str, expected: str) -> 
     match = [e for e in err.value.errors if e.field == field]
     assert match, [str(e) for e in err.value.errors]
     assert expected in str(match[0])
+
+
+def test_json_integers_written_as_floats_are_integers() -> None:
+    """``1.0`` is an integer to kube-apiserver (and Go stores it as ``1``)."""
+    ws = structure({"resource": {"count": 2.0, "labelSelector": {}}}, v1beta1.Workspace)
+    assert ws.resource is not None and ws.resource.count == 2
 
 
 def test_schemaless_fields_are_kept_verbatim() -> None:

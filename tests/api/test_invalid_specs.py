@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
 from kaito.api import NodeInfo, ValidationContext, check_workspace
+from kaito.apimachinery import merge_patch
 
-DELETE = object()
-
-
-class Replace:
-    """Patch value that replaces instead of merging."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
+DELETE = None
+"""A key's value in the documents' patches that removes it (they are JSON merge patches)."""
 
 
 def inference_ws(**patch: Any) -> dict[str, Any]:
@@ -30,7 +24,7 @@ def inference_ws(**patch: Any) -> dict[str, Any]:
         },
         "inference": {"preset": {"name": "phi-4-mini-instruct"}},
     }
-    return _merge(doc, patch)
+    return dict(merge_patch(doc, patch))
 
 
 def tuning_ws(**patch: Any) -> dict[str, Any]:
@@ -49,21 +43,7 @@ def tuning_ws(**patch: Any) -> dict[str, Any]:
             "output": {"image": "myregistry.azurecr.io/adapter:0.0.1", "imagePushSecret": "push"},
         },
     }
-    return _merge(doc, patch)
-
-
-def _merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in patch.items():
-        if value is DELETE:
-            out.pop(key, None)
-        elif isinstance(value, Replace):
-            out[key] = value.value
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    return dict(merge_patch(doc, patch))
 
 
 def cm(name: str, key: str, text: str) -> dict[tuple[str, str], dict[str, str]]:
@@ -85,7 +65,7 @@ BAD_OUTPUT = (
 # (id, document, expected field, expected text in the message, context overrides)
 CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
     ("neither-inference-nor-tuning", inference_ws(inference=DELETE), "inference", "not neither", {}),
-    ("both-inference-and-tuning", _merge(tuning_ws(), {"inference": {"preset": {"name": "phi-4"}}}),
+    ("both-inference-and-tuning", merge_patch(tuning_ws(), {"inference": {"preset": {"name": "phi-4"}}}),
      "tuning", "not both", {}),
     ("unknown-preset", inference_ws(inference={"preset": {"name": "phi-5"}}),
      "inference.preset.name", "phi-4-mini-instruct", {}),
@@ -125,7 +105,7 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
     ("strength-wrong-type",
      inference_ws(inference={"adapters": [{"source": {"name": "a", "image": "r.io/a:1"},
                                            "strength": 0.5}]}),
-     "inference.adapters[0].strength", "expected a string", {}),
+     "inference.adapters[0].strength", 'must be of type string: "number"', {}),
     ("adapter-without-source", inference_ws(inference={"adapters": [{"strength": "0.5"}]}),
      "inference.adapters[0].source", "source", {}),
     ("adapter-with-urls",
@@ -175,14 +155,29 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
     ("selector-missing", inference_ws(resource={"labelSelector": DELETE}),
      "resource.labelSelector", "Required", {}),
     ("selector-only-reserved-labels",
-     inference_ws(resource={"labelSelector": Replace({"matchLabels": {"kaito.sh/workspace": "x"}})}),
+     inference_ws(resource={"labelSelector": {"matchLabels": {"apps": DELETE, "kaito.sh/workspace": "x"}}}),
      "resource.labelSelector.matchLabels", "non-reserved", {}),
     ("selector-notin-expression",
-     inference_ws(resource={"labelSelector": Replace({"matchExpressions": [
-         {"key": "a", "operator": "NotIn", "values": ["b"]}]})}),
+     inference_ws(resource={"labelSelector": {"matchLabels": DELETE, "matchExpressions": [
+         {"key": "a", "operator": "NotIn", "values": ["b"]}]}}),
      "resource.labelSelector.matchExpressions[0]", "In", {}),
-    ("count-zero", inference_ws(resource={"count": 0}), "resource.count", "at least 1", {}),
-    ("count-string", inference_ws(resource={"count": "2"}), "resource.count", "expected an integer", {}),
+    ("count-zero", inference_ws(resource={"count": 0}), "resource.count",
+     "should be greater than or equal to 1; use 1 or more nodes", {}),
+    ("count-string", inference_ws(resource={"count": "2"}), "resource.count",
+     'must be of type integer: "string"', {}),
+    ("adapters-too-many",
+     inference_ws(inference={"adapters": [{"source": {"name": f"a{i}", "image": "r.io/a:1"}}
+                                          for i in range(11)]}),
+     "inference.adapters", "Too many: 11: must have at most 10 items; merge or drop some", {}),
+    ("access-mode-not-an-enum-value", inference_ws(inference={"preset": {"accessMode": "secret"}}),
+     "inference.preset.accessMode", 'Unsupported value: "secret": supported values: "public", "private"', {}),
+    ("partition-mode-not-an-enum-value",
+     inference_ws(apiVersion="kaito.sh/v1beta1", resource={"partition": {"mode": "slices"}}),
+     "resource.partition.mode", 'supported values: "mig", "accelerator"', {}),
+    ("label-value-invalid", inference_ws(metadata={"labels": {"team": "a b"}}), "metadata.labels",
+     "a valid label must be an empty string", {}),
+    ("annotations-over-256-kib", inference_ws(metadata={"annotations": {"big": "x" * 262_142}}),
+     "metadata.annotations", "Too long: may not be more than 262144 bytes", {}),
     ("name-not-dns", inference_ws(metadata={"name": "My_Workspace"}), "metadata.name", "RFC 1123", {}),
     ("unknown-field", inference_ws(resource={"instanceTyp": "x"}), "resource.instanceTyp",
      'did you mean "instanceType"', {}),
@@ -194,7 +189,7 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
      "tuning.preset.name", "does not support tuning", {}),
     ("tuning-two-inputs",
      tuning_ws(tuning={"input": {"image": "r.io/data:1"}}), "tuning.input", "exactly one", {}),
-    ("tuning-no-input", tuning_ws(tuning={"input": Replace({})}), "tuning.input", "exactly one", {}),
+    ("tuning-no-input", tuning_ws(tuning={"input": {"urls": DELETE}}), "tuning.input", "exactly one", {}),
     ("tuning-input-missing", tuning_ws(tuning={"input": DELETE}), "tuning.input", "Required", {}),
     ("tuning-url-scheme", tuning_ws(tuning={"input": {"urls": ["ftp://example.com/a"]}}),
      "tuning.input.urls[0]", "http or https", {}),

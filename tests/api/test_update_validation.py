@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kaito.api import ValidationContext, check_workspace
-from tests.api.test_invalid_specs import DELETE, Replace, inference_ws, tuning_ws
+from tests.api.test_invalid_specs import DELETE, inference_ws, tuning_ws
 
 CASES: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("toggle-to-tuning", inference_ws(), tuning_ws(metadata={"name": "ws"}), "inference"),
@@ -18,9 +18,9 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("instance-type-changed", inference_ws(),
      inference_ws(resource={"instanceType": "Standard_NC96ads_A100_v4"}), "resource.instanceType"),
     ("selector-changed", inference_ws(),
-     inference_ws(resource={"labelSelector": Replace({"matchLabels": {"apps": "other"}})}),
+     inference_ws(resource={"labelSelector": {"matchLabels": {"apps": "other"}}}),
      "resource.labelSelector"),
-    ("template-set", inference_ws(inference=Replace({"template": {"spec": {}}})),
+    ("template-set", inference_ws(inference={"preset": DELETE, "template": {"spec": {}}}),
      inference_ws(), "inference.template"),
     ("tuning-method-changed", tuning_ws(), tuning_ws(tuning={"method": "lora"}), "tuning.method"),
     ("tuning-preset-changed", tuning_ws(),

@@ -48,7 +48,7 @@ metadata:
   name: fine
 resource:
   instanceType: Standard_NC24ads_A100_v4
-  labelSelector: {matchLabels: {apps: y}}
+  labelSelector: {matchLabels: {apps: fine}}
 inference:
   preset: {name: phi-4-mini-instruct, extraField: 1}
   config: my-params
@@ -121,7 +121,7 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
     code, out = run("validate", str(path))
     assert code == 1
     assert f"{path}:4:1: invalid (1 error)" in out
-    assert "error: malformed YAML: expected the node content" in out
+    assert "error: error converting YAML to JSON: yaml: line 4: did not find expected node" in out
 
 
 def test_missing_file_and_no_workspaces(tmp_path: Path) -> None:

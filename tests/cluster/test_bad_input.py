@@ -31,7 +31,7 @@ async def test_bodies_that_do_not_parse(cluster: Cluster) -> None:
 
 
 async def test_yaml_bodies_are_accepted(cluster: Cluster) -> None:
-    body = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y}\ndata: {when: 2024-01-01}\n"
+    body = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dated}\ndata: {when: 2024-01-01}\n"
     async with http(cluster) as client:
         created = await client.post(
             CONFIGMAPS, content=body, headers={"Content-Type": "application/yaml"}

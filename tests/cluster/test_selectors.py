@@ -43,6 +43,32 @@ def test_malformed_label_selectors_are_bad_requests(selector: str) -> None:
     assert caught.value.code == 400
 
 
+@pytest.mark.parametrize(
+    ("selector", "field", "reason"),
+    [
+        pytest.param(
+            "Example.COM/app=x", 'key: Invalid value: "Example.COM/app"', "prefix part", id="key"
+        ),
+        pytest.param(
+            "app=" + "v" * 64, "values[0][app]: Invalid value:", "no more than 63", id="long"
+        ),
+        pytest.param(
+            "app in (ok, -bad)", 'values[0][app]: Invalid value: "-bad"', "a valid label", id="in"
+        ),
+    ],
+)
+def test_label_selector_keys_and_values_use_the_label_syntax(
+    selector: str, field: str, reason: str
+) -> None:
+    """``labels.Parse``: keys are qualified names, values label values, at upstream's paths."""
+    with pytest.raises(StatusError) as caught:
+        parse_label_selector(selector)
+    assert caught.value.code == 400
+    message = caught.value.message
+    assert message.startswith(f"unable to parse requirement: {field}")
+    assert reason in message
+
+
 def test_object_selectors_follow_matchlabels_and_expressions() -> None:
     selector = label_selector_from_object(
         {

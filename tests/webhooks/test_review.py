@@ -36,16 +36,31 @@ def test_valid_workspace_is_allowed() -> None:
 def test_invalid_workspace_is_denied_with_every_problem() -> None:
     doc = inference_ws(
         resource={"instanceType": "m5.large"},
-        inference={"adapters": [{"source": {"name": "a", "image": "r.io/a:1"}, "strength": "1.5"}]},
+        inference={"preset": {"name": "phi-5"}},
     )
     response = validate_review(review(doc), ValidationContext())["response"]
     assert response["allowed"] is False
     status = response["status"]
     assert status["code"] == 422
     assert status["reason"] == "Invalid"
-    assert status["message"].startswith('Workspace.kaito.sh "ws" is invalid: ')
-    fields = [c["field"] for c in status["details"]["causes"]]
-    assert fields == ["resource.instanceType", "inference.adapters[0].strength"]
+    assert status["message"].startswith('Workspace.kaito.sh "ws" is invalid: [')
+    causes = status["details"]["causes"]
+    assert sorted(c["field"] for c in causes) == ["inference.preset.name", "resource.instanceType"]
+    assert {c["reason"] for c in causes} == {"FieldValueInvalid", "FieldValueNotSupported"}
+
+
+def test_a_schema_invalid_workspace_is_denied_as_the_api_server_refuses_it() -> None:
+    """The server never sends such an object; asked anyway, the webhook says what it would."""
+    doc = inference_ws(
+        resource={"instanceType": "m5.large"},
+        inference={"adapters": [{"source": {"name": "a", "image": "r.io/a:1"}, "strength": "1.5"}]},
+    )
+    status = validate_review(review(doc), ValidationContext())["response"]["status"]
+    assert [c["field"] for c in status["details"]["causes"]] == ["inference.adapters[0].strength"]
+    for metadata in ("not-a-mapping", ["x"]):
+        denied = validate_review(review({**doc, "metadata": metadata}), ValidationContext())
+        assert denied["response"]["allowed"] is False
+        assert denied["response"]["status"]["details"]["causes"][0]["field"] == "metadata"
 
 
 def test_updates_check_immutability() -> None:

@@ -7,8 +7,10 @@ snake_case; the wire is camelCase; one cattrs converter maps between them.
 from __future__ import annotations
 
 from kaito.api import constants, v1alpha1, v1beta1
+from kaito.api._config_files import CONFIG_FILE_LIMITS, ConfigFileError, load_config_file
 from kaito.api.check import (
     Checked,
+    Stage,
     check_decoded,
     check_workspace,
     decode_workspace,
@@ -26,7 +28,7 @@ from kaito.api.meta import (
     ObjectMeta,
     OwnerReference,
 )
-from kaito.api.schema import apply_defaults, openapi_schema, prune
+from kaito.api.schema import openapi_schema
 from kaito.api.spec import (
     AdapterSpec,
     DataDestination,
@@ -45,13 +47,20 @@ from kaito.api.validation import (
     validate_workspace,
     validate_workspace_update,
 )
-from kaito.api.versions import convert_workspace, workspace_schema, workspace_type
+from kaito.api.versions import (
+    convert_workspace,
+    workspace_schema,
+    workspace_structural_schema,
+    workspace_type,
+)
 
 __all__ = (
+    "CONFIG_FILE_LIMITS",
     "AdapterSpec",
     "Checked",
     "Condition",
     "ConditionType",
+    "ConfigFileError",
     "DataDestination",
     "DataSource",
     "ErrorType",
@@ -68,10 +77,10 @@ __all__ = (
     "PresetSpec",
     "Reason",
     "RuntimeName",
+    "Stage",
     "TuningSpec",
     "ValidationContext",
     "WorkspaceState",
-    "apply_defaults",
     "check_decoded",
     "check_workspace",
     "constants",
@@ -80,9 +89,9 @@ __all__ = (
     "default_template",
     "default_templates",
     "default_workspace",
+    "load_config_file",
     "openapi_schema",
     "printer_columns",
-    "prune",
     "render_crds",
     "runtime_of",
     "structure",
@@ -95,5 +104,6 @@ __all__ = (
     "validate_workspace_update",
     "workspace_crd",
     "workspace_schema",
+    "workspace_structural_schema",
     "workspace_type",
 )

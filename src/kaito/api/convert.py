@@ -1,71 +1,63 @@
-"""The one cattrs converter pair for API types: camelCase on the wire, snake_case in Python.
+"""The one cattrs converter for API types: camelCase on the wire, snake_case in Python.
 
-API layer. ``structure`` is strict by default: unknown fields, wrong types and missing required
-fields are all reported together as :class:`InvalidSpecError` with wire paths
-(``resource.labelSelector.matchLabels``). The lenient mode drops unknown fields but returns them as
-warnings, so nothing is ever lost silently. ``unstructure`` omits ``None`` (Go's ``omitempty``)
-and keeps attribute order, so documents written in the conventional order round-trip byte for byte.
+API layer. ``structure`` checks the wire data with the type's structural schema first
+(``kaito.apimachinery``: the same pruning and validation the API server applies, so unknown
+fields, wrong types, bad enums and missing required fields are reported together, with wire paths
+like ``resource.labelSelector.matchLabels``), then builds the attrs object. The lenient mode drops
+unknown fields but returns them as warnings, so nothing is ever lost silently. ``unstructure``
+omits ``None`` (Go's ``omitempty``) and keeps attribute order, so documents written in the
+conventional order round-trip byte for byte.
 """
 
 from __future__ import annotations
 
-import difflib
+import copy
 from collections.abc import Callable, Iterator, Mapping
+from functools import cache
 from typing import Any, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.errors import (
-    ClassValidationError,
-    ForbiddenExtraKeysError,
-    IterableValidationError,
-    IterableValidationNote,
-)
+from cattrs.errors import ClassValidationError, IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from kaito.api.errors import ErrorType, FieldError, InvalidSpecError
-from kaito.api.fields import wire_name
+from kaito.api.fields import fix_at, wire_name
+from kaito.api.schema import openapi_schema
+from kaito.apimachinery import (
+    FieldError,
+    InvalidSpecError,
+    Schema,
+    compile_schema,
+    json_type,
+    object_meta_type_error,
+    type_invalid,
+)
 
-__all__ = ("structure", "structure_lenient", "unstructure")
+__all__ = ("construct", "structure", "structure_lenient", "unstructure", "with_fix")
 
 T = TypeVar("T")
 
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", float: "a number"}
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
 
 class _WrongType(TypeError):
+    """A value a schemaless field's Python type cannot hold (the schema let it through)."""
+
     def __init__(self, expected: str, value: Any) -> None:
         self.expected = expected
         self.value = value
-        super().__init__(f"expected {expected}, got {_json_type(value)}")
+        super().__init__(f"expected {expected}, got {json_type(value)}")
 
 
-def _strict_scalar(kind: type) -> Callable[[Any, Any], Any]:
-    expected = _TYPE_NAMES[kind]
+def _scalar(kind: type) -> Callable[[Any, Any], Any]:
+    """Scalars are schema-checked already; JSON's ``1.0`` is an integer (Go stores it as ``1``)."""
 
     def hook(value: Any, _: Any) -> Any:
-        if kind is float:
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-        elif isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-            return value
-        raise _WrongType(expected, value)
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, kind):
+            raise _WrongType(json_type(kind()), value)
+        return value
 
     return hook
 
@@ -84,14 +76,10 @@ def _is_str_dict(tp: Any) -> bool:
     return get_origin(tp) is dict
 
 
-def _make_converter(*, strict: bool) -> cattrs.Converter:
-    conv = cattrs.Converter(
-        forbid_extra_keys=strict,
-        detailed_validation=True,
-        unstruct_collection_overrides={tuple: list},
-    )
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=True, unstruct_collection_overrides={tuple: list})
     for kind in (str, int, bool, float):
-        conv.register_structure_hook(kind, _strict_scalar(kind))
+        conv.register_structure_hook(kind, _scalar(kind))
 
     def tuple_factory(tp: Any) -> Callable[[Any, Any], Any]:
         (item_type, _) = get_args(tp)
@@ -99,7 +87,7 @@ def _make_converter(*, strict: bool) -> cattrs.Converter:
 
         def hook(value: Any, _: Any) -> tuple[Any, ...]:
             if not isinstance(value, list | tuple):
-                raise _WrongType("an array", value)
+                raise _WrongType("array", value)
             out, errors = [], []
             for index, item in enumerate(value):
                 try:
@@ -119,7 +107,7 @@ def _make_converter(*, strict: bool) -> cattrs.Converter:
 
         def hook(value: Any, _: Any) -> dict[Any, Any]:
             if not isinstance(value, dict):
-                raise _WrongType("an object", value)
+                raise _WrongType("object", value)
             if value_hook is None:
                 return dict(value)
             out, errors = {}, []
@@ -145,14 +133,13 @@ def _make_converter(*, strict: bool) -> cattrs.Converter:
         inner: Callable[[Any, Any], Any] = make_dict_structure_fn(
             cls,
             conv,
-            _cattrs_forbid_extra_keys=strict,
             _cattrs_detailed_validation=True,
             **overrides,
         )
 
         def hook(value: Any, tp: Any) -> Any:
             if not isinstance(value, dict):
-                raise _WrongType("an object", value)
+                raise _WrongType("object", value)
             return inner(value, tp)
 
         return hook
@@ -177,8 +164,13 @@ def _make_converter(*, strict: bool) -> cattrs.Converter:
     return conv
 
 
-_STRICT = _make_converter(strict=True)
-_LENIENT = _make_converter(strict=False)
+_CONVERTER = _make_converter()
+
+
+def _join(path: str, segment: str | int) -> str:
+    if isinstance(segment, int):
+        return f"{path}[{segment}]"
+    return f"{path}.{segment}" if path else segment
 
 
 def _attr_wire(cls: type, name: str) -> str:
@@ -186,82 +178,30 @@ def _attr_wire(cls: type, name: str) -> str:
     return wire_name(fields[name]) if name in fields else name
 
 
-def _join(path: str, segment: str | int) -> str:
-    if isinstance(segment, int):
-        return f"{path}[{segment}]"
-    if "." in segment or "/" in segment:
-        return f"{path}[{segment}]"
-    return f"{path}.{segment}" if path else segment
-
-
-def _walk(exc: BaseException, path: str, cls: Any) -> Iterator[tuple[str, Any, BaseException]]:
-    """Yield ``(path, class, leaf exception)`` for every leaf of a cattrs exception tree."""
+def _walk(exc: BaseException, path: str) -> Iterator[tuple[str, BaseException]]:
+    """Yield ``(path, leaf exception)`` for every leaf of a cattrs exception tree."""
     if isinstance(exc, ClassValidationError):
         for sub in exc.exceptions:
             names = [n for n in getattr(sub, "__notes__", []) if hasattr(n, "name")]
-            if names:
-                yield from _walk(sub, _join(path, _attr_wire(exc.cl, names[-1].name)), None)
-            else:
-                yield from _walk(sub, path, exc.cl)
+            where = _join(path, _attr_wire(exc.cl, names[-1].name)) if names else path
+            yield from _walk(sub, where)
         return
     if isinstance(exc, IterableValidationError | ExceptionGroup):
         for sub in exc.exceptions:
             notes = getattr(sub, "__notes__", [])
-            idx = [n for n in notes if isinstance(n, IterableValidationNote)]
-            if idx:
-                yield from _walk(sub, _join(path, idx[-1].index), None)
-            else:
-                yield from _walk(sub, path, cls)
+            index = [n for n in notes if isinstance(n, IterableValidationNote)]
+            yield from _walk(sub, _join(path, index[-1].index) if index else path)
         return
-    yield path, cls, exc
+    yield path, exc
 
 
-def _known_fields(cls: type) -> list[str]:
-    return [wire_name(a) for a in attrs.fields(cls)]
+def _is_root(cls: type) -> bool:
+    return attrs.has(cls) and {"kind", "metadata"} <= set(attrs.fields_dict(cls))
 
 
-def _to_field_errors(exc: BaseException, prefix: str) -> tuple[list[FieldError], list[FieldError]]:
-    """Split a cattrs failure into (errors other than unknown fields, unknown-field errors)."""
-    errors: list[FieldError] = []
-    unknown: list[FieldError] = []
-    for path, _cls, leaf in _walk(exc, prefix, None):
-        if isinstance(leaf, ForbiddenExtraKeysError):
-            known = _known_fields(leaf.cl)
-            for key in sorted(leaf.extra_fields):
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f'did you mean "{close[0]}"? ' if close else ""
-                unknown.append(
-                    FieldError(
-                        ErrorType.UNKNOWN_FIELD,
-                        _join(path, key),
-                        "field not declared in the schema",
-                        fix=f"{hint}remove it or fix its spelling (known fields here: "
-                        + ", ".join(known)
-                        + ")",
-                    )
-                )
-        elif isinstance(leaf, KeyError):
-            errors.append(
-                FieldError(
-                    ErrorType.REQUIRED,
-                    path,
-                    "this field must be set",
-                    fix=f"add {path.rsplit('.', 1)[-1]!r}" if path else None,
-                )
-            )
-        elif isinstance(leaf, _WrongType):
-            errors.append(
-                FieldError(
-                    ErrorType.WRONG_TYPE,
-                    path,
-                    f"expected {leaf.expected}, got {_json_type(leaf.value)}",
-                    value=leaf.value,
-                    fix=f"write it as {leaf.expected}",
-                )
-            )
-        else:
-            errors.append(FieldError(ErrorType.INVALID, path, str(leaf)))
-    return errors, unknown
+@cache
+def _schema_of(cls: type) -> Schema:
+    return compile_schema(openapi_schema(cls, root=_is_root(cls)))
 
 
 def _subject(data: Any) -> str:
@@ -272,36 +212,84 @@ def _subject(data: Any) -> str:
     return ""
 
 
+def _checked(data: Any, cls: type, path: str) -> tuple[Any, list[FieldError], list[FieldError]]:
+    """Prune and validate a copy of ``data``: ``(pruned copy, errors, unknown-field errors)``."""
+    value = copy.deepcopy(data)
+    schema = _schema_of(cls)
+    root = _is_root(cls)
+    errors: list[FieldError] = []
+    if root and isinstance(value, dict):
+        problem = object_meta_type_error(value.get("metadata"))
+        if problem is not None:
+            return value, [problem.under(path)], []
+    unknown: list[str] = []
+    schema.prune(value, "", unknown, root=root)
+    errors += [with_fix(e, cls).under(path) for e in schema.validate(value, "", root=root)]
+    return value, errors, [e.under(path) for e in schema.unknown_field_errors(unknown)]
+
+
+def with_fix(error: FieldError, cls: type) -> FieldError:
+    """``error`` with the fix its field declares (see :func:`kaito.api.fields.fix_at`)."""
+    if error.fix:
+        return error
+    fix = fix_at(cls, error.field)
+    return attrs.evolve(error, fix=fix) if fix else error
+
+
+def _wrong_type(path: str, leaf: _WrongType) -> FieldError:
+    kind = json_type(leaf.value)
+    return type_invalid(path, kind, f'{path} in body must be of type {leaf.expected}: "{kind}"')
+
+
+def _construct(value: Any, cls: type[T], data: Any, path: str) -> T:
+    try:
+        built: T = _CONVERTER.structure(value, cls)
+    except (ClassValidationError, IterableValidationError, _WrongType) as exc:
+        errors = [
+            _wrong_type(where, leaf)
+            if isinstance(leaf, _WrongType)
+            else FieldError("Invalid", where, detail=str(leaf))
+            for where, leaf in _walk(exc, path)
+        ]
+        raise InvalidSpecError(errors, kind=cls.__name__, name=_subject(data)) from None
+    return built
+
+
+def construct(value: Any, cls: type[T]) -> T:
+    """Build ``cls`` from wire data its structural schema has already accepted (no re-check).
+
+    Raises:
+        InvalidSpecError: a value the Python type cannot hold where the schema is silent
+            (a schemaless field that is not an object).
+    """
+    return _construct(value, cls, value, "")
+
+
 def structure(data: Any, cls: type[T], *, path: str = "") -> T:
     """Build ``cls`` from wire data, strictly: every problem is reported in one error.
 
     Raises:
-        InvalidSpecError: unknown fields, wrong types or missing required fields (all of them).
+        InvalidSpecError: unknown fields, wrong types, unsupported enum values, missing required
+            fields, anything the structural schema refuses (all of them).
     """
-    try:
-        return _STRICT.structure(data, cls)
-    except (ClassValidationError, IterableValidationError, _WrongType) as exc:
-        errors, unknown = _to_field_errors(exc, path)
-        raise InvalidSpecError(errors + unknown, kind=cls.__name__, name=_subject(data)) from None
+    value, errors, unknown = _checked(data, cls, path)
+    if errors or unknown:
+        raise InvalidSpecError(errors + unknown, kind=cls.__name__, name=_subject(data))
+    return _construct(value, cls, data, path)
 
 
 def structure_lenient(data: Any, cls: type[T], *, path: str = "") -> tuple[T, list[FieldError]]:
     """Build ``cls`` dropping unknown fields; return the object and one warning per dropped field.
 
     Raises:
-        InvalidSpecError: wrong types or missing required fields.
+        InvalidSpecError: anything else the structural schema refuses.
     """
-    try:
-        return _STRICT.structure(data, cls), []
-    except (ClassValidationError, IterableValidationError, _WrongType) as exc:
-        errors, unknown = _to_field_errors(exc, path)
-        if errors:
-            raise InvalidSpecError(errors, kind=cls.__name__, name=_subject(data)) from None
-    obj = _LENIENT.structure(data, cls)
-    warnings = [attrs.evolve(w, warning=True) for w in unknown]
-    return obj, warnings
+    value, errors, unknown = _checked(data, cls, path)
+    if errors:
+        raise InvalidSpecError(errors, kind=cls.__name__, name=_subject(data))
+    return _construct(value, cls, data, path), [attrs.evolve(w, warning=True) for w in unknown]
 
 
 def unstructure(obj: Any) -> Any:
     """Turn an API object into wire data (plain dicts, lists and scalars)."""
-    return _STRICT.unstructure(obj)
+    return _CONVERTER.unstructure(obj)

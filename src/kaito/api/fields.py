@@ -7,11 +7,13 @@ the Python types, the JSON on the wire and the CRD.
 
 from __future__ import annotations
 
-from typing import Any, Final
+import re
+import types
+from typing import Any, Final, Union, get_args, get_origin, get_type_hints
 
 import attrs
 
-__all__ = ("SCHEMA_KEY", "FieldInfo", "camel", "field", "field_info", "wire_name")
+__all__ = ("SCHEMA_KEY", "FieldInfo", "camel", "field", "field_info", "fix_at", "wire_name")
 
 SCHEMA_KEY: Final = "kaito.api"
 
@@ -39,6 +41,9 @@ class FieldInfo:
     map_type: str | None = None
     #: Shown by ``kubectl explain`` but marked deprecated.
     deprecated: bool = False
+    #: What to do when the schema refuses a value here (``kaito validate`` and the webhook add it
+    #: to the API server's message; it is not part of the CRD).
+    fix: str | None = None
 
 
 def camel(name: str) -> str:
@@ -65,6 +70,7 @@ def field(
     list_type: str | None = None,
     map_type: str | None = None,
     deprecated: bool = False,
+    fix: str | None = None,
     python_default: Any = attrs.NOTHING,
 ) -> Any:
     """Declare an API attribute.
@@ -91,6 +97,7 @@ def field(
         list_type=list_type,
         map_type=map_type,
         deprecated=deprecated,
+        fix=fix,
     )
     if python_default is not attrs.NOTHING:
         py_default = python_default
@@ -115,3 +122,37 @@ def wire_name(attribute: attrs.Attribute[Any]) -> str:
     if isinstance(info, FieldInfo) and info.wire:
         return info.wire
     return camel(attribute.name)
+
+
+_PATH_TOKEN: Final = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+
+def _strip_optional(tp: Any) -> Any:
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def fix_at(cls: type, path: str) -> str | None:
+    """The ``fix`` declared for the field at wire ``path`` of ``cls`` (``a.b[0].c``), if any."""
+    tp: Any = cls
+    info: FieldInfo | None = None
+    for index, name in _PATH_TOKEN.findall(path):
+        tp = _strip_optional(tp)
+        origin = get_origin(tp)
+        if index or (origin is dict and name):
+            if origin not in (tuple, dict):
+                return None
+            tp = get_args(tp)[0 if origin is tuple else 1]
+            continue
+        if not attrs.has(tp):
+            return None
+        by_wire = {wire_name(a): a for a in attrs.fields(tp)}
+        attribute = by_wire.get(name)
+        if attribute is None:
+            return None
+        info = attribute.metadata.get(SCHEMA_KEY)
+        tp = get_type_hints(tp)[attribute.name]
+    return info.fix if isinstance(info, FieldInfo) else None

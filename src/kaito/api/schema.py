@@ -1,16 +1,13 @@
-"""OpenAPI v3 structural schemas generated from the API types, and what the API server does with
-them: defaulting and pruning.
+"""OpenAPI v3 structural schemas generated from the API types.
 
-API layer (pure functions). The same schema feeds the CRD (``kaito crds``), the structural
-defaults (``count: 1``, ``accessMode: public``...), and version conversion (fields a version does
-not declare are pruned, as kube-apiserver prunes after a ``None``-strategy conversion).
+API layer (pure functions). The same schema feeds the CRD (``kaito crds``) and, compiled by
+``kaito.apimachinery``, the structural defaults (``count: 1``, ``accessMode: public``...), pruning,
+validation and version conversion, exactly as the API server applies them.
 """
 
 from __future__ import annotations
 
-import copy
 import types
-from collections.abc import Mapping
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import attrs
@@ -18,7 +15,7 @@ import attrs
 from kaito.api.fields import FieldInfo, field_info, wire_name
 from kaito.api.meta import ObjectMeta
 
-__all__ = ("apply_defaults", "openapi_schema", "prune")
+__all__ = ("openapi_schema",)
 
 _SCALARS: dict[Any, dict[str, Any]] = {
     str: {"type": "string"},
@@ -113,66 +110,3 @@ def openapi_schema(cls: type, *, root: bool = True) -> dict[str, Any]:
     if required:
         schema["required"] = required
     return schema
-
-
-def apply_defaults(data: Any, schema: Mapping[str, Any]) -> Any:
-    """Return ``data`` with structural-schema defaults filled in (as kube-apiserver defaults).
-
-    A default applies where the field is absent and its parent object exists.
-    """
-    if isinstance(data, dict):
-        props = schema.get("properties")
-        if props is not None:
-            out = dict(data)
-            for key, sub in props.items():
-                if key not in out and "default" in sub:
-                    out[key] = copy.deepcopy(sub["default"])
-                if key in out:
-                    out[key] = apply_defaults(out[key], sub)
-            return out
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, Mapping):
-            return {k: apply_defaults(v, extra) for k, v in data.items()}
-        return data
-    if isinstance(data, list) and isinstance(schema.get("items"), Mapping):
-        return [apply_defaults(item, schema["items"]) for item in data]
-    return data
-
-
-def prune(data: Any, schema: Mapping[str, Any], path: str = "") -> tuple[Any, list[str]]:
-    """Drop fields the schema does not declare; return the pruned data and the dropped paths.
-
-    Schemaless fields (``x-kubernetes-preserve-unknown-fields``) and root ``metadata`` are kept.
-    """
-    dropped: list[str] = []
-    if isinstance(data, dict) and not schema.get("x-kubernetes-preserve-unknown-fields"):
-        props = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        if props is not None:
-            out = {}
-            for key, value in data.items():
-                child = f"{path}.{key}" if path else key
-                if key not in props:
-                    dropped.append(child)
-                    continue
-                if not path and key == "metadata":
-                    out[key] = value
-                    continue
-                out[key], sub_dropped = prune(value, props[key], child)
-                dropped += sub_dropped
-            return out, dropped
-        if isinstance(extra, Mapping):
-            out = {}
-            for key, value in data.items():
-                out[key], sub_dropped = prune(value, extra, f"{path}[{key}]")
-                dropped += sub_dropped
-            return out, dropped
-        return data, dropped
-    if isinstance(data, list) and isinstance(schema.get("items"), Mapping):
-        out_list = []
-        for i, item in enumerate(data):
-            pruned, sub_dropped = prune(item, schema["items"], f"{path}[{i}]")
-            out_list.append(pruned)
-            dropped += sub_dropped
-        return out_list, dropped
-    return data, dropped

@@ -13,7 +13,6 @@ import attrs
 from kaito.api.fields import field
 
 __all__ = (
-    "DNS1123_LABEL_PATTERN",
     "STRENGTH_PATTERN",
     "AdapterSpec",
     "DataDestination",
@@ -27,7 +26,6 @@ __all__ = (
     "TuningSpec",
 )
 
-DNS1123_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 #: A decimal in [0, 1]: "0", "0.25", ".5", "1", "1.0". RE2-compatible (no look-arounds), because
 #: kube-apiserver evaluates CRD patterns with Go's regexp.
 STRENGTH_PATTERN: Final = r"^(0*1(\.0*)?|0*\.[0-9]+|0+(\.[0-9]*)?)$"
@@ -103,6 +101,7 @@ class AdapterSpec:
     strength: str | None = field(
         'Weight of the adapter, a decimal between 0 and 1 written as a string (default "1.0").',
         pattern=STRENGTH_PATTERN,
+        fix='write it as a quoted decimal between 0 and 1, e.g. "0.5" or "1.0"',
     )
 
 
@@ -118,7 +117,9 @@ class InferenceSpec:
         "ConfigMap in the Workspace's namespace with key inference_config.yaml."
     )
     adapters: tuple[AdapterSpec, ...] | None = field(
-        "Adapters applied to the base model (at most 10).", max_items=MAX_ADAPTERS
+        "Adapters applied to the base model (at most 10).",
+        max_items=MAX_ADAPTERS,
+        fix="merge or drop some",
     )
 
 

@@ -24,7 +24,9 @@ DEFAULT_INSTANCE_TYPE: Final = "Standard_NC24ads_A100_v4"
 class ResourceSpec:
     """The GPU nodes to run on: instance type, how many, and the labels that select them."""
 
-    count: int | None = field("Number of GPU nodes.", default=1, minimum=1)
+    count: int | None = field(
+        "Number of GPU nodes.", default=1, minimum=1, fix="use 1 or more nodes"
+    )
     instance_type: str | None = field(
         f"GPU node SKU (default {DEFAULT_INSTANCE_TYPE}).", default=DEFAULT_INSTANCE_TYPE
     )

@@ -27,6 +27,7 @@ class ResourceSpec:
         "Number of GPU nodes (deprecated: vLLM workspaces are sized by the node estimator).",
         default=1,
         minimum=1,
+        fix="use 1 or more nodes",
         deprecated=True,
     )
     instance_type: str | None = field(

@@ -1,4 +1,9 @@
-"""Reading Kubernetes YAML documents from files or stdin, with line-numbered errors."""
+"""Reading Kubernetes YAML documents from files or stdin, as the API server would read them.
+
+Every document goes through ``kaito.apimachinery``'s decoder (``sigs.k8s.io/yaml`` semantics and
+the API server's limits), so what ``kaito validate`` reads is what the cluster would store; errors
+carry the line they are on.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
+
+from kaito.apimachinery import DecodeError, decode_yaml_stream
 
 __all__ = ("Document", "DocumentError", "read_documents")
 
 
 @attrs.frozen
 class Document:
-    """One YAML document: where it came from and what it holds."""
+    """One YAML document: where it came from, what it holds, the keys it gave twice."""
 
     source: str
     index: int
     data: Any
+    duplicates: tuple[str, ...] = ()
+    line: int = 1
 
     @property
     def where(self) -> str:
@@ -27,49 +35,48 @@ class Document:
 
     @property
     def kind(self) -> str:
-        return str(self.data.get("kind", "")) if isinstance(self.data, dict) else ""
+        kind = self.data.get("kind") if isinstance(self.data, dict) else None
+        return kind if isinstance(kind, str) else ""
 
     @property
     def name(self) -> str:
         meta = self.data.get("metadata") if isinstance(self.data, dict) else None
-        return str(meta.get("name", "")) if isinstance(meta, dict) else ""
+        name = meta.get("name") if isinstance(meta, dict) else None
+        return name if isinstance(name, str) else ""
 
 
 @attrs.frozen
 class DocumentError:
-    """A file that could not be read or parsed as YAML."""
+    """A file, or one document of it, that could not be read or decoded."""
 
     source: str
     message: str
 
 
-def _read(path: str) -> str:
+def _read(path: str) -> bytes:
     if path == "-":
-        return sys.stdin.read()
-    return Path(path).read_text(encoding="utf-8")
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
 
 
 def read_documents(paths: list[str]) -> Iterator[Document | DocumentError]:
-    """Yield every non-empty YAML document of every path (``-`` is stdin), or its read error."""
+    """Yield every non-empty document of every path (``-`` is stdin), or its error."""
     for path in paths:
         source = "<stdin>" if path == "-" else path
         try:
-            text = _read(path)
+            data = _read(path)
         except OSError as exc:
             yield DocumentError(source, f"cannot read: {exc.strerror or exc}")
             continue
-        except UnicodeDecodeError:
-            yield DocumentError(source, "not UTF-8 text")
-            continue
-        index = 0
-        try:
-            for data in yaml.safe_load_all(text):
-                if data is None:
-                    continue
-                yield Document(source, index, data)
-                index += 1
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-            problem = getattr(exc, "problem", None) or str(exc)
-            yield DocumentError(where, f"malformed YAML: {problem}")
+        for decoded in decode_yaml_stream(data):
+            if isinstance(decoded, DecodeError):
+                where = source
+                if decoded.line is not None:
+                    where += f":{decoded.line}"
+                    if decoded.column is not None:
+                        where += f":{decoded.column}"
+                yield DocumentError(where, decoded.message)
+                continue
+            yield Document(
+                source, decoded.position, decoded.value, decoded.duplicates, decoded.line
+            )

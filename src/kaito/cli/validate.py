@@ -1,4 +1,9 @@
-"""``kaito validate``: check Workspace YAML with the same code the admission webhook runs."""
+"""``kaito validate``: check Workspace YAML as the API server and its admission webhook would.
+
+The documents are decoded by the API server's decoder and checked by ``check_workspace``, the
+API server's pipeline followed by the webhook's rules; malformed input of any shape is reported,
+never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,20 @@ import json
 import sys
 from typing import Any
 
+import attrs
 import click
 
-from kaito.api import FieldError, NodeInfo, ValidationContext, check_workspace
+from kaito.api import FieldError, NodeInfo, Stage, ValidationContext, check_workspace
 from kaito.api.constants import KIND
 from kaito.cli import main
 from kaito.cli.documents import Document, DocumentError, read_documents
+from kaito.controllers import ControllerSettings, validation_context
 
 __all__ = ("validate",)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _context_from(docs: list[Document], **gates: Any) -> ValidationContext:
@@ -21,19 +32,28 @@ def _context_from(docs: list[Document], **gates: Any) -> ValidationContext:
     nodes: list[NodeInfo] = []
     for doc in docs:
         data = doc.data
-        meta = data.get("metadata") or {}
-        if doc.kind == "ConfigMap" and isinstance(data.get("data", {}), dict):
-            key = (meta.get("namespace") or gates["namespace"], meta.get("name", ""))
-            config_maps[key] = {k: str(v) for k, v in (data.get("data") or {}).items()}
+        meta = data.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        if doc.kind == "ConfigMap" and isinstance(data.get("data") or {}, dict):
+            key = (_text(meta.get("namespace")) or gates["namespace"], _text(meta.get("name")))
+            config_maps[key] = {str(k): str(v) for k, v in (data.get("data") or {}).items()}
         elif doc.kind == "Node":
-            nodes.append(NodeInfo(meta.get("name", ""), dict(meta.get("labels") or {})))
-    return ValidationContext(
+            labels = meta.get("labels")
+            labels = labels if isinstance(labels, dict) else {}
+            nodes.append(
+                NodeInfo(_text(meta.get("name")), {str(k): str(v) for k, v in labels.items()})
+            )
+    settings = ControllerSettings(
         node_auto_provisioning=not gates["disable_node_auto_provisioning"],
         vllm_enabled=gates["vllm"],
         cloud=gates["cloud"],
+        allow_local_urls=gates["allow_local_urls"],
+    )
+    # The manager's context under the same gates, with this input standing for the cluster.
+    return attrs.evolve(
+        validation_context(settings),
         config_maps=config_maps,
         nodes=tuple(nodes) if nodes else None,
-        allow_local_urls=gates["allow_local_urls"],
     )
 
 
@@ -41,8 +61,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _problem(p: FieldError, kind: str) -> dict[str, Any]:
-    return {"severity": kind, "field": p.field, "message": str(p)}
+def _problem(p: FieldError, kind: str, stage: Stage | None = None) -> dict[str, Any]:
+    problem = {"severity": kind, "field": p.field, "message": str(p)}
+    if stage is not None:
+        problem["stage"] = stage.value
+    return problem
 
 
 @main.command()
@@ -87,6 +110,16 @@ def validate(files: tuple[str, ...], output: str, **gates: Any) -> None:
     templates are built in. Prints every problem of every document; exits 0 only when all
     Workspaces are valid.
     """
+    try:
+        report, invalid = _validate(files, **gates)
+    except Exception as exc:  # the last resort: a one-line error, never a traceback
+        click.echo(f"error: kaito validate failed: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)
+    _print(report, output)
+    sys.exit(1 if invalid else 0)
+
+
+def _validate(files: tuple[str, ...], **gates: Any) -> tuple[list[dict[str, Any]], bool]:
     read = list(read_documents(list(files)))
     docs = [d for d in read if isinstance(d, Document)]
     failures = [d for d in read if isinstance(d, DocumentError)]
@@ -123,17 +156,21 @@ def validate(files: tuple[str, ...], output: str, **gates: Any) -> None:
             continue
         checked += 1
         data = dict(doc.data)
-        meta = dict(data.get("metadata") or {})
-        meta.setdefault("namespace", gates["namespace"])
-        data["metadata"] = meta
-        result = check_workspace(data, ctx)
+        meta = data.get("metadata")
+        if isinstance(meta, dict) and not meta.get("namespace"):
+            data["metadata"] = {**meta, "namespace": gates["namespace"]}
+        result = check_workspace(data, ctx, duplicates=doc.duplicates)
         invalid |= not result.ok
         report.append(
             {
                 "document": doc.where,
                 "name": doc.name,
                 "valid": result.ok,
-                "problems": [_problem(p, "error") for p in result.errors]
+                "refusedAt": result.refused_at.value if result.refused_at else None,
+                "problems": [
+                    _problem(p, "error", stage)
+                    for p, stage in zip(result.errors, result.stages, strict=True)
+                ]
                 + [_problem(p, "warning") for p in result.warnings],
             }
         )
@@ -148,19 +185,22 @@ def validate(files: tuple[str, ...], output: str, **gates: Any) -> None:
                 ],
             }
         )
+    return report, invalid
+
+
+def _print(report: list[dict[str, Any]], output: str) -> None:
     if output == "json":
         click.echo(json.dumps(report, indent=2))
-    else:
-        for entry in report:
-            errors = [p for p in entry["problems"] if p["severity"] == "error"]
-            warnings = [p for p in entry["problems"] if p["severity"] == "warning"]
-            name = f" Workspace/{entry['name']}" if entry.get("name") else ""
-            verdict = "valid" if entry["valid"] else f"invalid ({_count(len(errors), 'error')})"
-            if warnings:
-                verdict += f", {_count(len(warnings), 'warning')}"
-            click.echo(f"{entry['document']}{name}: {verdict}")
-            for p in errors:
-                click.echo(f"  error: {p['message']}")
-            for p in warnings:
-                click.echo(f"  warning: {p['message']}")
-    sys.exit(1 if invalid else 0)
+        return
+    for entry in report:
+        errors = [p for p in entry["problems"] if p["severity"] == "error"]
+        warnings = [p for p in entry["problems"] if p["severity"] == "warning"]
+        name = f" Workspace/{entry['name']}" if entry.get("name") else ""
+        verdict = "valid" if entry["valid"] else f"invalid ({_count(len(errors), 'error')})"
+        if warnings:
+            verdict += f", {_count(len(warnings), 'warning')}"
+        click.echo(f"{entry['document']}{name}: {verdict}")
+        for p in errors:
+            click.echo(f"  error: {p['message']}")
+        for p in warnings:
+            click.echo(f"  warning: {p['message']}")

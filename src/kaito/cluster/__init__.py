@@ -15,6 +15,7 @@ See ``docs/testing-cluster.md`` for the full guide.
 
 import contextlib as _contextlib
 
+from kaito.cluster._audit import AuditEvent, AuditLog
 from kaito.cluster._azure import AzureEmulator, AzureTimes, BootTimes, azure_emulator
 from kaito.cluster._client import LocalClient
 from kaito.cluster._cluster import Cluster, ThreadedCluster, cluster_in_thread, start_cluster
@@ -47,6 +48,8 @@ from kaito.cluster._store import (
 
 __all__ = (
     "Attachment",
+    "AuditEvent",
+    "AuditLog",
     "AzureEmulator",
     "AzureTimes",
     "BootTimes",

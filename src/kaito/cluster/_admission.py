@@ -18,9 +18,9 @@ import aiohttp
 import attrs
 import structlog
 
+from kaito.apimachinery import JsonPatchError, json_patch
 from kaito.cluster._errors import StatusError, internal_error
 from kaito.cluster._json import JSONDecodeError, Obj, dumps, loads
-from kaito.cluster._patch import JsonPatchError, json_patch
 from kaito.cluster._resource_types import Catalog, ResourceType
 from kaito.cluster._rest import AdmissionAttributes
 from kaito.cluster._selectors import label_selector_from_object

@@ -9,12 +9,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from kaito.cluster._errors import StatusError
+from kaito.apimachinery import DecodeError, decode_yaml_stream
+from kaito.cluster._errors import StatusError, bad_request
 from kaito.cluster._json import Obj
 from kaito.cluster._resource_types import ResourceType
 from kaito.cluster._rest import DeleteOptions, ListOptions, RequestContext, RestApi, WriteOptions
 from kaito.cluster._selectors import parse_field_selector, parse_label_selector
-from kaito.cluster._yaml import load_yaml_documents
 
 __all__ = ("LocalClient",)
 
@@ -26,13 +26,23 @@ _PATCH_TYPES = {
 }
 
 
+def _yaml_documents(text: str | bytes) -> list[Any]:
+    """Every document of a YAML stream (``kaito.apimachinery``'s decoder and limits)."""
+    docs = []
+    for decoded in decode_yaml_stream(text):
+        if isinstance(decoded, DecodeError):
+            raise bad_request(decoded.message)
+        docs.append(decoded.value)
+    return docs
+
+
 def _documents(source: str | os.PathLike[str] | Obj | Iterable[Obj]) -> list[Obj]:
     if isinstance(source, dict):
         docs: list[Any] = [source]
     elif isinstance(source, str) and (
         "\n" in source or source.lstrip().startswith(("apiVersion", "{", "---"))
     ):
-        docs = list(load_yaml_documents(source))
+        docs = _yaml_documents(source)
     elif isinstance(source, str | os.PathLike):
         path = Path(source)
         files = (
@@ -40,7 +50,7 @@ def _documents(source: str | os.PathLike[str] | Obj | Iterable[Obj]) -> list[Obj
             if path.is_dir()
             else [path]
         )
-        docs = [doc for file in files for doc in load_yaml_documents(file.read_text())]
+        docs = [doc for file in files for doc in _yaml_documents(file.read_bytes())]
     else:
         docs = list(source)
     result: list[Obj] = []

@@ -18,13 +18,16 @@ import structlog
 from aiohttp import web
 
 from kaito.cluster._admission import WebhookAdmission
+from kaito.cluster._audit import AuditLog
 from kaito.cluster._auth import (
     ADMIN,
+    OWNER_REFERENCES_PLUGIN,
     AccessControl,
     ClientCertificate,
     ClusterRoleAggregator,
     EscalationGuard,
     IssuedToken,
+    OwnerReferencesGuard,
     bootstrap_policy,
     issue_client_certificate,
     server_context,
@@ -44,7 +47,7 @@ from kaito.cluster._kubelet import SYSTEM_NODE_LABELS, SYSTEM_NODE_NAME, LocalKu
 from kaito.cluster._meta import TimeSource, system_clock
 from kaito.cluster._network import ClusterNetwork, EndpointsController, PodNetworking
 from kaito.cluster._resource_types import Catalog
-from kaito.cluster._rest import RestApi
+from kaito.cluster._rest import Admission, RestApi
 from kaito.cluster._sim import Kubelet, node_object
 from kaito.cluster._store import MemoryStorage, Storage
 from kaito.tls import ServingCertificate, generate_serving_certificate
@@ -70,6 +73,7 @@ class Cluster:
         admission: WebhookAdmission,
         access: AccessControl,
         admin_certificate: ClientCertificate | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.url = url
         """``http://127.0.0.1:PORT`` or ``https://...``."""
@@ -87,6 +91,8 @@ class Cluster:
         """The administrator's client certificate (``O=system:masters``) in TLS mode."""
         self.access = access
         """Authentication, authorisation and the token issuer."""
+        self.audit = audit or AuditLog()
+        """The audit log of HTTP requests: ``with cluster.audit.record() as events: ...``."""
         self._rest = rest
         self._admission = admission
         self.network: ClusterNetwork | None = None
@@ -342,6 +348,7 @@ async def start_cluster(
     tls: bool = False,
     token: str | None = None,
     authorization: str = "AlwaysAllow",
+    admission_plugins: Iterable[str] = (),
     store: Storage | None = None,
     controllers: Controllers | bool = True,
     kubelet: Kubelet | Literal["simulated", "local"] | None = None,
@@ -367,6 +374,9 @@ async def start_cluster(
         authorization: ``AlwaysAllow`` (the default) or ``RBAC``: Roles, ClusterRoles and their
             bindings decide, with ``system:masters`` allowed everything, as kube-apiserver's
             ``--authorization-mode=RBAC``.
+        admission_plugins: Admission plugins beyond the webhooks and RBAC's escalation checks,
+            as ``--enable-admission-plugins``: ``OwnerReferencesPermissionEnforcement``
+            (setting ``blockOwnerDeletion`` needs ``update`` on the owner's ``finalizers``).
         store: Storage backend; an in-memory :class:`MemoryStorage` by default. A store
             restored from a backup (``MemoryStorage.restore(cluster.store.backup())``) starts
             the server where the backup was taken, as kube-apiserver over a restored etcd.
@@ -415,6 +425,7 @@ async def start_cluster(
             tls=tls,
             token=token,
             authorization=authorization,
+            admission_plugins=admission_plugins,
             store=store,
             controllers=controllers,
             kubelet=chosen,
@@ -437,6 +448,7 @@ async def _serve(
     tls: bool,
     token: str | None,
     authorization: str,
+    admission_plugins: Iterable[str],
     store: Storage | None,
     controllers: Controllers,
     kubelet: Kubelet | None,
@@ -480,8 +492,17 @@ async def _serve(
         admin_token=token,
         require_authentication=tls,
     )
+    plugins = set(admission_plugins)
+    if plugins - {OWNER_REFERENCES_PLUGIN}:
+        raise ValueError(
+            f"admission_plugins={sorted(plugins)!r}: unknown plugin(s) "
+            f"{sorted(plugins - {OWNER_REFERENCES_PLUGIN})}; known: {OWNER_REFERENCES_PLUGIN}"
+        )
     admission = WebhookAdmission(store, catalog)
-    rest = RestApi(store, catalog, EscalationGuard(admission, access.authorizer, store), clock)
+    chain: Admission = EscalationGuard(admission, access.authorizer, store)
+    if OWNER_REFERENCES_PLUGIN in plugins:
+        chain = OwnerReferencesGuard(chain, access.authorizer, catalog)
+    rest = RestApi(store, catalog, chain, clock)
     admission.set_converter(
         lambda source, target, obj: rest.from_storage(
             target, rest.to_storage(source, copy.deepcopy(obj))
@@ -491,6 +512,7 @@ async def _serve(
     client = LocalClient(rest)
     await _bootstrap(client, service_ips.kubernetes_ip)
     address = {"value": f"{host}:{port}"}
+    audit = AuditLog()
     handler = ApiHandler(
         rest,
         faults=faults,
@@ -500,6 +522,7 @@ async def _serve(
         bookmark_interval=bookmark_interval,
         clock=clock,
         streams=kubelet if isinstance(kubelet, PodStreams) else None,
+        audit=audit,
     )
     server = web.Server(handler, access_log=None, handler_cancellation=True)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=0.25)
@@ -521,6 +544,7 @@ async def _serve(
         admission=admission,
         access=access,
         admin_certificate=admin_certificate,
+        audit=audit,
     )
     log.info(
         "cluster_started",

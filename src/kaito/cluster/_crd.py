@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kaito.apimachinery import FieldError, compile_schema, not_supported
 from kaito.cluster._builtins import OBJECT_META
-from kaito.cluster._errors import FieldError
 from kaito.cluster._json import Obj
 from kaito.cluster._jsonpath import JsonPathError, compile_path
 from kaito.cluster._meta import TimeSource, format_time
@@ -18,7 +18,6 @@ from kaito.cluster._resource_types import (
     Strategy,
     version_priority,
 )
-from kaito.cluster._schema import compile_schema
 
 __all__ = ("CRD_CLEANUP_FINALIZER", "CrdStrategy", "crd_resource_type", "custom_resource_types")
 
@@ -188,11 +187,10 @@ class CrdStrategy(Strategy):
             )
         if spec.get("scope") not in ("Namespaced", "Cluster"):
             errors.append(
-                FieldError(
-                    "NotSupported",
+                not_supported(
                     "spec.scope",
                     spec.get("scope"),
-                    supported=("Cluster", "Namespaced"),
+                    ("Cluster", "Namespaced"),
                 )
             )
         versions = spec.get("versions") or []

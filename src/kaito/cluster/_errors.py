@@ -2,6 +2,8 @@
 
 Every failure the server reports goes through :class:`StatusError`; the HTTP layer turns it into a
 response with the status code and the ``Status`` body, and the in-process client raises it as is.
+Field-level problems are :class:`kaito.apimachinery.FieldError` values (``invalid`` turns them
+into a 422 with one ``StatusCause`` each).
 """
 
 from __future__ import annotations
@@ -9,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import attrs
-
-from kaito.cluster._json import Obj, dumps
+from kaito.apimachinery import FieldError, invalid_message
+from kaito.cluster._json import Obj
 
 __all__ = (
-    "FieldError",
     "StatusError",
     "already_exists",
     "bad_request",
@@ -32,76 +32,6 @@ __all__ = (
     "unauthorized",
     "unsupported_media_type",
 )
-
-_CAUSE_REASONS = {
-    "Required": "FieldValueRequired",
-    "Invalid": "FieldValueInvalid",
-    "NotSupported": "FieldValueNotSupported",
-    "Forbidden": "FieldValueForbidden",
-    "Duplicate": "FieldValueDuplicate",
-    "TooLong": "FieldValueTooLong",
-    "TooMany": "FieldValueTooMany",
-    "TypeInvalid": "FieldValueTypeInvalid",
-    "NotFound": "FieldValueNotFound",
-}
-
-_NO_VALUE = object()
-
-
-def _go_value(value: object) -> str:
-    """Render a value the way Go's ``%#v`` shows JSON scalars in field errors."""
-    if isinstance(value, str):
-        return dumps(value).decode()
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return dumps(value).decode()
-
-
-@attrs.frozen
-class FieldError:
-    """One field-level validation failure (``field.Error`` in apimachinery)."""
-
-    kind: str
-    """``Required``, ``Invalid``, ``NotSupported``, ``Forbidden``, ``Duplicate``, ``TooLong``,
-    ``TooMany`` or ``TypeInvalid``."""
-    field: str
-    value: object = _NO_VALUE
-    detail: str = ""
-    supported: tuple[str, ...] = ()
-
-    def body(self) -> str:
-        """The message without the field path, as kube-apiserver puts it in ``causes``."""
-        if self.kind == "Required":
-            return "Required value" + (f": {self.detail}" if self.detail else "")
-        if self.kind == "Forbidden":
-            return f"Forbidden: {self.detail}"
-        if self.kind == "Duplicate":
-            return f"Duplicate value: {_go_value(self.value)}"
-        if self.kind == "NotSupported":
-            text = f"Unsupported value: {_go_value(self.value)}"
-            if self.supported:
-                text += ": supported values: " + ", ".join(f'"{s}"' for s in self.supported)
-            return text
-        if self.kind == "TooLong":
-            return f"Too long: {self.detail}"
-        if self.kind == "TooMany":
-            return f"Too many: {_go_value(self.value)}: {self.detail}"
-        prefix = "Invalid value"
-        if self.value is not _NO_VALUE:
-            prefix += f": {_go_value(self.value)}"
-        return f"{prefix}: {self.detail}" if self.detail else prefix
-
-    def message(self) -> str:
-        """The full message, ``field: body``."""
-        return f"{self.field}: {self.body()}" if self.field else self.body()
-
-    def cause(self) -> Obj:
-        """The ``StatusCause`` dict."""
-        return {"reason": _CAUSE_REASONS[self.kind], "message": self.body(), "field": self.field}
 
 
 class StatusError(Exception):
@@ -195,12 +125,8 @@ STALE_OBJECT = (
 def invalid(group: str, kind: str, name: str, errors: Sequence[FieldError]) -> StatusError:
     """422 ``Invalid`` with ``details.causes``, one per field error."""
     qualified_kind = f"{kind}.{group}" if group else kind
-    messages = [e.message() for e in errors]
-    aggregate = messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
     details = _details(group, kind, name, causes=[e.cause() for e in errors])
-    return StatusError(
-        422, "Invalid", f'{qualified_kind} "{name}" is invalid: {aggregate}', details
-    )
+    return StatusError(422, "Invalid", invalid_message(qualified_kind, name, errors), details)
 
 
 def bad_request(message: str) -> StatusError:

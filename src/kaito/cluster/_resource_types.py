@@ -8,10 +8,8 @@ from typing import Any
 
 import attrs
 
-from kaito.cluster._errors import FieldError
+from kaito.apimachinery import FieldError, NameValidator, Schema, dns1123_subdomain_problems
 from kaito.cluster._json import Obj
-from kaito.cluster._meta import NameValidator, validate_dns1123_subdomain
-from kaito.cluster._schema import Schema
 from kaito.cluster._store import GroupResource
 
 __all__ = (
@@ -109,7 +107,7 @@ class ResourceType:
     """Custom resources' ``additionalPrinterColumns``; ``None`` uses the built-in printer."""
     selectable_fields: tuple[str, ...] = ()
     """Field-selector paths beyond ``metadata.name`` and ``metadata.namespace``."""
-    name_validator: NameValidator = validate_dns1123_subdomain
+    name_validator: NameValidator = dns1123_subdomain_problems
     allow_unconditional_update: bool = True
     allow_create_on_update: bool = False
     preserve_status_on_update: bool = True

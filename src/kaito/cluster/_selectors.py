@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from kaito.apimachinery import FieldError, invalid, label_key_problems, label_value_problems
 from kaito.cluster._errors import StatusError, bad_request
 
 __all__ = (
@@ -74,27 +75,26 @@ class LabelSelector:
         return all(r.matches(labels) for r in self.requirements)
 
 
-_KEY = re.compile(r"([A-Za-z0-9.\-]+/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _TOKEN = re.compile(r"\s*(\(|\)|,|!=|==|=|!|>|<|[^\s(),!=<>]+)")
 
 
+def _refuse(error: FieldError, text: str) -> StatusError:
+    return bad_request(f"unable to parse requirement: {error} (selector {text!r})")
+
+
 def _check_key(key: str, text: str) -> None:
-    if not _KEY.fullmatch(key) or len(key.rpartition("/")[2]) > 63:
-        raise bad_request(
-            f"unable to parse requirement: <nil>: Invalid value: {key!r}: name part must consist "
-            "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-            f"alphanumeric character (selector {text!r})"
-        )
+    """``labels.NewRequirement``'s key check (``IsQualifiedName``, at the path ``key``)."""
+    problems = label_key_problems(key)
+    if problems:
+        raise _refuse(invalid("key", key, "; ".join(problems)), text)
 
 
-def _check_value(value: str, text: str) -> None:
-    if not _VALUE.fullmatch(value) or len(value) > 63:
-        raise bad_request(
-            f"unable to parse requirement: values[0][{value}]: Invalid value: {value!r}: a valid "
-            "label must be an empty string or consist of alphanumeric characters, '-', '_' or "
-            f"'.', and must start and end with an alphanumeric character (selector {text!r})"
-        )
+def _check_values(key: str, values: Iterable[str], text: str) -> None:
+    """Its value checks (``IsValidLabelValue``, at ``values[i][key]`` of the sorted values)."""
+    for i, value in enumerate(sorted(values)):
+        problems = label_value_problems(value)
+        if problems:
+            raise _refuse(invalid(f"values[{i}][{key}]", value, "; ".join(problems)), text)
 
 
 def _tokens(text: str) -> list[str]:
@@ -160,7 +160,7 @@ def parse_label_selector(text: str | None) -> LabelSelector:
                             Requirement(key, "gt" if op == ">" else "lt", frozenset({value}))
                         )
                     else:
-                        _check_value(value, text)
+                        _check_values(key, (value,), text)
                         requirements.append(
                             Requirement(key, "!=" if op == "!=" else "=", frozenset({value}))
                         )
@@ -176,13 +176,13 @@ def parse_label_selector(text: str | None) -> LabelSelector:
                                 values.add("")
                             expect_value = True
                         else:
-                            _check_value(tokens[i], text)
                             values.add(tokens[i])
                             expect_value = False
                         i += 1
                     if i >= len(tokens):
                         raise fail("found '', expected: ')'")
                     i += 1
+                    _check_values(key, values, text)
                     requirements.append(Requirement(key, op, frozenset(values)))
                 else:
                     raise fail(f"found '{op}', expected: in, notin, =, ==, !=, gt, lt")

@@ -5,6 +5,13 @@ Webhook layer: ``AdmissionReview`` handling calls ``kaito.api``'s pure validatio
 
 from __future__ import annotations
 
+from kaito.webhooks._certificates import (
+    WEBHOOK_CONFIGURATIONS,
+    WEBHOOK_SECRET,
+    CertificatePolicy,
+    WallClock,
+    WebhookCertificates,
+)
 from kaito.webhooks._review import (
     WorkspaceReview,
     answer_review,
@@ -24,6 +31,11 @@ from kaito.webhooks._server import (
 __all__ = (
     "MUTATE_PATH",
     "VALIDATE_PATH",
+    "WEBHOOK_CONFIGURATIONS",
+    "WEBHOOK_SECRET",
+    "CertificatePolicy",
+    "WallClock",
+    "WebhookCertificates",
     "WebhookServer",
     "WorkspaceReview",
     "answer_review",

@@ -22,6 +22,7 @@ from kaito.api import (
     decode_workspace,
     default_workspace,
 )
+from kaito.apimachinery import invalid_message
 
 __all__ = (
     "WorkspaceReview",
@@ -80,12 +81,13 @@ def decode_review(review: Mapping[str, Any]) -> WorkspaceReview:
     if operation not in ("CREATE", "UPDATE") or not isinstance(obj, Mapping):
         return WorkspaceReview(uid, "", None)
     obj = dict(obj)
-    meta = dict(obj.get("metadata") or {})
-    meta.setdefault("namespace", request.get("namespace") or "default")
-    obj["metadata"] = meta
-    name = str(meta.get("name", ""))
+    meta = obj.get("metadata")
+    if isinstance(meta, Mapping) and not meta.get("namespace"):
+        obj["metadata"] = meta = {**meta, "namespace": request.get("namespace") or "default"}
+    # Metadata that is not a mapping is refused by decoding (as the API server does), not here.
+    name = str(meta.get("name", "")) if isinstance(meta, Mapping) else ""
     old = request.get("oldObject") if operation == "UPDATE" else None
-    if old is not None and meta.get("deletionTimestamp"):
+    if old is not None and isinstance(meta, Mapping) and meta.get("deletionTimestamp"):
         return WorkspaceReview(uid, name, None)  # finalizer removal while deleting: allowed
     decoded_old = decode_workspace(old) if isinstance(old, Mapping) else None
     return WorkspaceReview(uid, name, decode_workspace(obj), decoded_old)
@@ -99,21 +101,18 @@ def answer_review(review: WorkspaceReview, ctx: ValidationContext) -> dict[str, 
     warnings = [str(w)[:_MAX_WARNING] for w in result.warnings]
     if result.ok:
         return review_response(review.uid, True, **({"warnings": warnings} if warnings else {}))
-    message = f'Workspace.kaito.sh "{review.name}" is invalid: ' + (
-        "; ".join(str(e) for e in result.errors)
-    )
+    # What the API server reports: the problems of the first stage that refuses the object (the
+    # server never asks this webhook about an object its schema refused).
+    errors = result.refusal
     status = {
         "code": 422,
         "reason": "Invalid",
-        "message": message,
+        "message": invalid_message("Workspace.kaito.sh", review.name, errors),
         "details": {
             "name": review.name,
             "group": "kaito.sh",
             "kind": "Workspace",
-            "causes": [
-                {"reason": "FieldValueInvalid", "message": str(e), "field": e.field}
-                for e in result.errors
-            ],
+            "causes": [e.cause() for e in errors],
         },
     }
     extra: dict[str, Any] = {"status": status}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
@@ -61,6 +62,9 @@ class WebhookServer:
     host: str = "0.0.0.0"
     port: int = 9443
     bound_port: int | None = None
+    #: A context to listen with instead of one made from ``certificate`` (the certificate
+    #: keeper's, which switches certificates on rotation).
+    ssl_context: ssl.SSLContext | None = None
 
     def needs_leader_election(self) -> bool:
         """Every replica serves admission, not only the leader."""
@@ -133,9 +137,8 @@ class WebhookServer:
         app.router.add_get("/healthz", _healthz)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(
-            runner, self.host, self.port, ssl_context=self.certificate.server_context()
-        )
+        context = self.ssl_context or self.certificate.server_context()
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=context)
         try:
             await site.start()
             self.bound_port = int(runner.addresses[0][1]) if runner.addresses else self.port

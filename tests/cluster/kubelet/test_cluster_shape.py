@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from kaito.apimachinery import parse_quantity
 from kaito.cluster import LocalKubelet, start_cluster
 from kaito.cluster._kubelet import SYSTEM_NODE_NAME, host_capacity
-from kaito.cluster._quantity import parse_quantity
 from tests.cluster.kubelet._helpers import Local, StepClock, exists, phase, pod, sh
 
 pytestmark = pytest.mark.anyio

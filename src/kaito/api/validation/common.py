@@ -15,6 +15,7 @@ from kaito.api.spec import PresetSpec
 from kaito.api.v1beta1 import Workspace
 from kaito.api.validation import syntax
 from kaito.api.validation.context import ValidationContext
+from kaito.apimachinery import dns1123_subdomain_problems
 from kaito.catalog import Preset
 
 __all__ = (
@@ -105,7 +106,7 @@ def image_field_errors(path: str, image: str) -> list[FieldError]:
 
 
 def name_field_errors(path: str, name: str) -> list[FieldError]:
-    problems = syntax.dns1123_subdomain_problems(name)
+    problems = dns1123_subdomain_problems(name)
     if not problems:
         return []
     return [invalid(path, name, "; ".join(problems), fix="use the name of an existing object")]

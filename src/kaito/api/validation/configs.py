@@ -9,8 +9,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any, Final
 
-import yaml
-
+from kaito.api._config_files import ConfigFileError, load_config_file
 from kaito.api.constants import INFERENCE_CONFIG_KEY, TUNING_CONFIG_KEY
 from kaito.api.errors import FieldError, forbidden, invalid, not_found, required
 from kaito.catalog import Preset
@@ -30,8 +29,8 @@ _RESULTS_BASE: Final = "/mnt"
 
 def _load(text: str, *, where: str, cm: str) -> tuple[Any, FieldError | None]:
     try:
-        return yaml.safe_load(text), None
-    except yaml.YAMLError as exc:
+        return load_config_file(text), None
+    except ConfigFileError as exc:
         detail = str(exc).replace("\n", " ")
         return None, invalid(where, cm, f"{detail}", fix="fix the YAML in the ConfigMap")
 

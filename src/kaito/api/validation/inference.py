@@ -5,9 +5,6 @@ API layer (pure functions).
 
 from __future__ import annotations
 
-import re
-from typing import Final
-
 from kaito.api import constants as c
 from kaito.api.errors import (
     FieldError,
@@ -15,11 +12,9 @@ from kaito.api.errors import (
     forbidden,
     invalid,
     required,
-    too_many,
 )
-from kaito.api.spec import MAX_ADAPTERS, STRENGTH_PATTERN, AdapterSpec, InferenceSpec, PresetSpec
+from kaito.api.spec import AdapterSpec, InferenceSpec, PresetSpec
 from kaito.api.v1beta1 import Workspace
-from kaito.api.validation import syntax
 from kaito.api.validation.common import (
     image_field_errors,
     lookup_preset,
@@ -29,11 +24,10 @@ from kaito.api.validation.common import (
 from kaito.api.validation.configs import validate_inference_config
 from kaito.api.validation.context import INFERENCE_TEMPLATE, ValidationContext, config_map_ref
 from kaito.api.validation.resource import validate_fit
+from kaito.apimachinery import dns1123_label_problems
 from kaito.catalog import Preset
 
 __all__ = ("validate_adapter", "validate_inference")
-
-_STRENGTH: Final = re.compile(STRENGTH_PATTERN)
 
 
 def validate_inference(
@@ -63,11 +57,7 @@ def validate_inference(
         if not preset_errors:
             errors += _validate_runtime(inference, preset, runtime)
             errors += validate_fit(ws, preset, runtime, namespace, ctx)
-    adapters = inference.adapters or ()
-    if len(adapters) > MAX_ADAPTERS:
-        errors.append(
-            too_many("inference.adapters", len(adapters), MAX_ADAPTERS, fix="merge or drop some")
-        )
+    adapters = inference.adapters or ()  # at most 10: the schema's maxItems
     seen: set[str] = set()
     for i, adapter in enumerate(adapters):
         errors += validate_adapter(adapter, f"inference.adapters[{i}]", seen)
@@ -156,7 +146,7 @@ def validate_adapter(adapter: AdapterSpec, path: str, seen: set[str]) -> list[Fi
         if not source.name:
             errors.append(required(f"{path}.source.name", "an adapter needs a name"))
         else:
-            problems = syntax.dns1123_label_problems(source.name, max_length=56)
+            problems = dns1123_label_problems(source.name, max_length=56)
             if problems:
                 errors.append(
                     invalid(
@@ -188,16 +178,7 @@ def validate_adapter(adapter: AdapterSpec, path: str, seen: set[str]) -> list[Fi
             errors += image_field_errors(f"{path}.source.image", source.image)
         for i, name in enumerate(source.image_pull_secrets or ()):
             errors += name_field_errors(f"{path}.source.imagePullSecrets[{i}]", name)
-    if adapter.strength is not None and not _STRENGTH.match(adapter.strength):
-        errors.append(
-            invalid(
-                f"{path}.strength",
-                adapter.strength,
-                "must be a decimal number between 0 and 1",
-                fix='write it as a quoted decimal, e.g. "0.5" or "1.0"',
-            )
-        )
-    return errors
+    return errors  # strength: the schema's pattern (a decimal between 0 and 1)
 
 
 def _check_inference_config(

@@ -9,9 +9,9 @@ import re
 from typing import Final
 
 import attrs
-import yaml
 
 from kaito.api import constants as c
+from kaito.api._config_files import ConfigFileError, load_config_file
 from kaito.api.errors import (
     FieldError,
     forbidden,
@@ -23,7 +23,6 @@ from kaito.api.errors import (
 from kaito.api.meta import LabelSelector
 from kaito.api.v1alpha1 import DEFAULT_INSTANCE_TYPE
 from kaito.api.v1beta1 import ResourceSpec, Workspace
-from kaito.api.validation import syntax
 from kaito.api.validation.common import selector_as_map
 from kaito.api.validation.context import (
     GPU_COUNT_LABEL,
@@ -33,6 +32,7 @@ from kaito.api.validation.context import (
     ValidationContext,
     config_map_ref,
 )
+from kaito.apimachinery import dns1123_subdomain_problems, label_key_problems, label_value_problems
 from kaito.catalog import SKU, Preset, check_fit
 
 __all__ = ("configured_max_model_len", "validate_fit", "validate_resource")
@@ -51,8 +51,6 @@ def validate_resource(ws: Workspace, ctx: ValidationContext) -> list[FieldError]
             )
         ]
     errors: list[FieldError] = []
-    if r.count is not None and r.count < 1:
-        errors.append(invalid("resource.count", r.count, "must be at least 1"))
     errors += _validate_selector(r.label_selector)
     if ctx.node_auto_provisioning:
         if not r.instance_type:
@@ -93,7 +91,7 @@ def validate_resource(ws: Workspace, ctx: ValidationContext) -> list[FieldError]
         if r.partition is not None:
             errors += _validate_partition(r, ctx)
     for i, node in enumerate(r.preferred_nodes or ()):
-        problems = syntax.dns1123_subdomain_problems(node)
+        problems = dns1123_subdomain_problems(node)
         if problems:
             errors.append(invalid(f"resource.preferredNodes[{i}]", node, "; ".join(problems)))
     return errors
@@ -115,9 +113,9 @@ def _validate_selector(selector: LabelSelector | None) -> list[FieldError]:
         ]
     errors: list[FieldError] = []
     for key, value in (selector.match_labels or {}).items():
-        for p in syntax.label_key_problems(key):
+        for p in label_key_problems(key):
             errors.append(invalid(f"{path}.matchLabels", key, f"key {p}"))
-        for p in syntax.label_value_problems(value):
+        for p in label_value_problems(value):
             errors.append(invalid(f"{path}.matchLabels[{key}]", value, p))
     for i, req in enumerate(selector.match_expressions or ()):
         if req.operator != "In" or len(req.values or ()) != 1:
@@ -206,7 +204,7 @@ def _validate_partition(r: ResourceSpec, ctx: ValidationContext) -> list[FieldEr
         if p.count is None:
             errors.append(required(f"{path}.count", "the number of GPUs is required"))
         return errors
-    return [not_supported(f"{path}.mode", p.mode, ("mig", "accelerator"))]
+    return []  # any other mode is refused by the schema (enum mig, accelerator)
 
 
 def _gpu_config_of_nodes(
@@ -351,7 +349,7 @@ def configured_max_model_len(ws: Workspace, namespace: str, ctx: ValidationConte
     ns, name = config_map_ref(namespace, inference.config, default=INFERENCE_TEMPLATE, ctx=ctx)
     data = ctx.config_map(ns, name) or {}
     try:
-        config = yaml.safe_load(data.get(c.INFERENCE_CONFIG_KEY, "") or "") or {}
+        config = load_config_file(data.get(c.INFERENCE_CONFIG_KEY, "") or "") or {}
         return int(str(config.get("vllm", {}).get("max-model-len")).strip())
-    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
+    except (ConfigFileError, AttributeError, TypeError, ValueError):
         return None

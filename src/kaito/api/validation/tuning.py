@@ -9,7 +9,6 @@ from kaito.api.errors import (
     FieldError,
     forbidden,
     invalid,
-    not_supported,
     required,
     warning,
 )
@@ -19,6 +18,7 @@ from kaito.api.validation import syntax
 from kaito.api.validation.common import image_field_errors, lookup_preset, name_field_errors
 from kaito.api.validation.configs import validate_tuning_config
 from kaito.api.validation.context import TUNING_TEMPLATES, ValidationContext, config_map_ref
+from kaito.apimachinery import dns1123_label_problems
 from kaito.catalog import Preset
 
 __all__ = ("validate_tuning",)
@@ -42,11 +42,10 @@ def validate_tuning(
             forbidden("resource.partition", "GPU partitioning is not supported for tuning")
         )
     method = tuning.method
-    if method not in TUNING_TEMPLATES:
+    if not method:
+        # The schema checks the value (enum lora, qlora); it does not require the field.
         errors.append(
-            not_supported("tuning.method", method, tuple(TUNING_TEMPLATES))
-            if method
-            else required("tuning.method", "the tuning method is required", fix="lora or qlora")
+            required("tuning.method", "the tuning method is required", fix="lora or qlora")
         )
     if tuning.preset is None:
         errors.append(
@@ -130,7 +129,7 @@ def _validate_input(source: DataSource, ctx: ValidationContext) -> list[FieldErr
     if source.image:
         errors += image_field_errors(f"{path}.image", source.image)
     if source.name:
-        problems = syntax.dns1123_label_problems(source.name)
+        problems = dns1123_label_problems(source.name)
         if problems:
             errors.append(invalid(f"{path}.name", source.name, "; ".join(problems)))
     for i, name in enumerate(source.image_pull_secrets or ()):

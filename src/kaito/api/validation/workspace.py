@@ -12,7 +12,6 @@ from typing import Final
 from kaito.api import constants as c
 from kaito.api.errors import FieldError, forbidden, invalid, not_supported, required
 from kaito.api.v1beta1 import Workspace
-from kaito.api.validation import syntax
 from kaito.api.validation.context import (
     INFERENCE_TEMPLATE,
     TUNING_TEMPLATES,
@@ -22,6 +21,7 @@ from kaito.api.validation.context import (
 from kaito.api.validation.inference import validate_inference
 from kaito.api.validation.resource import validate_resource
 from kaito.api.validation.tuning import validate_tuning
+from kaito.apimachinery import dns1123_label_problems
 
 __all__ = ("referenced_config_maps", "validate_metadata", "validate_workspace")
 
@@ -68,7 +68,7 @@ def validate_metadata(ws: Workspace) -> list[FieldError]:
     if not name and not ws.metadata.generate_name:
         errors.append(required("metadata.name", "a Workspace needs a name"))
     elif name:
-        problems = syntax.dns1123_label_problems(name)
+        problems = dns1123_label_problems(name)
         if problems:
             errors.append(invalid("metadata.name", name, "; ".join(problems)))
     for key, choices in _ANNOTATION_CHOICES.items():

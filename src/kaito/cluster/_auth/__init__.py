@@ -12,6 +12,7 @@ from kaito.cluster._auth._certificates import (
     user_from_peercert,
 )
 from kaito.cluster._auth._escalation import EscalationGuard, covers, uncovered
+from kaito.cluster._auth._ownerrefs import OWNER_REFERENCES_PLUGIN, OwnerReferencesGuard
 from kaito.cluster._auth._rbac import (
     AlwaysAllow,
     Attributes,
@@ -46,6 +47,7 @@ __all__ = (
     "AUTHORIZATION_MODES",
     "ISSUER",
     "LOOPBACK_ADMIN",
+    "OWNER_REFERENCES_PLUGIN",
     "POD_TOKEN_EXPIRATION_SECONDS",
     "REVIEW_RESOURCES",
     "AccessControl",
@@ -58,6 +60,7 @@ __all__ = (
     "Decision",
     "EscalationGuard",
     "IssuedToken",
+    "OwnerReferencesGuard",
     "PolicyRule",
     "RbacAuthorizer",
     "RulesReview",

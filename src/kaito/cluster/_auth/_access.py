@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from kaito.apimachinery import FieldError
 from kaito.cluster._auth._rbac import (
     AlwaysAllow,
     Attributes,
@@ -35,7 +36,7 @@ from kaito.cluster._auth._user import (
     service_account_groups,
     split_service_account,
 )
-from kaito.cluster._errors import FieldError, StatusError, bad_request, invalid, unauthorized
+from kaito.cluster._errors import StatusError, bad_request, invalid, unauthorized
 from kaito.cluster._meta import TimeSource, format_time
 from kaito.cluster._store import Storage
 

@@ -18,8 +18,9 @@ import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kaito.apimachinery import FieldError, not_supported
 from kaito.cluster._auth._user import UserInfo, service_account_groups, service_account_user
-from kaito.cluster._errors import FieldError, invalid, not_found
+from kaito.cluster._errors import invalid, not_found
 from kaito.cluster._json import loads
 from kaito.cluster._meta import TimeSource
 from kaito.cluster._store import GroupResource, Storage
@@ -165,12 +166,7 @@ class ServiceAccountTokens:
     async def _bound_claims(self, namespace: str, bound: BoundObject) -> dict[str, Any]:
         gr = _BOUND_RESOURCES.get(bound.kind)
         if gr is None:
-            error = FieldError(
-                "NotSupported",
-                "spec.boundObjectRef.kind",
-                bound.kind,
-                supported=("Node", "Pod", "Secret"),
-            )
+            error = not_supported("spec.boundObjectRef.kind", bound.kind, ("Node", "Pod", "Secret"))
             raise invalid("authentication.k8s.io", "TokenRequest", "", [error])
         obj = await self._object(gr, "" if bound.kind == "Node" else namespace, bound.name)
         uid = (obj or {}).get("metadata", {}).get("uid", "")

@@ -7,6 +7,7 @@ that keep whatever they are given.
 
 from __future__ import annotations
 
+from kaito.apimachinery import OBJECT_META
 from kaito.cluster._builtins._dsl import (
     ANY,
     BOOL,
@@ -25,39 +26,6 @@ from kaito.cluster._builtins._dsl import (
 )
 
 __all__ = ("KIND_SCHEMAS", "OBJECT_META", "kind_schema")
-
-OWNER_REFERENCE = obj(
-    {
-        "apiVersion": STRING,
-        "kind": STRING,
-        "name": STRING,
-        "uid": STRING,
-        "controller": BOOL,
-        "blockOwnerDeletion": BOOL,
-    },
-    required=("apiVersion", "kind", "name", "uid"),
-)
-
-OBJECT_META = obj(
-    {
-        "name": {**STRING, "description": "Name must be unique within a namespace."},
-        "generateName": STRING,
-        "namespace": STRING,
-        "selfLink": STRING,
-        "uid": STRING,
-        "resourceVersion": STRING,
-        "generation": INT64,
-        "creationTimestamp": TIME,
-        "deletionTimestamp": TIME,
-        "deletionGracePeriodSeconds": INT64,
-        "labels": MAP_STRING,
-        "annotations": MAP_STRING,
-        "ownerReferences": map_array(OWNER_REFERENCE, "uid"),
-        "finalizers": set_array(STRING),
-        "managedFields": atomic_array(ANY),
-    },
-    description="Standard object's metadata.",
-)
 
 LABEL_SELECTOR = obj(
     {

@@ -17,7 +17,8 @@ import random
 import time
 from collections.abc import Callable
 
-from kaito.cluster._errors import FieldError, internal_error, invalid
+from kaito.apimachinery import FieldError
+from kaito.cluster._errors import internal_error, invalid
 from kaito.cluster._json import Obj, loads
 from kaito.cluster._store import EventType, GroupResource, Storage, StorageEvent
 

@@ -7,11 +7,9 @@ import base64
 import copy
 from typing import Any
 
+from kaito.apimachinery import FieldError, dns1123_label_problems, not_supported, parse_quantity
 from kaito.cluster._builtins._service_ips import ServiceIPAllocator
-from kaito.cluster._errors import FieldError
 from kaito.cluster._json import Obj
-from kaito.cluster._meta import validate_dns1123_label
-from kaito.cluster._quantity import parse_quantity
 from kaito.cluster._resource_types import Strategy
 from kaito.cluster._selectors import label_selector_from_object
 
@@ -119,7 +117,7 @@ def _validate_containers(spec: Obj, path: str, *, template: bool) -> list[FieldE
             if not name:
                 errors.append(FieldError("Required", f"{cpath}.name"))
             else:
-                for problem in validate_dns1123_label(str(name)):
+                for problem in dns1123_label_problems(str(name)):
                     errors.append(FieldError("Invalid", f"{cpath}.name", name, problem))
                 if name in names:
                     errors.append(FieldError("Duplicate", f"{cpath}.name", name))
@@ -144,11 +142,10 @@ def _validate_containers(spec: Obj, path: str, *, template: bool) -> list[FieldE
     restart = spec.get("restartPolicy")
     if restart not in (None, "Always", "OnFailure", "Never"):
         errors.append(
-            FieldError(
-                "NotSupported",
+            not_supported(
                 f"{path}.restartPolicy",
                 restart,
-                supported=("Always", "OnFailure", "Never"),
+                ("Always", "OnFailure", "Never"),
             )
         )
     return errors
@@ -419,11 +416,10 @@ class JobStrategy(_WorkloadStrategy):
         restart = template_spec.get("restartPolicy")
         if restart not in ("OnFailure", "Never"):
             errors.append(
-                FieldError(
-                    "NotSupported",
+                not_supported(
                     "spec.template.spec.restartPolicy",
                     restart,
-                    supported=("OnFailure", "Never"),
+                    ("OnFailure", "Never"),
                 )
             )
         if old is not None:
@@ -515,11 +511,10 @@ class ServiceStrategy(Strategy):
         errors: list[FieldError] = []
         if spec.get("type") not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
             errors.append(
-                FieldError(
-                    "NotSupported",
+                not_supported(
                     "spec.type",
                     spec.get("type"),
-                    supported=("ClusterIP", "ExternalName", "LoadBalancer", "NodePort"),
+                    ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort"),
                 )
             )
         if (
@@ -631,11 +626,10 @@ class WebhookConfigurationStrategy(Strategy):
                         detail="must specify one of None, NoneOnDryRun",
                     )
                     if hook.get("sideEffects") is None
-                    else FieldError(
-                        "NotSupported",
+                    else not_supported(
                         f"{path}.sideEffects",
                         hook.get("sideEffects"),
-                        supported=("None", "NoneOnDryRun"),
+                        ("None", "NoneOnDryRun"),
                     )
                 )
             if not hook.get("admissionReviewVersions"):

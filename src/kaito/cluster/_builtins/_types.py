@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from kaito.apimachinery import (
+    compile_schema,
+    dns1035_label_problems,
+    dns1123_label_problems,
+    path_segment_problems,
+)
 from kaito.cluster._builtins._schemas import kind_schema
 from kaito.cluster._builtins._service_ips import ServiceIPAllocator
 from kaito.cluster._builtins._strategies import (
@@ -16,13 +22,7 @@ from kaito.cluster._builtins._strategies import (
     WebhookConfigurationStrategy,
 )
 from kaito.cluster._json import Obj
-from kaito.cluster._meta import (
-    validate_dns1035_label,
-    validate_dns1123_label,
-    validate_path_segment_name,
-)
 from kaito.cluster._resource_types import Codec, ResourceType, ScalePaths, Strategy
-from kaito.cluster._schema import compile_schema
 from kaito.cluster._store import GroupResource
 
 __all__ = ("builtin_types",)
@@ -116,7 +116,7 @@ def _rt(
     )
 
 
-_rbac_name = validate_path_segment_name
+_rbac_name = path_segment_problems
 
 
 def _review_types() -> list[ResourceType]:
@@ -153,7 +153,7 @@ def builtin_types(*, service_ips: ServiceIPAllocator | None = None) -> list[Reso
             subresources=("status", "finalize"),
             fields=("status.phase",),
             strategy=NamespaceStrategy(),
-            name_validator=validate_dns1123_label,
+            name_validator=dns1123_label_problems,
         ),
         _rt(
             "",
@@ -182,7 +182,7 @@ def builtin_types(*, service_ips: ServiceIPAllocator | None = None) -> list[Reso
             categories=("all",),
             subresources=("status",),
             strategy=ServiceStrategy(service_ips),
-            name_validator=validate_dns1035_label,
+            name_validator=dns1035_label_problems,
         ),
         _rt("", "Endpoints", "endpoints", short=("ep",), allow_create_on_update=True),
         _rt("", "ConfigMap", "configmaps", short=("cm",)),

@@ -14,6 +14,7 @@ import attrs
 import structlog
 from aiohttp import web
 
+from kaito.cluster._audit import AuditEvent, AuditLog
 from kaito.cluster._auth import LOOPBACK_ADMIN, REVIEW_RESOURCES, AccessControl
 from kaito.cluster._errors import (
     StatusError,
@@ -23,8 +24,10 @@ from kaito.cluster._errors import (
     not_acceptable,
 )
 from kaito.cluster._faults import ConnectionDrop, Faults, RequestInfo
+from kaito.cluster._http import _negotiation
 from kaito.cluster._http._access import USER_KEY, authenticate, is_public, request_attributes
 from kaito.cluster._http._discovery import Discovery
+from kaito.cluster._http._memory import LARGE_BODY, release_free_memory
 from kaito.cluster._http._negotiation import MAX_BODY, Accept, decode_body, parse_accept
 from kaito.cluster._http._openapi import OpenApi
 from kaito.cluster._http._protobuf import (
@@ -62,6 +65,7 @@ _JSON = "application/json"
 _NOT_FOUND = StatusError(404, "NotFound", "the server could not find the requested resource", {})
 _TIMED_OUT = object()
 _WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_CREATED_NAME = web.RequestKey("kaito.created_name", str)
 
 
 class ServerInfo:
@@ -139,6 +143,43 @@ class _HttpWatch:
         self._stream.close()
 
 
+def _take(chunks: list[bytes], chunk: bytes, size: int) -> int:
+    size += len(chunk)
+    if size > MAX_BODY:
+        raise StatusError(
+            413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
+        )
+    chunks.append(chunk)
+    return size
+
+
+async def _receive(request: web.BaseRequest) -> bytes:
+    """The request's body, at most ``MAX_BODY`` bytes (413), within ``BODY_READ_TIMEOUT`` (504).
+
+    A client that trickles its body holds a request open; it gets what kube-apiserver's request
+    timeout gives once the body has taken longer than the deadline. What has already arrived (a
+    small body comes with its headers) is taken without waiting, and without a deadline to set.
+    """
+    content = request.content
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := content.read_nowait(65536):
+        size = _take(chunks, chunk, size)
+    if not content.at_eof():
+        with anyio.move_on_after(_negotiation.BODY_READ_TIMEOUT) as scope:
+            while chunk := await content.read(65536):
+                size = _take(chunks, chunk, size)
+        if scope.cancelled_caught:
+            raise StatusError(
+                504,
+                "Timeout",
+                "Timeout: request did not complete within requested timeout - context deadline "
+                "exceeded",
+                {},
+            )
+    return b"".join(chunks)
+
+
 class ApiHandler:
     """Serves the Kubernetes API from a :class:`RestApi`."""
 
@@ -153,9 +194,11 @@ class ApiHandler:
         bookmark_interval: float = 10.0,
         clock: Callable[[], dt.datetime],
         streams: PodStreams | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self._rest = rest
         self._streaming = StreamingRoutes(rest, streams, clock=clock)
+        self._audit = audit or AuditLog()
         self._catalog = rest.catalog
         self._faults = faults
         self._info = info
@@ -177,6 +220,10 @@ class ApiHandler:
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         route = parse_path(request.path)
         ctx = RequestContext()
+        audited = self._audit.active
+        received = self._clock() if audited else None
+        watch = False
+        response: web.StreamResponse | None = None
         try:
             user = await authenticate(self._access, request)
             if user is not None:
@@ -192,12 +239,55 @@ class ApiHandler:
                     return web.Response(status=500)  # never sent: the connection is gone
                 if error is not None:
                     raise error
-            return await self._dispatch(request, route, ctx)
+            if audited and route.kind == "resource" and request.method == "GET":
+                watch = _flag(request.query, "watch")
+                if watch:
+                    self._audit_event(request, route, "ResponseStarted", 200, received)
+            response = await self._dispatch(request, route, ctx)
+            return response
         except StatusError as error:
-            return self._error(request, error, ctx)
+            response = self._error(request, error, ctx)
+            return response
         except Exception as error:
             log.exception("request_failed", method=request.method, path=request.path)
-            return self._error(request, internal_error(f"{type(error).__name__}: {error}"), ctx)
+            response = self._error(request, internal_error(f"{type(error).__name__}: {error}"), ctx)
+            return response
+        finally:
+            if audited and response is not None and not (watch and response.status < 300):
+                self._audit_event(request, route, "ResponseComplete", response.status, received)
+            if ctx.large_body:
+                release_free_memory()
+
+    def _audit_event(
+        self,
+        request: web.BaseRequest,
+        route: Route,
+        stage: str,
+        code: int,
+        received: dt.datetime | None,
+    ) -> None:
+        user = request.get(USER_KEY) or LOOPBACK_ADMIN
+        info = self._request_info(request, route)
+        verb = info.verb if info.verb != "discovery" else request.method.lower()
+        self._audit.emit(
+            AuditEvent(
+                stage=stage,
+                verb=verb,
+                user=user.name,
+                groups=user.groups,
+                extra=user.extra,
+                user_agent=request.headers.get("User-Agent", ""),
+                request_uri=str(request.rel_url),
+                code=code,
+                api_group=route.group,
+                api_version=route.version,
+                resource=route.plural,
+                subresource=route.subresource,
+                namespace=route.namespace,
+                name=route.name or request.get(_CREATED_NAME, ""),
+                received=received,
+            )
+        )
 
     def _request_info(self, request: web.BaseRequest, route: Route) -> RequestInfo:
         streaming = streaming_verb(route)
@@ -335,6 +425,7 @@ class ApiHandler:
         request: web.BaseRequest,
         *,
         patch: bool = False,
+        ctx: RequestContext | None = None,
         rt: ResourceType | None = None,
         subresource: str = "",
     ) -> Any:
@@ -342,25 +433,18 @@ class ApiHandler:
             raise StatusError(
                 413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
             )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.content.read(65536)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise StatusError(
-                    413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}"
-                )
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        body = await _receive(request)
         if not body:
             return None
+        if ctx is not None and len(body) >= LARGE_BODY:
+            ctx.large_body = True
         content_type = request.headers.get("Content-Type", _JSON)
         if rt is not None and is_protobuf(content_type):
             return decode_protobuf_body(body, rt, patch=patch, subresource=subresource)
-        return decode_body(content_type, body, patch=patch)
+        decoded = decode_body(content_type, body, patch=patch)
+        if ctx is not None and decoded.duplicates:
+            ctx.duplicate_fields.extend(decoded.duplicates)
+        return decoded.value
 
     async def _resource(
         self, request: web.BaseRequest, route: Route, ctx: RequestContext
@@ -419,10 +503,11 @@ class ApiHandler:
                 raise method_not_supported(rt.group, rt.plural, "create")
             if rt.namespaced and not namespace:
                 raise _NOT_FOUND
-            body = await self._read_body(request, rt=rt)
+            body = await self._read_body(request, ctx=ctx, rt=rt)
             if body is None:
                 raise bad_request("the body of the request was empty")
             stored = await self._rest.create(rt, namespace, body, _write_options(query), ctx)
+            request[_CREATED_NAME] = stored.name
             return self._respond(
                 request, self._rest.render(rt, stored), 201, ctx=ctx, accept=accept
             )
@@ -433,7 +518,7 @@ class ApiHandler:
                 rt.group, rt.plural, _WRITE_VERBS.get(method, method.lower())
             )
         if method == "PUT":
-            body = await self._read_body(request, rt=rt, subresource=sub)
+            body = await self._read_body(request, ctx=ctx, rt=rt, subresource=sub)
             if body is None:
                 raise bad_request("the body of the request was empty")
             options = _write_options(query)
@@ -471,14 +556,14 @@ class ApiHandler:
             )
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            body = await self._read_body(request, patch=True, rt=rt, subresource=sub)
+            body = await self._read_body(request, ctx=ctx, patch=True, rt=rt, subresource=sub)
             if body is None:
                 raise bad_request("the body of the request was empty")
             options = _write_options(query)
             if sub == "scale":
                 stored = await self._rest.get(rt, namespace, name)
                 scale = self._rest.scale_of(rt, self._rest.decode(rt, stored))
-                from kaito.cluster._patch import json_patch, merge_patch
+                from kaito.apimachinery import json_patch, merge_patch
 
                 patched = (
                     json_patch(scale, body)

@@ -1,20 +1,35 @@
 """Content negotiation: what the client accepts (JSON, YAML, Table, metadata-only, aggregated
-discovery) and how request bodies are decoded."""
+discovery) and how request bodies are decoded (``kaito.apimachinery``'s decoder, with its size,
+alias-expansion and depth limits)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 import attrs
 
+from kaito.apimachinery import MAX_BODY_BYTES, Decoded, DecodeError, decode_json, decode_yaml
 from kaito.cluster._errors import StatusError, bad_request, not_acceptable, unsupported_media_type
-from kaito.cluster._json import JSONDecodeError, loads
-from kaito.cluster._yaml import YAMLError, load_yaml
 
-__all__ = ("MAX_BODY", "Accept", "decode_body", "parse_accept")
+__all__ = ("BODY_READ_TIMEOUT", "MAX_BODY", "Accept", "decode_body", "parse_accept")
 
-MAX_BODY = 3 * 1024 * 1024
+MAX_BODY = MAX_BODY_BYTES
+BODY_READ_TIMEOUT = 60.0
+"""Seconds a request body may take to arrive (kube-apiserver's default request timeout)."""
+_YAML_TYPES = (
+    "application/yaml",
+    "application/apply-patch+yaml",
+    "text/yaml",
+    "application/x-yaml",
+)
+_JSON_TYPES = (
+    "application/json",
+    "application/merge-patch+json",
+    "application/json-patch+json",
+    "application/strategic-merge-patch+json",
+    "*/*",
+    "",
+)
 _PROTOBUF = "application/vnd.kubernetes.protobuf"
 _JSONISH = ("application/json", "application/yaml", "*/*", "application/*")
 
@@ -101,12 +116,14 @@ def parse_accept(header: str) -> Accept:
     raise not_acceptable(["application/json", "application/yaml"])
 
 
-def decode_body(content_type: str, body: bytes, *, patch: bool = False) -> Any:
+def decode_body(content_type: str, body: bytes, *, patch: bool = False) -> Decoded:
     """Decode a request body by its media type (JSON or YAML; protobuf is refused).
+
+    The value comes with the paths of keys the body gave twice (strict decoding errors).
 
     Raises:
         StatusError: 413 beyond 3 MiB, 415 for unsupported media types, 400 for bodies that do
-            not parse.
+            not parse, nest too deeply or expand too far through YAML aliases.
     """
     if len(body) > MAX_BODY:
         raise StatusError(
@@ -115,29 +132,18 @@ def decode_body(content_type: str, body: bytes, *, patch: bool = False) -> Any:
     mime = (content_type or "application/json").split(";")[0].strip().lower()
     if mime == _PROTOBUF or "protobuf" in mime:
         raise unsupported_media_type(mime, ["application/json", "application/yaml"])
-    if mime in (
-        "application/yaml",
-        "application/apply-patch+yaml",
-        "text/yaml",
-        "application/x-yaml",
-    ):
+    if mime in _YAML_TYPES:
         try:
-            return load_yaml(body)
-        except YAMLError as error:
-            raise bad_request(f"error converting YAML to JSON: {error}") from None
-    if mime in (
-        "application/json",
-        "application/merge-patch+json",
-        "application/json-patch+json",
-        "application/strategic-merge-patch+json",
-        "*/*",
-        "",
-    ):
+            return decode_yaml(body)
+        except DecodeError as error:
+            raise bad_request(error.message) from None
+    if mime in _JSON_TYPES:
         try:
-            return loads(body)
-        except JSONDecodeError as error:
+            return decode_json(body)
+        except DecodeError as error:
             what = "patch" if patch else "object"
             raise bad_request(
-                f"couldn't get version/kind; json parse error: {error} (while decoding the {what})"
+                f"couldn't get version/kind; json parse error: {error.message} (while decoding "
+                f"the {what})"
             ) from None
     raise unsupported_media_type(mime, ["application/json", "application/yaml"])

@@ -26,7 +26,8 @@ import attrs
 import structlog
 from aiohttp import WSMsgType, web
 
-from kaito.cluster._errors import FieldError, StatusError, bad_request, invalid
+from kaito.apimachinery import FieldError
+from kaito.cluster._errors import StatusError, bad_request, invalid
 from kaito.cluster._http._channels import (
     CLOSE,
     ERROR,

@@ -11,8 +11,8 @@ from decimal import Decimal
 
 import attrs
 
+from kaito.apimachinery import parse_quantity
 from kaito.cluster._json import Obj
-from kaito.cluster._quantity import parse_quantity
 
 __all__ = ("ContainerConfigError", "PodFacts", "format_map")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kaito.apimachinery import convert_none
 from kaito.cluster._errors import StatusError, bad_request, not_found
 from kaito.cluster._json import JSONDecodeError, Obj, dumps, loads
 from kaito.cluster._meta import TimeSource
@@ -17,12 +18,12 @@ NAMESPACES = GroupResource("", "namespaces")
 _NO_LABELS: dict[str, str] = {}
 
 
-def strict_message(rt: ResourceType, unknown: list[str]) -> str:
-    """The 400 message for unknown fields under ``fieldValidation=Strict``."""
-    fields = ", ".join(f'unknown field "{path}"' for path in unknown)
+def strict_message(rt: ResourceType, issues: list[str]) -> str:
+    """The 400 message for strict decoding errors (``unknown field "x"``, ``duplicate field
+    "y"``) under ``fieldValidation=Strict``."""
     return (
         f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-        f"strict decoding error: {fields}"
+        f"strict decoding error: {', '.join(issues)}"
     )
 
 
@@ -96,9 +97,7 @@ class RestBase:
             rt.codec.to_storage(obj)
         elif rt.version != rt.storage_version:
             storage = self.storage_type(rt)
-            obj["apiVersion"] = storage.api_version
-            if storage.schema is not None:
-                storage.schema.prune(obj, "", [], root=True)
+            convert_none(obj, storage.api_version, storage.schema)
         return obj
 
     def from_storage(self, rt: ResourceType, obj: Obj) -> Obj:
@@ -106,9 +105,7 @@ class RestBase:
         if rt.codec is not None:
             rt.codec.from_storage(obj)
         elif rt.version != rt.storage_version:
-            obj["apiVersion"] = rt.api_version
-            if rt.schema is not None:
-                rt.schema.prune(obj, "", [], root=True)
+            convert_none(obj, rt.api_version, rt.schema)
         return obj
 
     def converts(self, rt: ResourceType) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kaito.cluster._errors import FieldError, bad_request, conflict, invalid
+from kaito.apimachinery import FieldError
+from kaito.cluster._errors import bad_request, conflict, invalid
 from kaito.cluster._json import Obj
 from kaito.cluster._jsonpath import evaluate
 from kaito.cluster._meta import format_time

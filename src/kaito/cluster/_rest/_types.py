@@ -34,6 +34,10 @@ class RequestContext:
     groups: tuple[str, ...] = ("system:masters", "system:authenticated")
     uid: str = ""
     warnings: list[str] = attrs.field(factory=list)
+    duplicate_fields: list[str] = attrs.field(factory=list)
+    """Keys the request body gave twice (strict decoding errors, reported with unknown fields)."""
+    large_body: bool = False
+    """The body was large: free memory goes back to the OS once the request is answered."""
 
 
 @attrs.frozen

@@ -6,9 +6,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from kaito.apimachinery import (
+    MAX_DEPTH,
+    ApplyConflict,
+    FieldError,
+    JsonPatchError,
+    JsonPatchTooLarge,
+    StrategicPatchError,
+    apply_config,
+    go_quote,
+    json_patch,
+    merge_patch,
+    nesting_depth,
+    object_meta_type_error,
+    strategic_merge,
+    validate_object_meta,
+)
 from kaito.cluster._errors import (
     STALE_OBJECT,
-    FieldError,
     StatusError,
     already_exists,
     bad_request,
@@ -19,16 +34,7 @@ from kaito.cluster._errors import (
     unsupported_media_type,
 )
 from kaito.cluster._json import Obj, dumps, loads
-from kaito.cluster._meta import format_time, generate_name_suffix, new_uid, validate_object_meta
-from kaito.cluster._patch import (
-    ApplyConflict,
-    JsonPatchError,
-    StrategicPatchError,
-    apply_config,
-    json_patch,
-    merge_patch,
-    strategic_merge,
-)
+from kaito.cluster._meta import format_time, generate_name_suffix, new_uid
 from kaito.cluster._resource_types import ResourceType
 from kaito.cluster._rest._base import NAMESPACES, RestBase, ensure_object, strict_message
 from kaito.cluster._rest._types import (
@@ -102,10 +108,11 @@ class WritesMixin(RestBase):
                 f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
             )
         obj["apiVersion"], obj["kind"] = api_version, kind
-        if not isinstance(obj.get("metadata", {}), dict):
+        problem = object_meta_type_error(obj.get("metadata"))
+        if problem is not None:
             raise bad_request(
-                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: metadata '
-                "must be an object"
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                f"{problem.message()}"
             )
 
     def _prune(
@@ -118,21 +125,26 @@ class WritesMixin(RestBase):
         status_only: bool = False,
     ) -> None:
         schema = rt.schema
-        if schema is None:
-            return
         unknown: list[str] = []
-        if status_only:
-            sub = schema.child("status")
-            if sub is not None and "status" in obj:
-                sub.prune(obj["status"], "status", unknown)
-        else:
-            schema.prune(obj, "", unknown, root=True)
-        if not unknown or options.field_validation == "Ignore":
+        if schema is not None:
+            if status_only:
+                sub = schema.child("status")
+                if sub is not None and "status" in obj:
+                    sub.prune(obj["status"], "status", unknown)
+            else:
+                schema.prune(obj, "", unknown, root=True)
+        if not unknown and not ctx.duplicate_fields:
             return
-        unknown.sort()
+        # Keys given twice in the body and fields the schema does not declare are the strict
+        # decoding errors: refused under Strict, warnings under Warn (duplicates first).
+        issues = [f"duplicate field {go_quote(p)}" for p in ctx.duplicate_fields]
+        issues += [f"unknown field {go_quote(p)}" for p in sorted(unknown)]
+        ctx.duplicate_fields.clear()
+        if not issues or options.field_validation == "Ignore":
+            return
         if options.field_validation == "Strict":
-            raise bad_request(strict_message(rt, unknown))
-        ctx.warnings.extend(f'unknown field "{path}"' for path in unknown)
+            raise bad_request(strict_message(rt, issues))
+        ctx.warnings.extend(issues)
 
     def _default(self, rt: ResourceType, obj: Obj) -> None:
         if rt.custom and rt.schema is not None:
@@ -426,6 +438,8 @@ class WritesMixin(RestBase):
                     result = json_patch(current, body)
                 else:
                     result = strategic_merge(current, body, schema)
+            except JsonPatchTooLarge as error:
+                raise StatusError(413, "RequestEntityTooLarge", str(error)) from None
             except JsonPatchError as error:
                 raise StatusError(
                     422,
@@ -435,6 +449,12 @@ class WritesMixin(RestBase):
                 ) from None
             except StrategicPatchError as error:
                 raise bad_request(str(error)) from None
+            if patch_type == "application/json-patch+json" and (
+                nesting_depth(result, MAX_DEPTH) > MAX_DEPTH
+            ):
+                # Merge and strategic patches put values where the body had them; a JSON patch
+                # can add a deep value at a deep path.
+                raise _too_deep(rt, name)
             return ensure_object(result)
 
         return await self._update(
@@ -839,6 +859,22 @@ def _graceful_period(rt: ResourceType, obj: Obj, options: DeleteOptions) -> int:
     except (TypeError, ValueError):
         seconds = 30
     return 1 if seconds < 0 else seconds
+
+
+def _too_deep(rt: ResourceType, name: str) -> StatusError:
+    return invalid(
+        rt.group,
+        rt.kind,
+        name,
+        [
+            FieldError(
+                "Invalid",
+                "",
+                detail=f"the patched object nests arrays and objects more than {MAX_DEPTH} "
+                "levels deep",
+            )
+        ],
+    )
 
 
 def _finalizers_pending(rt: ResourceType, obj: Obj) -> bool:

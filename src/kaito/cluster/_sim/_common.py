@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from kaito.apimachinery import parse_quantity
 from kaito.cluster._errors import StatusError
 from kaito.cluster._json import Obj, dumps
 from kaito.cluster._meta import format_time
-from kaito.cluster._quantity import parse_quantity
 from kaito.cluster._rest import RequestContext, RestApi, WriteOptions
 from kaito.cluster._store import GroupResource
 

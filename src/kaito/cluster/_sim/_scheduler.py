@@ -9,10 +9,10 @@ from collections.abc import Hashable, Iterable
 from decimal import Decimal
 from typing import Any, cast
 
+from kaito.apimachinery import parse_quantity
 from kaito.cluster._errors import StatusError
 from kaito.cluster._json import Obj, loads
 from kaito.cluster._meta import format_time
-from kaito.cluster._quantity import parse_quantity
 from kaito.cluster._rest import RequestContext, RestApi, WriteOptions
 from kaito.cluster._sim._common import (
     NODES,

@@ -76,12 +76,13 @@ class _MemoryWatch:
 
 
 class _Bucket:
-    __slots__ = ("floor", "history", "objects", "sorted_keys", "watchers")
+    __slots__ = ("floor", "history", "history_bytes", "objects", "sorted_keys", "watchers")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self) -> None:
         self.objects: dict[str, StoredObject] = {}
         self.sorted_keys: list[str] | None = None
-        self.history: deque[StorageEvent] = deque(maxlen=window)
+        self.history: deque[StorageEvent] = deque()
+        self.history_bytes = 0
         self.floor = 0
         self.watchers: set[_MemoryWatch] = set()
 
@@ -90,16 +91,24 @@ class MemoryStorage:
     """The default :class:`~kaito.cluster.Storage`: everything in process memory.
 
     Each object is kept once as JSON bytes; the history window keeps references to the same
-    versions, so an update costs one new bytes object. Watchers whose buffers pass
+    versions, so an update costs one new bytes object. The window holds at most
+    ``history_window`` events and ``history_bytes`` bytes per resource (older events are forgotten
+    and watches from before them get 410 Expired, as after an etcd compaction), so deleted and
+    overwritten objects cannot hold memory without bound. Watchers whose buffers pass
     ``watch_buffer_limit`` events are terminated, as kube-apiserver ends slow watchers.
     """
 
     def __init__(
-        self, *, history_window: int = 10_000, watch_buffer_limit: int = 1_000_000
+        self,
+        *,
+        history_window: int = 10_000,
+        history_bytes: int = 32 * 1024 * 1024,
+        watch_buffer_limit: int = 1_000_000,
     ) -> None:
         if history_window < 1:
             raise ValueError(f"history_window={history_window} must be at least 1")
         self._window = history_window
+        self._history_bytes = history_bytes
         self._watch_limit = watch_buffer_limit
         self._rv = 1
         self._compacted = 0
@@ -147,7 +156,7 @@ class MemoryStorage:
     def _bucket(self, gr: GroupResource) -> _Bucket:
         bucket = self._buckets.get(gr)
         if bucket is None:
-            bucket = self._buckets[gr] = _Bucket(self._window)
+            bucket = self._buckets[gr] = _Bucket()
         return bucket
 
     async def get(self, gr: GroupResource, namespace: str, name: str) -> StoredObject | None:
@@ -199,9 +208,14 @@ class MemoryStorage:
             bucket.objects[key] = stored
         event = StorageEvent(type, stored, prev)
         history = bucket.history
-        if len(history) == history.maxlen:
-            bucket.floor = history[0].obj.rv
         history.append(event)
+        bucket.history_bytes += len(stored.data)
+        while len(history) > self._window or (
+            bucket.history_bytes > self._history_bytes and len(history) > 1
+        ):
+            forgotten = history.popleft()
+            bucket.floor = forgotten.obj.rv
+            bucket.history_bytes -= len(forgotten.obj.data)
         for watcher in tuple(bucket.watchers):
             if watcher.namespace is None or watcher.namespace == index.namespace:
                 watcher.push(event)
@@ -280,7 +294,7 @@ class MemoryStorage:
         self._compacted = max(self._compacted, target)
         for bucket in self._buckets.values():
             while bucket.history and bucket.history[0].obj.rv <= self._compacted:
-                bucket.history.popleft()
+                bucket.history_bytes -= len(bucket.history.popleft().obj.data)
         return self._compacted
 
     def terminate_watches(self, gr: GroupResource | None = None) -> int:
