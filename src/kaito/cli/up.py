@@ -218,12 +218,12 @@ def up(
     log_level: str,
 ) -> None:
     """Run KAITO on an in-process cluster whose Pods run on this machine."""
-    configure_logging(log_level)
     files = tuple(_manifest_files(manifests))
     if manifests and not files:
         raise click.UsageError(f"no .yaml, .yml or .json files in {', '.join(map(str, manifests))}")
     if guide and kubelet == "simulated":
         raise click.UsageError("--guide runs real Pods: it needs --kubelet local (the default)")
+    configure_logging(log_level)
     local = LocalSettings(
         data_dir=data_dir.resolve() if data_dir is not None else None,
         registry=registry,
