@@ -30,6 +30,8 @@ __all__ = (
     "INFERENCE_PARAMS",
     "LORA_PARAMS",
     "PHI3_TARGET_MODULES",
+    "POD_IP_ENV",
+    "POD_IP_REFERENCE",
     "PROGRESS_FILE",
     "PROGRESS_PATH",
     "PROGRESS_PHASES",
@@ -52,6 +54,7 @@ __all__ = (
     "TuningFlags",
     "TuningProgress",
     "module_command",
+    "pod_ip_env",
 )
 
 # -- mount paths ---------------------------------------------------------------------------
@@ -102,6 +105,8 @@ class InferenceFlags:
 
     MODEL: Final = "--model"
     SERVED_MODEL_NAME: Final = "--served-model-name"
+    #: The address to bind: the Pod's IP (:data:`POD_IP_REFERENCE`), as on a real cluster.
+    HOST: Final = "--host"
     PORT: Final = "--port"
     BACKEND: Final = "--backend"
     ADAPTERS_DIR: Final = "--adapters-dir"
@@ -126,6 +131,8 @@ class TuningFlags:
     PRESET: Final = "--preset"
     METHOD: Final = "--method"
     CHECKPOINT_DIR: Final = "--checkpoint-dir"
+    #: The address ``/progress`` and ``/metrics`` bind: the Pod's IP (:data:`POD_IP_REFERENCE`).
+    HOST: Final = "--host"
     METRICS_PORT: Final = "--metrics-port"
     #: The values ``--method`` takes.
     METHODS: Final = ("lora", "qlora")
@@ -157,6 +164,18 @@ class AdapterFlags:
 
 #: Where the Hugging Face cache (the weights) lives: :data:`WEIGHTS_DIR`.
 HF_HOME_ENV: Final = "HF_HOME"
+#: The Pod's IP, from the downward API (``status.podIP``); servers bind it, not ``0.0.0.0``,
+#: so two Pods sharing a machine's network (the local kubelet) never clash on a port.
+POD_IP_ENV: Final = "POD_IP"
+#: ``$(POD_IP)``: the kubelet expands it in the command from :data:`POD_IP_ENV`.
+POD_IP_REFERENCE: Final = f"$({POD_IP_ENV})"
+
+
+def pod_ip_env() -> dict[str, Any]:
+    """The container env entry that gives a program its Pod's IP (the downward API)."""
+    return {"name": POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+
+
 #: Comma-separated LoRA target modules the controller sets for Phi-3 presets (as upstream).
 DEFAULT_TARGET_MODULES_ENV: Final = "DEFAULT_TARGET_MODULES"
 PHI3_TARGET_MODULES: Final = (

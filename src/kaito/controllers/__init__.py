@@ -38,7 +38,7 @@ from kaito.controllers._owned import (
     OwnedKind,
     OwnedObject,
 )
-from kaito.controllers._pod_health import PodProblem, diagnose_pods
+from kaito.controllers._pod_health import PodProblem, diagnose_pods, restart_note
 from kaito.controllers._progress import ProgressReader, describe_progress, http_progress_reader
 from kaito.controllers._reconciler import WorkspaceCaches, WorkspaceReconciler
 from kaito.controllers._resources import (
@@ -112,6 +112,7 @@ __all__ = (
     "node_request",
     "observe_job",
     "observe_workload",
+    "restart_note",
     "revision_hash",
     "server_command",
     "training_config_map",

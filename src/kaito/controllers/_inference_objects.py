@@ -37,12 +37,14 @@ from kaito_runtime.contract import (
     HF_HOME_ENV,
     INFERENCE_CONFIG_PATH,
     INFERENCE_MODULE,
+    POD_IP_REFERENCE,
     SHM_DIR,
     TERMINATION_MESSAGE_POLICY,
     WEIGHTS_DIR,
     AdapterFlags,
     InferenceFlags,
     module_command,
+    pod_ip_env,
 )
 
 __all__ = (
@@ -218,6 +220,8 @@ def server_command(ws: Workspace, plan: InferencePlan, settings: ControllerSetti
         plan.model_id,
         flags.SERVED_MODEL_NAME,
         served,
+        flags.HOST,
+        POD_IP_REFERENCE,
         flags.PORT,
         str(settings.server_port),
         flags.BACKEND,
@@ -301,7 +305,7 @@ def inference_statefulset(
     labels = workspace_labels(ws)
     adapters = ws.inference.adapters or ()
     inits, adapter_volumes, adapter_mounts = _adapter_init_containers(adapters, settings)
-    env: list[dict[str, Any]] = [{"name": HF_HOME_ENV, "value": WEIGHTS_DIR}]
+    env: list[dict[str, Any]] = [pod_ip_env(), {"name": HF_HOME_ENV, "value": WEIGHTS_DIR}]
     options = ws.inference.preset.preset_options if ws.inference.preset else None
     if options and options.model_access_secret:
         env.append(

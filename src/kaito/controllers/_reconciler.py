@@ -255,7 +255,6 @@ class WorkspaceReconciler:
         return observe_workload(
             current,
             self.caches.pods.by_index(WORKSPACE_INDEX, workspace_index_key(namespace, name)),
-            lambda node: self.caches.nodes.get(ObjectKey("", node)),
             replicas=target,
             changed=outcome != "unchanged",
         )

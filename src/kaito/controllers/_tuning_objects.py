@@ -34,6 +34,7 @@ from kaito_runtime.contract import (
     DOCKER_CONFIG_DIR,
     HF_HOME_ENV,
     PHI3_TARGET_MODULES,
+    POD_IP_REFERENCE,
     RESULTS_DIR,
     SHM_DIR,
     TERMINATION_MESSAGE_POLICY,
@@ -44,6 +45,7 @@ from kaito_runtime.contract import (
     DataFlags,
     TuningFlags,
     module_command,
+    pod_ip_env,
 )
 
 __all__ = ("TuningPlan", "training_config_map", "tuning_job")
@@ -135,6 +137,8 @@ def _tuning_command(ws: Workspace, plan: TuningPlan) -> list[str]:
         plan.preset.name,
         flags.METHOD,
         ws.tuning.method or "lora",
+        flags.HOST,
+        POD_IP_REFERENCE,
     )
     output = ws.tuning.output
     if output.volume_source is not None:
@@ -188,6 +192,7 @@ def tuning_job(ws: Workspace, plan: TuningPlan, settings: ControllerSettings) ->
         )
         mounts.append({"name": "docker-config", "mountPath": DOCKER_CONFIG_DIR, "readOnly": True})
     env = [
+        pod_ip_env(),
         {"name": "PYTORCH_CUDA_ALLOC_CONF", "value": "expandable_segments:True"},
         {"name": HF_HOME_ENV, "value": WEIGHTS_DIR},
     ]

@@ -36,6 +36,7 @@ from kaito_runtime.inference.engine import (
 from kaito_runtime.inference.errors import ConfigError
 from kaito_runtime.inference.lora_weights import PreparedAdapters, prepare_adapters
 from kaito_runtime.inference.settings import InferenceSettings
+from kaito_runtime.standin import stand_in_label
 
 __all__ = ("VLLMEngine", "engine_args", "engine_argv", "open_vllm_engine")
 
@@ -279,6 +280,7 @@ async def open_vllm_engine(settings: InferenceSettings) -> AsyncIterator[VLLMEng
                 backend="vllm",
                 # ids the model embeds and the tokenizer decodes (vLLM refuses the others)
                 vocab_size=min(int(llm.model_config.get_vocab_size()), len(llm.get_tokenizer())),
+                stand_in=stand_in_label(getattr(llm.model_config, "hf_config", None)),
             )
             log.info(
                 "model_loaded",
