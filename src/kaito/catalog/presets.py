@@ -20,9 +20,15 @@ DEFAULT_DISK_GIB: Final = 1024.0
 HF_TOKEN_KEY: Final = "HF_TOKEN"
 
 
+#: Disk beyond the weights (upstream's generator: ``SystemFileDiskSizeGiB``).
+_SYSTEM_DISK_GIB: Final = 80
+
+
 def disk_requirement(model_size_gib: float) -> float:
-    """Upstream's disk rule for catalog models: size x 2.5 + 48 GiB, rounded up to 10 GiB."""
-    return float(math.ceil((model_size_gib * 2.5 + 48) / 10) * 10)
+    """Upstream v0.12's disk rule for catalog models (the generator's ``calculateStorageSize``):
+    the weights plus 80 GiB, whole GiB (rounded down). Used for the node's disk and the NVMe
+    weights volume."""
+    return float(math.floor(model_size_gib + _SYSTEM_DISK_GIB))
 
 
 @attrs.frozen
@@ -80,7 +86,7 @@ _PHI3_MINI_KV = _kv(32, 32, 96)
 _PHI3_MEDIUM_KV = _kv(40, 10, 128)
 _LLAMA8B_KV = _kv(32, 8, 128)
 
-_PRESETS: Final = (
+_LISTED: Final = (
     # Falcon: listed in supported_models.yaml; vLLM cannot apply LoRA to it.
     Preset("falcon-7b", "tiiuae/falcon-7b", "falcon", 90, 1, 14, 0, "bfloat16", None, 2048,
            "0.2.0", tuning=True, tuning_memory=16, vllm_lora=False,
@@ -166,6 +172,13 @@ _PRESETS: Final = (
            "mistral", disk_requirement(634.70), 1, 634.70, 0, "bfloat16", 634.70, 294912, "0.0.1",
            distributed=True, transformers=False, quant_method="float-quantized"),
 )  # fmt: skip
+
+#: The catalog. Presets with a known weight size need upstream v0.12's disk (the figures above
+#: are v0.6's model.go values, kept for the presets v0.12 has no size for).
+_PRESETS: Final = tuple(
+    p if p.model_size is None else attrs.evolve(p, disk=disk_requirement(p.model_size))
+    for p in _LISTED
+)
 
 
 @attrs.frozen
