@@ -157,9 +157,9 @@ async def test_bring_your_own_nodes_are_used_without_provisioning(kaito: Embedde
     await kaito.cluster.client.create(doc, namespace="default")
     ws = await wait_condition(kaito, "workspace-phi-3-mini", "WorkspaceReady")
     assert ws["status"]["workerNodes"] == ["my-gpu-0"]
-    assert [n["metadata"]["name"] for n in await workspace_nodes(kaito, "workspace-phi-3-mini")] == [
-        "my-gpu-0"
-    ]  # no node provisioned
+    assert [
+        n["metadata"]["name"] for n in await workspace_nodes(kaito, "workspace-phi-3-mini")
+    ] == ["my-gpu-0"]  # no node provisioned
     pods = await kaito.cluster.client.list(
         "v1", "Pod", "default", label_selector="kaito.sh/workspace"
     )

@@ -42,6 +42,7 @@ from kaito.controllers._owned import (
     OwnedObject,
 )
 from kaito.controllers._parallelism import Parallelism, vllm_parallelism
+from kaito.controllers._plan import target_node_count
 from kaito.controllers._pod_health import PodProblem, diagnose_pods
 from kaito.controllers._progress import ProgressReader, describe_progress, http_progress_reader
 from kaito.controllers._reconciler import WorkspaceCaches, WorkspaceReconciler
@@ -135,6 +136,7 @@ __all__ = (
     "server_command",
     "spec_hash",
     "sync_revision",
+    "target_node_count",
     "template_statefulset",
     "training_config_map",
     "transition_events",

@@ -329,11 +329,14 @@ def _exec_probes(
     ws: Workspace, plan: InferencePlan, settings: ControllerSettings
 ) -> dict[str, Any]:
     """Upstream's multi-node probes (``multi-node-health-check.py``), through our launcher."""
-    readiness = {"exec": {"command": _health_command(ws, plan, LaunchFlags.READINESS, settings)}}
+
+    def readiness() -> dict[str, Any]:
+        return {"exec": {"command": _health_command(ws, plan, LaunchFlags.READINESS, settings)}}
+
     liveness = {"exec": {"command": _health_command(ws, plan, LaunchFlags.LIVENESS, settings)}}
     return {
         "startupProbe": {
-            **readiness,
+            **readiness(),
             "periodSeconds": _PROBE_PERIOD_S,
             "timeoutSeconds": 1,
             "failureThreshold": startup_failure_threshold(plan.preset),
@@ -347,7 +350,7 @@ def _exec_probes(
             "terminationGracePeriodSeconds": 1,
         },
         "readinessProbe": {
-            **readiness,
+            **readiness(),
             "periodSeconds": 10,
             "timeoutSeconds": 1,
             "failureThreshold": 1,

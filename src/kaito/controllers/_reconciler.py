@@ -20,7 +20,7 @@ from kaito.api import constants as c
 from kaito.api.v1beta1 import Workspace, WorkspaceStatus
 from kaito.api.validation import runtime_of
 from kaito.catalog import SKU as CatalogSKU
-from kaito.catalog import Preset, estimate_node_count
+from kaito.catalog import Preset
 from kaito.controllers._apply import WorkspaceClient, ensure_object
 from kaito.controllers._config import WorkspaceConfigs
 from kaito.controllers._decode import DecodedWorkspace, WorkspaceDecoder
@@ -42,6 +42,7 @@ from kaito.controllers._observe import (
     workspace_index_key,
 )
 from kaito.controllers._owned import INFERENCE_SET, TUNING_JOB
+from kaito.controllers._plan import target_node_count
 from kaito.controllers._pod_health import PodProblem
 from kaito.controllers._progress import ProgressReader
 from kaito.controllers._resources import CONFIG_MAPS, JOBS, SERVICES, STATEFUL_SETS, WORKSPACES
@@ -206,22 +207,14 @@ class WorkspaceReconciler:
         return self.validation.presets.get(spec.name) if spec else None
 
     def _target_nodes(self, ws: Workspace, preset: Preset | None, sku: CatalogSKU | None) -> int:
-        """``status.targetNodeCount`` once set; else the estimator (vLLM) or ``resource.count``."""
-        if ws.status and ws.status.target_node_count:
-            return ws.status.target_node_count
-        count = (ws.resource.count if ws.resource else None) or 1
-        if (
-            ws.inference is not None
-            and preset is not None
-            and sku is not None
-            and runtime_of(ws, self.validation) == c.RuntimeName.VLLM
-            and self.settings.node_auto_provisioning
-        ):
-            estimate = estimate_node_count(
-                preset, sku, max_model_len=self.configs.max_model_len(ws) or 2048
-            )
-            return estimate or count
-        return count
+        return target_node_count(
+            ws,
+            preset,
+            sku,
+            runtime=runtime_of(ws, self.validation),
+            node_auto_provisioning=self.settings.node_auto_provisioning,
+            max_model_len=self.configs.max_model_len(ws),
+        )
 
     async def _ensure_config_map(self, config_map: dict[str, Any]) -> None:
         meta = config_map["metadata"]
