@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ WARMUP = 2
 ROUNDS = 2  # served, in-process, served, in-process: drift hits both sides
 TOKENS = int(os.environ.get("KAITO_BENCH_TOKENS", "64"))
 BACKENDS = os.environ.get("KAITO_BENCH_BACKENDS", "transformers,vllm").split(",")
+# overhead: our server against the in-process engine; hostile: the hostile-input figures.
+PARTS = os.environ.get("KAITO_BENCH_PARTS", "hostile,overhead").split(",")
 PROMPT = " ".join(
     f"the operator schedules workspace number {i} and then answers" for i in range(12)
 )
@@ -167,7 +170,15 @@ async def _served(client: _SSEClient, model: str) -> _Sample:
     return _Sample((first or time.perf_counter()) - started, tokens / elapsed)
 
 
-def _start_server(model: Path, backend: str, port: int, extra: list[str], log: Path) -> Any:
+def _start_server(
+    model: Path,
+    backend: str,
+    port: int,
+    extra: list[str],
+    log: Path,
+    *,
+    env_extra: dict[str, str] | None = None,
+) -> Any:
     command = [
         sys.executable, "-m", "kaito_runtime.inference",
         "--model", str(model), "--served-model-name", "bench",
@@ -176,7 +187,7 @@ def _start_server(model: Path, backend: str, port: int, extra: list[str], log: P
         "--max-tokens-limit", str(max(TOKENS, 16)),
         *extra,
     ]  # fmt: skip
-    env = {**os.environ, "KAITO_LOG_LEVEL": "warning"}
+    env = {**os.environ, "KAITO_LOG_LEVEL": "warning", **(env_extra or {})}
     with log.open("wb") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
 
@@ -243,6 +254,119 @@ async def _compare(
     ]
 
 
+async def _median_latency(client: httpx.AsyncClient, body: dict[str, Any], n: int) -> float:
+    timings = []
+    for _ in range(n):
+        started = time.perf_counter()
+        response = await client.post("/v1/completions", json=body)
+        if response.status_code != 200:
+            raise RuntimeError(f"bench request failed: {response.status_code} {response.text}")
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+async def _tokens_generated(client: httpx.AsyncClient) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await client.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "kaito_inference_time_to_first_token_seconds_count":
+                return float(sample.value)
+    return 0.0
+
+
+async def _hostile(model: Path, label: str) -> list[str]:
+    """The done-when figures of the hostile-input work, against the server process over TCP.
+
+    - normal latency with 32 clients trickling their bodies (a byte every 2 s) versus without;
+    - a request whose 500 KB stop string keeps matching the output (the cap raised to serve it)
+      versus the same request without a stop string;
+    - tokens generated after a non-streamed request's client hangs up, versus the tokens the
+      request had left (what the worker spent for nobody before).
+    """
+    from tests.runtime.inference.rawhttp import abandon, trickle
+
+    port = _free_port()
+    log = Path(tempfile.mkdtemp(prefix="kaito-bench-")) / "server.log"
+    flags = [
+        "--max-tokens-limit", "512", "--max-concurrent-requests", "8",
+        "--body-read-timeout", "120", "--max-stop-string-chars", "1000000",
+    ]  # fmt: skip
+    # JSON logs to read the cancellation back; one OpenMP thread holds up on a busy machine.
+    json_logs = {"KAITO_LOG_FORMAT": "json", "KAITO_LOG_LEVEL": "info", "OMP_NUM_THREADS": "1"}
+    proc = _start_server(model, "transformers", port, flags, log, env_extra=json_logs)
+    lines = []
+    body = {"prompt": PROMPT, "max_tokens": 8, "min_tokens": 8, "temperature": 0}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+            await _wait_healthy(client, proc, log)
+            await _median_latency(client, body, WARMUP)
+            quiet = await _median_latency(client, body, RUNS)
+            async with anyio.create_task_group() as tg:
+                for _ in range(32):
+                    payload = {**body, "padding": "x" * 300}
+                    tg.start_soon(
+                        partial(trickle, "127.0.0.1", port, "/v1/completions", payload, interval=2)
+                    )
+                await anyio.sleep(0.5)  # every upload has begun
+                loaded = await _median_latency(client, body, RUNS)
+                tg.cancel_scope.cancel()
+            lines.append(
+                f"inference_latency_with_32_slow_uploads[{label}]: ours={loaded * 1000:.1f} ms "
+                f"baseline[no slow uploads]={quiet * 1000:.1f} ms "
+                f"ratio={quiet / loaded:.2f} (baseline/ours)"
+            )
+
+            stop_body = {**body, "max_tokens": 16, "min_tokens": 16}
+            plain = await client.post("/v1/completions", json=stop_body)
+            text = plain.json()["choices"][0]["text"]
+            hostile_body = {**stop_body, "stop": text + "x" * 500_000}
+            normal = await _median_latency(client, stop_body, RUNS)
+            hostile = await _median_latency(client, hostile_body, RUNS)
+            lines.append(
+                f"inference_500kb_stop_string[{label}]: ours={hostile * 1000:.1f} ms "
+                f"baseline[same request, no stop string]={normal * 1000:.1f} ms "
+                f"ratio={normal / hostile:.2f} (baseline/ours)"
+            )
+
+            # A short prompt: 400 tokens must fit in the context with it.
+            long = {"prompt": "the operator", "max_tokens": 400, "min_tokens": 400}
+            long["temperature"] = 0
+            started = await _tokens_generated(client)
+
+            async def generating() -> None:
+                with anyio.fail_after(120):
+                    while True:
+                        if await _tokens_generated(client) > started:
+                            break
+                        await anyio.sleep(0.01)
+                await anyio.sleep(0.2)  # a few tokens in
+
+            await abandon("127.0.0.1", port, "/v1/completions", long, when=generating)
+            event: dict[str, Any] | None = None
+            with anyio.fail_after(120):
+                while event is None:
+                    await anyio.sleep(0.05)
+                    for line in log.read_text(errors="replace").splitlines():
+                        if '"generation_cancelled"' in line:
+                            event = json.loads(line)
+            after, done = event["tokens_after_cancel"], event["tokens"]
+            left = 400 - done
+            lines.append(
+                f"inference_tokens_after_disconnect[{label}]: ours={after} tokens "
+                f"baseline[tokens the request had left]={left} tokens ratio={after / left:.3f}"
+            )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return lines
+
+
 def _build(directory: Path, gpu: bool) -> Path:
     from tests.support.tiny_model import build_tiny_model
 
@@ -266,9 +390,11 @@ async def _main() -> list[str]:
             model=str(model), served_model_name="bench", backend="transformers"
         )
         label = "transformers-gpu-phi3-mini-size" if gpu else "transformers-cpu-30M"
+        if "hostile" in PARTS:
+            lines += await _hostile(model, label)
         lines += (
             []
-            if "transformers" not in BACKENDS
+            if "transformers" not in BACKENDS or "overhead" not in PARTS
             else await _compare(
                 label,
                 model=model,
@@ -278,7 +404,7 @@ async def _main() -> list[str]:
                 server_flags=[],
             )
         )
-        if _has_vllm() and "vllm" in BACKENDS:
+        if _has_vllm() and "vllm" in BACKENDS and "overhead" in PARTS:
             from kaito_runtime.inference.backends.vllm_engine import open_vllm_engine
 
             if not gpu:

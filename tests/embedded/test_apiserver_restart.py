@@ -79,4 +79,8 @@ async def test_new_workspaces_get_status_after_the_api_server_comes_back_from_a_
             await client.close()
         servers.cancel_scope.cancel()
     relists = {str(i.resource): i.stats["relists"] for i in manager.informers.informers}
-    assert set(relists.values()) == {1}, relists  # one relist each, and no more
+    # The Workspace informer saw "lost" (it reconciled it), so its version is past the backup and it
+    # must relist. Others relist only if an event after the backup reached them before the stop
+    # (the fake node for "lost" may not have); either way none relists more than once.
+    assert relists["workspaces.v1beta1.kaito.sh"] == 1, relists
+    assert set(relists.values()) <= {0, 1}, relists

@@ -20,17 +20,29 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException
 
+from kaito_runtime.inference.asgi import error_body, error_bytes
+from kaito_runtime.inference.disconnect import CancelOnDisconnect
 from kaito_runtime.inference.engine import Engine
 from kaito_runtime.inference.errors import EngineUnavailableError, RequestError
-from kaito_runtime.inference.limits import AdmissionGate, LimitsMiddleware, MetricsMiddleware
-from kaito_runtime.inference.metrics import ServerMetrics
+from kaito_runtime.inference.limits import AdmissionGate, LimitsMiddleware
+from kaito_runtime.inference.metrics import MetricsMiddleware, ServerMetrics
+from kaito_runtime.inference.openapi import (
+    ChatCompletion,
+    Completion,
+    Health,
+    LegacyAnswer,
+    ModelList,
+    document_api,
+    error_responses,
+)
 from kaito_runtime.inference.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
     LegacyChatRequest,
 )
-from kaito_runtime.inference.serving import EngineHolder, Serving
+from kaito_runtime.inference.serving import EngineHolder, Serving, shown
 from kaito_runtime.inference.settings import InferenceSettings
 
 __all__ = ("AppState", "EngineOpener", "build_app")
@@ -41,6 +53,8 @@ EngineOpener = Callable[[InferenceSettings], AbstractAsyncContextManager[Engine]
 GENERATION_ROUTES = frozenset({"/v1/completions", "/v1/chat/completions", "/chat"})
 ROUTES = GENERATION_ROUTES | {"/", "/health", "/v1/models", "/metrics"}
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# With "stream": true the answer is server-sent events.
+SSE_CONTENT = {"text/event-stream": {"schema": {"type": "string"}}}
 
 
 @attrs.define
@@ -55,32 +69,60 @@ class AppState:
     loaded: anyio.Event | None = None
 
 
+class _ErrorJSON(JSONResponse):
+    """A JSON error response, ASCII-escaped so any text a client sent encodes."""
+
+    def render(self, content: Any) -> bytes:
+        return error_bytes(content)
+
+
 def _error(path: str, status: int, message: str, kind: str, **extra: Any) -> JSONResponse:
-    if path.startswith("/v1/"):
-        body: dict[str, Any] = {
-            "error": {
-                "message": message,
-                "type": kind,
-                "param": extra.get("param"),
-                "code": extra.get("code"),
-            }
-        }
-    else:
-        body = {"detail": message}
-    return JSONResponse(body, status_code=status, headers=extra.get("headers"))
+    body = error_body(path, message, kind, param=extra.get("param"), code=extra.get("code"))
+    return _ErrorJSON(body, status_code=status, headers=extra.get("headers"))
+
+
+# Pydantic names union branches in an error's location ("prompt.list[int].0"): not fields.
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
+def _field(loc: Any) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif part != "body" and part.isidentifier() and part not in _TYPE_TAGS:
+            parts.append(f".{part}" if parts else part)
+    return "".join(parts)
 
 
 def _validation_message(err: RequestValidationError) -> tuple[str, str | None]:
-    parts = []
-    first_param: str | None = None
+    """One line naming each bad field, its value when it is a plain one, and the rule broken."""
+    problems: dict[str, list[str]] = {}
+    values: dict[str, str] = {}
     for item in err.errors():
-        loc = [str(p) for p in item.get("loc", ()) if p != "body"]
         if item.get("type") == "json_invalid":
             return "the request body is not valid JSON", None
-        field = ".".join(loc) or "body"
-        first_param = first_param or field
-        parts.append(f"{field}: {item.get('msg', 'invalid')}")
-    return "invalid request: " + "; ".join(parts[:5]), first_param
+        field = _field(item.get("loc", ()))
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        if not field and item.get("type") == "value_error":
+            field = ""  # a whole-request check: its message names the field
+        else:
+            field = field or "body"
+            value = item.get("input")
+            if item.get("type") != "missing" and isinstance(value, int | float | str):
+                values.setdefault(field, shown(value))
+        if message not in problems.setdefault(field, []):
+            problems[field].append(message)
+    parts = []
+    for field, messages in list(problems.items())[:5]:
+        said = " or ".join(messages)
+        if field in values:
+            said = f"{field}={values[field]}: {said}"
+        elif field:
+            said = f"{field}: {said}"
+        parts.append(said)
+    param = next((f for f in problems if f and f != "body"), None)
+    return "invalid request: " + "; ".join(parts), param
 
 
 def build_app(
@@ -166,11 +208,36 @@ def build_app(
             headers={"Retry-After": str(settings.limits.retry_after_seconds)},
         )
 
-    @app.get("/")
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        if err.status_code == 404:
+            message = f"{request.method} {request.url.path} is not a route of this server"
+        elif err.status_code == 405:
+            allowed = (err.headers or {}).get("Allow", "")
+            message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+        else:
+            message = str(err.detail)
+        return _error(
+            request.url.path, err.status_code, message, "invalid_request_error", headers=err.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, err: Exception) -> JSONResponse:
+        # Starlette logs the traceback; the client gets JSON, never a plain-text page.
+        return _error(
+            request.url.path,
+            500,
+            f"the server failed on this request ({type(err).__name__}); it is in the server log",
+            "server_error",
+        )
+
+    @app.get("/", response_class=PlainTextResponse)
     async def home() -> PlainTextResponse:
         return PlainTextResponse("Server is running")
 
-    @app.get("/health")
+    @app.get(
+        "/health", response_model=None, responses={200: {"model": Health}, 503: {"model": Health}}
+    )
     async def health() -> JSONResponse:
         if holder.engine is not None:
             return JSONResponse({"status": "Healthy"})
@@ -178,14 +245,22 @@ def build_app(
         reason = holder.failure or f"the model {settings.model} is loading"
         return JSONResponse({"status": status, "reason": reason}, status_code=503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    )
     async def prometheus() -> Response:
         body = generate_latest(metrics.registry)
         if holder.engine is not None:
             body += holder.engine.metrics_text()
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models")
+    @app.get(
+        "/v1/models",
+        response_model=None,
+        responses={200: {"model": ModelList}, **error_responses([503])},
+    )
     async def models() -> dict[str, Any]:
         engine = holder.require()
         info = engine.info
@@ -217,7 +292,11 @@ def build_app(
         ]
         return {"object": "list", "data": data}
 
-    @app.post("/v1/completions", response_model=None)
+    @app.post(
+        "/v1/completions",
+        response_model=None,
+        responses={200: {"model": Completion, "content": SSE_CONTENT}, **error_responses()},
+    )
     async def completions(body: CompletionRequest) -> dict[str, Any] | StreamingResponse:
         if body.stream:
             prepared, prompt_text = await serving.prepare_completion(body)
@@ -228,7 +307,11 @@ def build_app(
             )
         return await serving.completion(body)
 
-    @app.post("/v1/chat/completions", response_model=None)
+    @app.post(
+        "/v1/chat/completions",
+        response_model=None,
+        responses={200: {"model": ChatCompletion, "content": SSE_CONTENT}, **error_responses()},
+    )
     async def chat_completions(body: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
         if body.stream:
             prepared = await serving.prepare_chat(body)
@@ -239,15 +322,24 @@ def build_app(
             )
         return await serving.chat(body)
 
-    @app.post("/chat")
+    @app.post(
+        "/chat",
+        response_model=None,
+        responses={200: {"model": LegacyAnswer}, **error_responses(legacy=True)},
+    )
     async def legacy_chat(body: LegacyChatRequest) -> dict[str, Any]:
         return await serving.legacy_chat(body)
 
+    document_api(app, settings.limits)
+    # Outermost last: metrics see everything; limits read the body and admit; only admitted
+    # requests are watched for a disconnect.
+    app.add_middleware(CancelOnDisconnect, paths=GENERATION_ROUTES)
     app.add_middleware(
         LimitsMiddleware,
         paths=GENERATION_ROUTES,
         gate=gate,
         max_body_bytes=settings.limits.max_body_bytes,
+        body_read_timeout=settings.limits.body_read_timeout,
         retry_after=settings.limits.retry_after_seconds,
         metrics=metrics,
     )

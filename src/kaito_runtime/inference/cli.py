@@ -90,6 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-body-bytes", type=int, default=Limits().max_body_bytes)
     parser.add_argument("--retry-after", type=int, default=Limits().retry_after_seconds)
     parser.add_argument(
+        "--body-read-timeout",
+        type=float,
+        default=Limits().body_read_timeout,
+        help="seconds a client has to send a request body (408 after); counted before admission",
+    )
+    parser.add_argument(
+        "--max-stop-strings",
+        type=int,
+        default=Limits().max_stop_strings,
+        help="most stop strings a request may send (vLLM's VLLM_MAX_STOP_STRINGS default)",
+    )
+    parser.add_argument(
+        "--max-stop-string-chars",
+        type=int,
+        default=Limits().max_stop_string_chars,
+        help="longest stop string, in characters",
+    )
+    parser.add_argument(
         "--stream-interval",
         type=float,
         default=InferenceSettings.__attrs_attrs__.stream_interval.default,
@@ -100,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive(field: str, value: float | None) -> None:
-    if value is not None and value <= 0:
+    if value is not None and not value > 0:  # NaN too
         raise ConfigError(field, value, "must be positive", fix="pass a number above 0")
 
 
@@ -183,7 +201,14 @@ def settings_from_args(
             "not a vLLM executor backend",
             fix=f"use one of: {', '.join(DISTRIBUTED_EXECUTOR_BACKENDS)}",
         )
-    for field in ("max_concurrent_requests", "max_tokens_limit", "max_body_bytes"):
+    for field in (
+        "max_concurrent_requests",
+        "max_tokens_limit",
+        "max_body_bytes",
+        "body_read_timeout",
+        "max_stop_strings",
+        "max_stop_string_chars",
+    ):
         _positive("--" + field.replace("_", "-"), getattr(args, field))
     dtype = args.dtype or str(config.engine_arg("dtype") or "auto")
     adapters = discover_adapters(
@@ -218,6 +243,9 @@ def settings_from_args(
             max_tokens=args.max_tokens_limit,
             max_body_bytes=args.max_body_bytes,
             retry_after_seconds=args.retry_after,
+            body_read_timeout=args.body_read_timeout,
+            max_stop_strings=args.max_stop_strings,
+            max_stop_string_chars=args.max_stop_string_chars,
         ),
     )
 

@@ -1,8 +1,16 @@
-"""Incremental detokenization with stop strings, shared by the backends that stream token ids."""
+"""Incremental detokenization with stop strings, shared by the backends that stream token ids.
+
+Text is decoded from a small window of the latest tokens (the prefix/read offsets of Hugging
+Face's text streamer and vLLM's detokenizer), so each token costs a decode of a few tokens rather
+than of the whole output; stop strings are matched by :class:`~.stops.StopMatcher`, linear in
+the text.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+
+from kaito_runtime.inference.stops import StopMatcher
 
 __all__ = ("IncrementalDecoder",)
 
@@ -19,47 +27,42 @@ class IncrementalDecoder:
 
     def __init__(self, decode: Callable[[Sequence[int]], str], stop: Sequence[str] = ()) -> None:
         self._decode = decode
-        self._stop = tuple(s for s in stop if s)
+        self._matcher = StopMatcher(stop)
         self._ids: list[int] = []
-        self._sent = 0
-        self.stopped = False
+        # Tokens before _prefix are decoded and sent; _prefix:_read is the context whose text
+        # was already sent, decoded again so the next token's text comes out right (spaces).
+        self._prefix = 0
+        self._read = 0
 
     @property
     def token_count(self) -> int:
         """Return how many tokens were added."""
         return len(self._ids)
 
+    @property
+    def stopped(self) -> bool:
+        """Whether a stop string has been generated."""
+        return self._matcher.stopped
+
+    def _new_text(self, final: bool) -> str:
+        window = self._ids[self._prefix :]
+        if not window:
+            return ""
+        sent = (
+            self._decode(self._ids[self._prefix : self._read]) if self._read > self._prefix else ""
+        )
+        text = self._decode(window)
+        if len(text) <= len(sent) or (not final and text.endswith(REPLACEMENT)):
+            return ""
+        self._prefix, self._read = self._read, len(self._ids)
+        return text[len(sent) :]
+
     def add(self, token_ids: Sequence[int], *, final: bool = False) -> str:
         """Add tokens and return the text that can be emitted now ('' if none)."""
-        if self.stopped:
+        if self._matcher.stopped:
             return ""
         self._ids.extend(token_ids)
-        text = self._decode(self._ids)
-        if self._stop:
-            # Search from a little before the unsent text, so a stop string that straddles two
-            # deltas is still found.
-            start = max(0, self._sent - max(len(s) for s in self._stop))
-            cuts = [i for i in (text.find(s, start) for s in self._stop) if i >= 0]
-            if cuts:
-                cut = min(cuts)
-                self.stopped = True
-                delta = text[self._sent : cut] if cut > self._sent else ""
-                self._sent = max(self._sent, cut)
-                return delta
-            # Hold back a tail that may be the start of a stop string.
-            held = max(
-                (k for s in self._stop for k in range(1, len(s)) if text.endswith(s[:k])),
-                default=0,
-            )
-            if not final:
-                ready = len(text) - held
-                if text[:ready].endswith(REPLACEMENT):
-                    return ""
-                delta = text[self._sent : ready] if ready > self._sent else ""
-                self._sent = max(self._sent, ready)
-                return delta
-        if not final and text.endswith(REPLACEMENT):
-            return ""
-        delta = text[self._sent :]
-        self._sent = len(text)
+        delta = self._matcher.feed(self._new_text(final))
+        if final:
+            delta += self._matcher.flush()
         return delta

@@ -18,6 +18,7 @@ __all__ = (
     "GenerationDelta",
     "GenerationRequest",
     "ModelInfo",
+    "PromptError",
     "SamplingOptions",
 )
 
@@ -71,12 +72,17 @@ class GenerationDelta:
 
 @attrs.frozen
 class ModelInfo:
-    """What the engine serves."""
+    """What the engine serves; token ids lie in ``[0, vocab_size)``."""
 
     served_model_name: str
     max_model_len: int
     adapters: tuple[str, ...]
     backend: str
+    vocab_size: int
+
+
+class PromptError(ValueError):
+    """The engine cannot take this prompt (the chat template refused the messages)."""
 
 
 class Engine(Protocol):
@@ -97,7 +103,11 @@ class Engine(Protocol):
         ...
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """Apply the chat template (with the generation prompt) and tokenize."""
+        """Apply the chat template (with the generation prompt) and tokenize.
+
+        Raises:
+            PromptError: the model's chat template refuses the messages.
+        """
         ...
 
     def decode(self, token_ids: Sequence[int]) -> str:

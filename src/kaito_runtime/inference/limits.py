@@ -1,25 +1,25 @@
-"""Server-wide admission (429 with Retry-After) and the request body size limit (413).
+"""Request body limits (size 413, time 408), then admission (429 with Retry-After).
 
-Both are ASGI middleware around the generation routes, so a slot is held for the whole life of a
-request, streaming included, and released however the request ends. The body is read (up to the
-limit) before the application sees it, so an oversized body is refused without parsing it.
+ASGI middleware around the generation routes. The body is read first, before the request counts
+against the concurrency limit, as servers behind nginx (which buffers bodies) and vLLM's see it:
+a client trickling its body a byte at a time holds a connection, never an admission slot. It
+has ``body_read_timeout`` seconds to send the whole body, then gets 408 and the connection is
+closed. A body over the limit is refused without parsing it. An admitted request holds its slot
+for its whole life, streaming included, and gives it back however it ends.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Literal
 
+import anyio
+
+from kaito_runtime.inference.asgi import ASGIApp, Message, Receive, Scope, Send, send_error
 from kaito_runtime.inference.metrics import ServerMetrics
 
-__all__ = ("AdmissionGate", "LimitsMiddleware", "MetricsMiddleware")
+__all__ = ("AdmissionGate", "LimitsMiddleware")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+BodyOutcome = Literal["read", "too_large", "timeout", "gone"]
 
 
 class AdmissionGate:
@@ -47,30 +47,8 @@ class AdmissionGate:
         self.in_flight -= 1
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[Any]) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
-
-
-def _error_body(path: str, message: str, kind: str, code: str) -> dict[str, Any]:
-    if path.startswith("/v1/"):
-        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return {"detail": message}
-
-
 class LimitsMiddleware:
-    """Apply the body size limit and the admission gate to ``paths`` (POST generation routes)."""
+    """Read the body within its size and time limits, then admit the request (``paths`` only)."""
 
     def __init__(
         self,
@@ -79,6 +57,7 @@ class LimitsMiddleware:
         paths: frozenset[str],
         gate: AdmissionGate,
         max_body_bytes: int,
+        body_read_timeout: float,
         retry_after: int,
         metrics: ServerMetrics,
     ) -> None:
@@ -86,6 +65,7 @@ class LimitsMiddleware:
         self.paths = paths
         self.gate = gate
         self.max_body_bytes = max_body_bytes
+        self.body_read_timeout = body_read_timeout
         self.retry_after = retry_after
         self.metrics = metrics
 
@@ -98,25 +78,40 @@ class LimitsMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._too_large(path, send)
             return
+        body, outcome = await self._read_body(receive)
+        if outcome == "too_large":
+            await self._too_large(path, send)
+            return
+        if outcome == "timeout":
+            self.metrics.rejected.labels("body_timeout").inc()
+            message = (
+                f"the request body was not received within {self.body_read_timeout:g} s "
+                "(--body-read-timeout); send it at once"
+            )
+            await send_error(
+                send, path, 408, message, "invalid_request_error", code="body_timeout", close=True
+            )
+            return
+        if outcome == "gone":
+            return
         if not self.gate.try_enter():
             self.metrics.rejected.labels("overloaded").inc()
             message = (
                 f"the server is at its limit of {self.gate.capacity} concurrent requests; "
                 f"retry after {self.retry_after} s"
             )
-            await _send_json(
+            await send_error(
                 send,
+                path,
                 429,
-                _error_body(path, message, "rate_limit_error", "overloaded"),
-                [(b"retry-after", str(self.retry_after).encode())],
+                message,
+                "rate_limit_error",
+                code="overloaded",
+                headers=[(b"retry-after", str(self.retry_after).encode())],
             )
             return
         try:
             self.metrics.in_flight.inc()
-            body = await self._read_body(receive)
-            if body is None:
-                await self._too_large(path, send)
-                return
             replayed = False
 
             async def replay() -> Message:
@@ -131,65 +126,29 @@ class LimitsMiddleware:
             self.gate.leave()
             self.metrics.in_flight.dec()
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
+    async def _read_body(self, receive: Receive) -> tuple[bytes, BodyOutcome]:
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return b"".join(chunks)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        with anyio.move_on_after(self.body_read_timeout):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return b"", "gone"  # the client disconnected mid-body
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    return b"", "too_large"
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks), "read"
+        return b"", "timeout"
 
     async def _too_large(self, path: str, send: Send) -> None:
         self.metrics.rejected.labels("body_too_large").inc()
         message = (
-            f"request body is larger than the {self.max_body_bytes}-byte limit; send a shorter "
-            "prompt"
+            f"request body is larger than the {self.max_body_bytes}-byte limit "
+            "(--max-body-bytes); send a shorter prompt"
         )
-        await _send_json(
-            send, 413, _error_body(path, message, "invalid_request_error", "body_too_large"), []
+        await send_error(
+            send, path, 413, message, "invalid_request_error", code="body_too_large", close=True
         )
-
-
-class MetricsMiddleware:
-    """Count every response by route and status, and time it until its last byte."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        routes: frozenset[str],
-        metrics: ServerMetrics,
-        clock: Callable[[], float],
-    ) -> None:
-        self.app = app
-        self.routes = routes
-        self.metrics = metrics
-        self.clock = clock
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope.get("path", "")
-        route = path if path in self.routes else "other"
-        started = self.clock()
-        status = 500
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        finally:
-            self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(self.clock() - started)

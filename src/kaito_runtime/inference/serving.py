@@ -22,6 +22,7 @@ from kaito_runtime.inference.engine import (
     Engine,
     GenerationDelta,
     GenerationRequest,
+    PromptError,
     SamplingOptions,
 )
 from kaito_runtime.inference.errors import EngineUnavailableError, RequestError
@@ -35,12 +36,24 @@ from kaito_runtime.inference.protocol import (
 )
 from kaito_runtime.inference.settings import Limits
 
-__all__ = ("Completed", "EngineHolder", "Serving")
+__all__ = ("Completed", "EngineHolder", "Serving", "shown")
 
 log = structlog.get_logger(__name__)
 
 # Tokenizing longer texts goes to a worker thread so the event loop stays responsive.
 INLINE_TOKENIZE_CHARS = 4000
+# Below this, temperature divides logits into infinities; vLLM raises it to this value too.
+MIN_TEMPERATURE = 0.01
+# How much of a client's value an error message repeats.
+SHOWN_CHARS = 60
+
+
+def shown(value: object) -> str:
+    """Return ``repr(value)`` cut to a few dozen characters, for error messages."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
 
 
 @attrs.define
@@ -78,10 +91,54 @@ def _sse(event: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
 
 
-def _stop_tuple(stop: str | list[str] | None) -> tuple[str, ...]:
+def _stop_strings(stop: str | list[str] | None, limits: Limits) -> tuple[str, ...]:
+    """Return the stop strings, within the server's caps on their number and length."""
     if stop is None:
         return ()
-    return (stop,) if isinstance(stop, str) else tuple(stop)
+    stops = [stop] if isinstance(stop, str) else stop
+    if len(stops) > limits.max_stop_strings:
+        raise RequestError(
+            f"stop holds {len(stops)} strings; this server takes at most "
+            f"{limits.max_stop_strings} (--max-stop-strings); send fewer",
+            param="stop",
+        )
+    for index, text in enumerate(stops):
+        field = "stop" if isinstance(stop, str) else f"stop[{index}]"
+        if not text:
+            raise RequestError(
+                f"{field} is an empty string, which would stop at once; remove it", param="stop"
+            )
+        if len(text) > limits.max_stop_string_chars:
+            raise RequestError(
+                f"{field}={shown(text)} is longer than this server's limit of "
+                f"{limits.max_stop_string_chars} characters (--max-stop-string-chars); "
+                "send a shorter stop string",
+                param="stop",
+            )
+    return tuple(stops)
+
+
+def _token_ids(ids: list[int], vocab_size: int) -> list[int]:
+    """Return ``ids`` if every one is a token id of the model, else refuse naming the first bad."""
+    for index, token in enumerate(ids):
+        if not 0 <= token < vocab_size:
+            raise RequestError(
+                f"prompt[{index}]={shown(token)} is out of vocabulary: token ids of this model "
+                f"lie in [0, {vocab_size - 1}]",
+                param="prompt",
+            )
+    return ids
+
+
+def _top_k(top_k: int | None, vocab_size: int) -> int:
+    """``top_k`` as the engines take it: 0 (off) for -1, None, or at least the vocabulary."""
+    if top_k is None or top_k <= 0 or top_k >= vocab_size:
+        return 0
+    return top_k
+
+
+def _temperature(value: float) -> float:
+    return value if value == 0 else max(value, MIN_TEMPERATURE)
 
 
 def _message_text(message: OpenAIMessage, index: int) -> str:
@@ -129,7 +186,7 @@ class Serving:
             return model, model
         served = ", ".join([info.served_model_name, *info.adapters])
         raise RequestError(
-            f"model {model!r} is not served here; use one of: {served}",
+            f"model {shown(model)} is not served here; use one of: {served}",
             status=404,
             param="model",
             code="model_not_found",
@@ -139,6 +196,14 @@ class Serving:
         if size <= INLINE_TOKENIZE_CHARS:
             return fn(arg)
         return await anyio.to_thread.run_sync(fn, arg)
+
+    async def _render(
+        self, engine: Engine, messages: Sequence[ChatMessage], size: int
+    ) -> list[int]:
+        try:
+            return await self._tokenize(engine.render_chat, messages, size)
+        except PromptError as err:
+            raise RequestError(str(err), param="messages") from err
 
     def _budget(self, engine: Engine, prompt_len: int, requested: int | None, default: int) -> int:
         context = engine.info.max_model_len
@@ -168,7 +233,7 @@ class Serving:
         return requested
 
     def _sampling(
-        self, req: CompletionRequest | ChatCompletionRequest, max_tokens: int
+        self, engine: Engine, req: CompletionRequest | ChatCompletionRequest, max_tokens: int
     ) -> SamplingOptions:
         if req.n != 1:
             raise RequestError(f"n={req.n} is not supported; use n=1", param="n")
@@ -181,13 +246,13 @@ class Serving:
             raise RequestError("logprobs are not returned by this server", param="logprobs")
         return SamplingOptions(
             max_tokens=max_tokens,
-            temperature=1.0 if req.temperature is None else req.temperature,
+            temperature=1.0 if req.temperature is None else _temperature(req.temperature),
             top_p=1.0 if req.top_p is None else req.top_p,
-            top_k=max(0, req.top_k or 0),
+            top_k=_top_k(req.top_k, engine.info.vocab_size),
             min_tokens=min(req.min_tokens, max_tokens),
             repetition_penalty=req.repetition_penalty or 1.0,
             seed=req.seed,
-            stop=_stop_tuple(req.stop),
+            stop=_stop_strings(req.stop, self.limits),
         )
 
     async def _run(self, prepared: _Prepared) -> AsyncIterator[GenerationDelta]:
@@ -253,19 +318,19 @@ class Serving:
             if not prompt:
                 raise RequestError("prompt is empty; send some text", param="prompt")
             ids = await self._tokenize(engine.encode, prompt, len(prompt))
-            text = prompt
         else:
-            ids = [int(t) for t in prompt]
+            ids = _token_ids([int(t) for t in prompt], engine.info.vocab_size)
             if not ids:
                 raise RequestError("prompt is empty; send some text", param="prompt")
-            text = engine.decode(ids)
         max_tokens = self._budget(engine, len(ids), req.max_tokens, default=16)
         request = GenerationRequest(
             request_id=f"cmpl-{uuid.uuid4().hex}",
             prompt_token_ids=tuple(ids),
-            sampling=self._sampling(req, max_tokens),
+            sampling=self._sampling(engine, req, max_tokens),
             adapter=adapter,
         )
+        # The prompt's text is needed only to echo it (and is decoded only once it fits).
+        text = prompt if isinstance(prompt, str) else engine.decode(ids) if req.echo else ""
         return _Prepared(engine=engine, request=request, model=model), text
 
     async def completion(self, req: CompletionRequest) -> dict[str, Any]:
@@ -331,13 +396,13 @@ class Serving:
             for i, m in enumerate(req.messages)
         ]
         size = sum(len(m.content) for m in messages)
-        ids = await self._tokenize(engine.render_chat, messages, size)
+        ids = await self._render(engine, messages, size)
         requested = req.max_completion_tokens or req.max_tokens
         max_tokens = self._budget(engine, len(ids), requested, default=self.limits.max_tokens)
         request = GenerationRequest(
             request_id=f"chatcmpl-{uuid.uuid4().hex}",
             prompt_token_ids=tuple(ids),
-            sampling=self._sampling(req, max_tokens),
+            sampling=self._sampling(engine, req, max_tokens),
             adapter=adapter,
         )
         return _Prepared(engine=engine, request=request, model=model)
@@ -439,7 +504,7 @@ class Serving:
                 ChatMessage(role=m.role, content=m.content) for m in req.messages
             ]
             size = sum(len(m.content) for m in messages)
-            ids = await self._tokenize(engine.render_chat, messages, size)
+            ids = await self._render(engine, messages, size)
         if kwargs.max_new_tokens is not None:
             requested = kwargs.max_new_tokens
         else:
@@ -454,9 +519,9 @@ class Serving:
         max_tokens = self._budget(engine, len(ids), requested, default=requested)
         sampling = SamplingOptions(
             max_tokens=max_tokens,
-            temperature=kwargs.temperature if kwargs.do_sample else 0.0,
+            temperature=_temperature(kwargs.temperature) if kwargs.do_sample else 0.0,
             top_p=kwargs.top_p,
-            top_k=kwargs.top_k,
+            top_k=_top_k(kwargs.top_k, engine.info.vocab_size),
             min_tokens=min(max(0, kwargs.min_length - len(ids)), max_tokens),
             repetition_penalty=kwargs.repetition_penalty,
             seed=kwargs.seed,

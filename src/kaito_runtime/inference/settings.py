@@ -20,12 +20,18 @@ DISTRIBUTED_EXECUTOR_BACKENDS = ("mp", "ray", "uni", "external_launcher")
 
 @attrs.frozen
 class Limits:
-    """Per-request and server-wide limits protecting the process from running out of memory."""
+    """Per-request and server-wide limits: memory, time and work a request may cost.
+
+    ``max_stop_strings`` is vLLM's ``VLLM_MAX_STOP_STRINGS`` default.
+    """
 
     max_concurrent_requests: int = 32
     max_tokens: int = 4096
     max_body_bytes: int = 1 << 20
     retry_after_seconds: int = 1
+    body_read_timeout: float = 30.0
+    max_stop_strings: int = 4
+    max_stop_string_chars: int = 1024
 
 
 @attrs.frozen

@@ -130,17 +130,22 @@ class TuningLaunch:
 
 
 def check_tuning_args(tuning_args: Sequence[str]) -> None:
-    """Parse ``tuning_args`` with the tuning command's own parser, before starting anything.
+    """Parse ``tuning_args`` and read the tuning config they name, before starting anything.
+
+    A configuration error is the same in every process; finding it here reports it once, with
+    its exit code, instead of racing the processes that would each hit it.
 
     Raises:
-        LaunchError: the tuning command would refuse them (argparse's complaint is quoted).
+        LaunchError: the tuning command would refuse them (argparse's complaint is quoted), or
+            its config is invalid (the tuning command's own message).
     """
-    from kaito_runtime.tuning.cli import build_parser
+    from kaito_runtime.tuning.cli import build_parser, load_run_config
+    from kaito_runtime.tuning.termination import ConfigError
 
     complaints = io.StringIO()
     try:
         with contextlib.redirect_stderr(complaints), contextlib.redirect_stdout(complaints):
-            build_parser().parse_args(list(tuning_args))
+            parsed = build_parser().parse_args(list(tuning_args))
     except SystemExit as exc:
         if exc.code in (0, None):  # --help
             raise LaunchError(complaints.getvalue().strip(), 0) from None
@@ -149,6 +154,10 @@ def check_tuning_args(tuning_args: Sequence[str]) -> None:
         raise LaunchError(
             f"the tuning arguments after '--' are invalid: {reason}", EXIT_CONFIG
         ) from None
+    try:
+        load_run_config(parsed)
+    except ConfigError as err:
+        raise LaunchError(str(err), EXIT_CONFIG) from None
 
 
 def _describe_exit(code: int) -> str:

@@ -29,7 +29,12 @@ from kaito_runtime.contract import (
     TuningFlags,
 )
 from kaito_runtime.logs import configure_logging
-from kaito_runtime.tuning.config import Method, default_target_modules, load_config
+from kaito_runtime.tuning.config import (
+    Method,
+    TuningConfig,
+    default_target_modules,
+    load_config,
+)
 from kaito_runtime.tuning.distributed import Ranks
 from kaito_runtime.tuning.progress import ProgressServer, ProgressTracker
 from kaito_runtime.tuning.termination import ConfigError, run_main
@@ -82,13 +87,22 @@ def _config_path(flag: Path | None) -> Path | None:
     return None
 
 
+def load_run_config(args: argparse.Namespace) -> TuningConfig:
+    """The tuning config the parsed ``args`` name (file or built-in template), checked.
+
+    Raises:
+        ConfigError: the file is unreadable or invalid, or disagrees with ``--method``.
+    """
+    method = cast(Method | None, args.method)
+    return load_config(
+        _config_path(args.config), method, target_modules=default_target_modules(args.preset)
+    )
+
+
 def _run(args: argparse.Namespace, ranks: Ranks) -> str:
     from kaito_runtime.tuning.train import TuningSettings, run_tuning
 
-    method = cast(Method | None, args.method)
-    config = load_config(
-        _config_path(args.config), method, target_modules=default_target_modules(args.preset)
-    )
+    config = load_run_config(args)
     model = args.model or config.model.pretrained_model_name_or_path
     if not model:
         raise ConfigError(
@@ -102,7 +116,7 @@ def _run(args: argparse.Namespace, ranks: Ranks) -> str:
         data_dir=data_dir,
         output_dir=output_dir,
         model=str(model),
-        method=method or config.method,
+        method=cast(Method | None, args.method) or config.method,
         checkpoint_dir=args.checkpoint_dir or output_dir / "checkpoints",
         preset=args.preset,
         checkpoint_explicit=args.checkpoint_dir is not None,

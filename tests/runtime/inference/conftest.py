@@ -6,6 +6,7 @@ The real server is ``python -m kaito_runtime.inference`` in a subprocess on a lo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
@@ -22,6 +24,8 @@ import pytest
 SERVED_NAME = "phi-3-mini-4k-instruct"
 ADAPTER_NAME = "phi-adapter"
 SERVER_CONCURRENCY = 8
+# Short enough that a test sees a trickling client cut off, long enough for any real client.
+SERVER_BODY_READ_TIMEOUT = 4.0
 
 
 @pytest.fixture(scope="session")
@@ -46,12 +50,27 @@ def _free_port() -> int:
 
 @attrs.frozen
 class RunningServer:
-    """A server subprocess: its base URL, process, and the first /health status it answered."""
+    """A server subprocess: its base URL, process, and the first /health status it answered.
+
+    It logs JSON lines to ``log_path``; :meth:`events` reads them back.
+    """
 
     base_url: str
     process: subprocess.Popen[bytes]
     first_health_status: int
     log_path: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """Return the server's log events called ``name``, oldest first."""
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{") and f'"{name}"' in line:
+                event = json.loads(line)
+                if event.get("event") == name:
+                    found.append(event)
+        return found
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, deadline: float) -> int:
@@ -84,6 +103,9 @@ def server(
         "PYTHONPATH": os.pathsep.join(sys.path),
         ADAPTER_NAME: "1.0",
         "KAITO_TERMINATION_LOG": str(log.parent / "termination-log"),
+        "KAITO_LOG_FORMAT": "json",
+        # One thread for a model this small: no OpenMP spinning against the test client's CPU.
+        "OMP_NUM_THREADS": "1",
     }
     command = [
         sys.executable, "-m", "kaito_runtime.inference",
@@ -94,13 +116,16 @@ def server(
         "--adapters-dir", str(adapters_dir),
         "--backend", "transformers",
         "--max-concurrent-requests", str(SERVER_CONCURRENCY),
+        "--body-read-timeout", str(SERVER_BODY_READ_TIMEOUT),
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         first = _wait_healthy(url, proc, log, time.monotonic() + 240)
-        yield RunningServer(base_url=url, process=proc, first_health_status=first, log_path=log)
+        yield RunningServer(
+            base_url=url, process=proc, first_health_status=first, log_path=log, port=port
+        )
     finally:
         proc.terminate()
         try:

@@ -208,14 +208,18 @@ LONG_PROMPT = "kaito answers hello world " * 300
     ("body", "fragment"),
     [
         pytest.param({"model": SERVED_NAME}, "messages: Field required", id="missing-messages"),
-        pytest.param({"messages": "hi"}, "messages: Input should be a valid list", id="wrong-type"),
+        pytest.param(
+            {"messages": "hi"}, "messages='hi': Input should be a valid list", id="wrong-type"
+        ),
         pytest.param({"messages": []}, "messages: List should have at least 1 item", id="empty"),
         pytest.param(
-            {"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role", id="bad-role"
+            {"messages": [{"role": "robot", "content": "x"}]},
+            "messages[0].role='robot'",
+            id="bad-role",
         ),
         pytest.param(
             {"messages": HELLO, "temperature": "hot"},
-            "temperature: Input should be a valid",
+            "temperature='hot': Input should be a valid",
             id="t",
         ),
         pytest.param(
@@ -323,7 +327,7 @@ async def test_legacy_chat_messages_return_the_assistant_text(client: httpx.Asyn
         ),
         pytest.param(
             {"prompt": "a", "generate_kwargs": {"max_length": "long"}},
-            "generate_kwargs.max_length: Input should be a valid integer",
+            "generate_kwargs.max_length='long': Input should be a valid integer",
             id="wrong-type",
         ),
     ],

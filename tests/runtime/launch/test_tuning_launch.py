@@ -100,10 +100,22 @@ def test_impossible_launches_are_refused_with_the_fix(
 
 
 def test_tuning_arguments_are_parsed_by_the_tuning_parser() -> None:
-    check_tuning_args(TUNING)
+    check_tuning_args(["--method", "qlora", "--output-dir", "/mnt/results"])  # built-in template
     with pytest.raises(LaunchError) as err:
         check_tuning_args(["--method", "full"])
     assert "argument --method: invalid choice: 'full'" in str(err.value)
+
+
+def test_the_tuning_config_is_read_once_before_any_process_starts(tmp_path: Path) -> None:
+    with pytest.raises(LaunchError) as err:
+        check_tuning_args(TUNING)  # no ConfigMap mounted here
+    assert err.value.exit_code == 2
+    assert "cannot read the tuning config '/mnt/config/training_config.yaml'" in str(err.value)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training_config:\n  Bogus: {}\n")
+    with pytest.raises(LaunchError) as err:
+        check_tuning_args(["--config", str(bad)])
+    assert (err.value.exit_code, "Bogus" in str(err.value)) == (2, True)
 
 
 def test_the_pod_index_comes_from_the_statefulset_or_the_indexed_job() -> None:

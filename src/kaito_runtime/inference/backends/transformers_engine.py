@@ -33,6 +33,7 @@ from kaito_runtime.inference.engine import (
     GenerationDelta,
     GenerationRequest,
     ModelInfo,
+    PromptError,
 )
 from kaito_runtime.inference.lora_weights import PreparedAdapters, prepare_adapters
 from kaito_runtime.inference.settings import InferenceSettings
@@ -59,6 +60,7 @@ class _Job:
     request: GenerationRequest
     send: MemoryObjectSendStream[GenerationDelta | BaseException]
     loop: asyncio.AbstractEventLoop
+    # Set from the event loop when the request is gone; the worker stops at the next token.
     cancelled: threading.Event = attrs.field(factory=threading.Event)
 
     def deliver(self, delta: GenerationDelta) -> None:
@@ -146,9 +148,14 @@ class TransformersEngine:
         """Apply the chat template with the generation prompt, and tokenize."""
         turns = [{"role": m.role, "content": m.content} for m in messages]
         if getattr(self._tokenizer, "chat_template", None):
-            text = self._tokenizer.apply_chat_template(
-                turns, add_generation_prompt=True, tokenize=False
-            )
+            from jinja2 import TemplateError
+
+            try:
+                text = self._tokenizer.apply_chat_template(
+                    turns, add_generation_prompt=True, tokenize=False
+                )
+            except TemplateError as err:
+                raise PromptError(f"the model's chat template refused the messages: {err}") from err
         else:
             text = _fallback_chat(messages)
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -234,6 +241,7 @@ class TransformersEngine:
                 self.text: list[str] = []
                 self.tokens = 0
                 self.flushed_at: float | None = None
+                self.after_cancel = 0  # tokens finished after the request was cancelled
 
             def put(self, value: Any) -> None:
                 if not self.prompt_seen:
@@ -241,6 +249,9 @@ class TransformersEngine:
                     return
                 ids = [int(t) for t in value.reshape(-1).tolist()]
                 if not ids:
+                    return
+                if job.cancelled.is_set():
+                    self.after_cancel += len(ids)
                     return
                 self.last = ids[-1]
                 # Every generated token counts (an end-of-sequence one too, as in vLLM);
@@ -289,6 +300,14 @@ class TransformersEngine:
                 torch.manual_seed(sampling.seed)
             ids = torch.tensor([list(request.prompt_token_ids)], device=self._model.device)
             self._model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
+        if job.cancelled.is_set():
+            log.info(
+                "generation_cancelled",
+                request_id=request.request_id,
+                tokens=decoder.token_count,
+                tokens_after_cancel=streamer.after_cancel,
+            )
+            return
         streamer.flush(time.monotonic())
         tail = decoder.add([], final=True)
         finish: FinishReason
@@ -349,6 +368,12 @@ def _load(settings: InferenceSettings, workdir: Path) -> tuple[Any, Any, Prepare
     return model, tokenizer, prepared, str(dtype).removeprefix("torch.")
 
 
+def _vocab_size(model: Any, tokenizer: Any) -> int:
+    """Token ids both the tokenizer and the model's embedding know: ``[0, vocab_size)``."""
+    rows = int(model.get_input_embeddings().num_embeddings)
+    return min(rows, len(tokenizer))
+
+
 def _context_length(settings: InferenceSettings, model: Any) -> int:
     if settings.max_model_len is not None:
         return settings.max_model_len
@@ -378,6 +403,7 @@ async def open_transformers_engine(
             max_model_len=_context_length(settings, model),
             adapters=tuple(prepared.by_name),
             backend="transformers",
+            vocab_size=_vocab_size(model, tokenizer),
         )
         send, receive = anyio.create_memory_object_stream[_Job](math.inf)
         engine = TransformersEngine(

@@ -31,6 +31,7 @@ from kaito_runtime.inference.engine import (
     GenerationDelta,
     GenerationRequest,
     ModelInfo,
+    PromptError,
 )
 from kaito_runtime.inference.errors import ConfigError
 from kaito_runtime.inference.lora_weights import PreparedAdapters, prepare_adapters
@@ -154,10 +155,15 @@ class VLLMEngine:
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
         """Apply the model's chat template with the generation prompt, and tokenize."""
+        from jinja2 import TemplateError
+
         turns = [{"role": m.role, "content": m.content} for m in messages]
-        text = self._tokenizer.apply_chat_template(
-            turns, add_generation_prompt=True, tokenize=False
-        )
+        try:
+            text = self._tokenizer.apply_chat_template(
+                turns, add_generation_prompt=True, tokenize=False
+            )
+        except TemplateError as err:
+            raise PromptError(f"the model's chat template refused the messages: {err}") from err
         return list(self._tokenizer.encode(text, add_special_tokens=False))
 
     def decode(self, token_ids: Sequence[int]) -> str:
@@ -275,6 +281,8 @@ async def open_vllm_engine(settings: InferenceSettings) -> AsyncIterator[VLLMEng
                 max_model_len=int(llm.model_config.max_model_len),
                 adapters=tuple(loras),
                 backend="vllm",
+                # ids the model embeds and the tokenizer decodes (vLLM refuses the others)
+                vocab_size=min(int(llm.model_config.get_vocab_size()), len(llm.get_tokenizer())),
             )
             log.info(
                 "model_loaded",
