@@ -42,7 +42,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLE = Path(__file__).with_name("upstream_fields.yaml")
 DOC = ROOT / "docs" / "upstream-parity.md"
 ABSENT: Final = "<absent>"
-_MISSING: Final = object()
+HASH: Final = "<hash>"
+HASH_ANNOTATION: Final = "workspace.kaito.io/hash"
+MISSING: Final = object()
 _TOKEN = re.compile(r'\.?([A-Za-z0-9_-]+)|\["([^"]+)"\]|\[(\d+)\]|\[(\w+)=([^\]]+)\]')
 
 Step = str | int | tuple[str, str]
@@ -70,23 +72,23 @@ def parse_path(path: str) -> list[Step]:
 
 
 def get(obj: Any, steps: list[Step]) -> Any:
-    """The value at ``steps``, or :data:`_MISSING`."""
+    """The value at ``steps``, or :data:`MISSING`."""
     for step in steps:
         if isinstance(step, tuple):
             if not isinstance(obj, list):
-                return _MISSING
+                return MISSING
             field, value = step
             found = [o for o in obj if isinstance(o, Mapping) and str(o.get(field)) == value]
             if len(found) != 1:
-                return _MISSING
+                return MISSING
             obj = found[0]
         elif isinstance(step, int):
             if not isinstance(obj, list) or step >= len(obj):
-                return _MISSING
+                return MISSING
             obj = obj[step]
         else:
             if not isinstance(obj, Mapping) or step not in obj:
-                return _MISSING
+                return MISSING
             obj = obj[step]
     return obj
 
@@ -194,16 +196,19 @@ def render(path: Mapping[str, Any]) -> Rendered:
         plan_t = TuningPlan(preset=preset, sku=sku, config_text=template[c.TUNING_CONFIG_KEY],
                             revision="1")  # fmt: skip
         objects += [training_config_map(ws, plan_t), tuning_job(ws, plan_t, settings)]
-    objects.append(controller_revision(ws, spec_hash(ws), 1))
+    hash_ = spec_hash(ws)
+    revision = controller_revision(ws, hash_, 1)
+    # Upstream's naming, <workspace>-<first 5 hex of the hash>; the hash itself is ours (the
+    # table compares "<hash>", its encoding being a deliberate difference).
+    assert revision["metadata"]["name"] == f"{ws.metadata.name}-{hash_[:5]}"
+    assert revision["metadata"]["annotations"] == {HASH_ANNOTATION: hash_}
+    revision["metadata"]["name"] = f"{ws.metadata.name}-{HASH}"
+    revision["metadata"]["annotations"] = {HASH_ANNOTATION: HASH}
+    objects.append(revision)
     rendered = {f"{o['kind']}/{o['metadata']['name']}": o for o in objects}
     # The Workspace's own annotations, as the revision sync writes them.
     rendered[f"Workspace/{ws.metadata.name}"] = {
-        "metadata": {
-            "annotations": {
-                "workspace.kaito.io/hash": spec_hash(ws),
-                c.ANNOTATION_REVISION: "1",
-            }
-        }
+        "metadata": {"annotations": {HASH_ANNOTATION: HASH, c.ANNOTATION_REVISION: "1"}}
     }
     return Rendered(ws, rendered)
 
@@ -215,7 +220,7 @@ END = "<!-- parity:end -->"
 
 
 def _cell(value: Any) -> str:
-    if value is _MISSING or value == ABSENT:
+    if value is MISSING or value == ABSENT:
         return "(absent)"
     text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     text = text.removesuffix("...").strip()
@@ -224,41 +229,61 @@ def _cell(value: Any) -> str:
     return "`" + text.replace("|", "\\|").replace("`", "'") + "`"
 
 
+def entries(fields: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(field path, spec)`` of an object's fields; keys ending in ``/`` group a common prefix."""
+    for key, spec in fields.items():
+        if key.endswith("/"):
+            yield from entries(spec, _join(prefix, key[:-1]))
+        else:
+            yield _join(prefix, key), spec
+
+
+def _join(prefix: str, key: str) -> str:
+    if not prefix:
+        return key
+    return prefix + key if key.startswith("[") else f"{prefix}.{key}"
+
+
+def deliberate(spec: Any) -> bool:
+    return isinstance(spec, Mapping) and "deliberate" in spec
+
+
 def doc_tables(table: Mapping[str, Any]) -> str:
     """The generated part of docs/upstream-parity.md: per path the count of fields compared, then
     every deliberate difference with the paths it applies to."""
-    lines = ["| path | Workspace | fields equal to upstream's | deliberate differences |",
+    lines = ["| path | Workspace | fields and flags equal to upstream's | deliberate differences |",
              "|---|---|---|---|"]  # fmt: skip
-    differences: dict[tuple[str, str], dict[str, Any]] = {}
+    rows: dict[tuple[str, str, str, str], list[str]] = {}
+
+    def note(field: str, spec: Mapping[str, Any], name: str) -> None:
+        ours = _cell(spec["ours"]) if "ours" in spec else ""
+        key = (field, spec["deliberate"], _cell(spec.get("upstream", ABSENT)), ours)
+        paths = rows.setdefault(key, [])
+        if name not in paths:
+            paths.append(name)
+
     for name, path in table["paths"].items():
-        same = deliberate = 0
+        same = differ = 0
         for kind_name, fields in path["objects"].items():
-            entries = fields.items() if isinstance(fields, Mapping) and "deliberate" not in fields \
-                else [("(the object)", fields)]  # fmt: skip
-            for field, spec in entries:
-                if isinstance(spec, Mapping) and "deliberate" in spec:
-                    deliberate += 1
-                    key = (kind_name.split("/")[0] + " " + field, spec["deliberate"])
-                    entry = differences.setdefault(
-                        key, {"paths": [], "upstream": spec.get("upstream")}
-                    )
-                    entry["paths"].append(name)
+            kind = kind_name.split("/")[0]
+            listed = [("(the object)", fields)] if deliberate(fields) else entries(fields)
+            for field, spec in listed:
+                if deliberate(spec):
+                    differ += 1
+                    note(f"{kind} `{field}`", spec, name)
                 else:
                     same += 1
         for flag, spec in (path.get("flags") or {}).items():
-            if isinstance(spec, Mapping) and "deliberate" in spec:
-                deliberate += 1
-                key = (f"command `--{flag}`", spec["deliberate"])
-                entry = differences.setdefault(key, {"paths": [], "upstream": spec.get("upstream")})
-                entry["paths"].append(name)
+            if deliberate(spec):
+                differ += 1
+                note(f"command `--{flag}`", spec, name)
             else:
                 same += 1
-        lines.append(f"| `{name}` | {path['description']} | {same} | {deliberate} |")
-    lines += ["", "| field | upstream | why ours differs | paths |", "|---|---|---|---|"]
-    for (field, why), entry in sorted(differences.items()):
-        paths = entry["paths"]
+        lines.append(f"| `{name}` | {path['description']} | {same} | {differ} |")
+    lines += ["", "| field | upstream | ours | why | paths |", "|---|---|---|---|---|"]
+    for (field, why, upstream, ours), paths in sorted(rows.items()):
         shown = "all" if len(paths) == len(table["paths"]) else ", ".join(f"`{p}`" for p in paths)
-        lines.append(f"| {field} | {_cell(entry['upstream'])} | [{why}](#{why}) | {shown} |")
+        lines.append(f"| {field} | {upstream} | {ours} | [{why}](#{why}) | {shown} |")
     return "\n".join(lines)
 
 
