@@ -43,16 +43,24 @@ class FuzzBudget:
 
     Wrap a hypothesis test body: ``budget.spend()`` returns False once time is up (the body then
     returns at once, and hypothesis finishes quickly); ``budget.report(name)`` prints the count.
+    The first ``minimum`` inputs run whatever the clock says, so a target on a loaded machine
+    still tries something (and its assertions about what it saw still mean something).
     """
 
-    def __init__(self, seconds: float | None = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        minimum: int = 20,
+    ):
         self._clock = clock
+        self.minimum = minimum
         self.seconds = fuzz_seconds() if seconds is None else seconds
         self._deadline = clock() + self.seconds
         self.tried = 0
 
     def spend(self) -> bool:
-        if self._clock() >= self._deadline:
+        if self.tried >= self.minimum and self._clock() >= self._deadline:
             return False
         self.tried += 1
         return True

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fuzz import FuzzBudget
 from tests.support.registry import run_registry
 from tests.support.tiny_model import build_tiny_model
 
@@ -43,3 +44,15 @@ def test_tiny_model_loads_through_auto_classes(tmp_path: Path) -> None:
     )
     out = model.generate(**enc, max_new_tokens=3, do_sample=False)
     assert out.shape[1] == enc["input_ids"].shape[1] + 3
+
+
+def test_the_fuzz_budget_runs_its_minimum_then_stops_on_time() -> None:
+    now = [0.0]
+    budget = FuzzBudget(seconds=1.0, clock=lambda: now[0], minimum=3)
+    now[0] = 5.0  # the time is spent before the first input
+    assert [budget.spend() for _ in range(5)] == [True, True, True, False, False]
+    assert budget.tried == 3
+    fresh = FuzzBudget(seconds=1.0, clock=lambda: now[0], minimum=0)
+    assert fresh.spend() is True  # created at 5.0: a whole second left
+    now[0] = 6.5
+    assert fresh.spend() is False
