@@ -79,9 +79,12 @@ async def test_inference_example_becomes_ready_with_its_objects(kaito: Embedded)
     (pod,) = pods
     assert pod["spec"]["nodeName"] == node["metadata"]["name"]
 
-    reasons = [e["reason"] for e in await events_for(kaito, "workspace-phi-3-mini")]
-    assert "WorkloadCreated" in reasons
-    assert "InferenceReadyTrue" in reasons
+    # The transition's Event is written after the status that shows it: wait for it.
+    async def reasons() -> set[str] | None:
+        seen = {e["reason"] for e in await events_for(kaito, "workspace-phi-3-mini")}
+        return seen if {"WorkloadCreated", "InferenceReadyTrue"} <= seen else None
+
+    await wait_for(reasons, what="the WorkloadCreated and InferenceReadyTrue events")
 
 
 async def test_adapter_example_pulls_its_adapter_with_strength(kaito: Embedded) -> None:
