@@ -28,8 +28,11 @@ __all__ = (
     "INFERENCE_CONFIG_PATH",
     "INFERENCE_MODULE",
     "INFERENCE_PARAMS",
+    "LAUNCH_MODULE",
     "LORA_PARAMS",
     "PHI3_TARGET_MODULES",
+    "POD_INDEX_ENV",
+    "POD_INDEX_LABEL",
     "POD_IP_ENV",
     "POD_IP_REFERENCE",
     "PROGRESS_FILE",
@@ -37,6 +40,8 @@ __all__ = (
     "PROGRESS_PHASES",
     "PYTHON",
     "QLORA_PARAMS",
+    "RAY_PORT",
+    "RENDEZVOUS_PORT",
     "RESULTS_DIR",
     "SERVER_PORT",
     "SHM_DIR",
@@ -51,6 +56,7 @@ __all__ = (
     "AdapterFlags",
     "DataFlags",
     "InferenceFlags",
+    "LaunchFlags",
     "TuningFlags",
     "TuningProgress",
     "module_command",
@@ -88,11 +94,17 @@ INFERENCE_MODULE: Final = "kaito_runtime.inference"
 TUNING_MODULE: Final = "kaito_runtime.tuning"
 DATA_MODULE: Final = "kaito_runtime.data"
 ADAPTERS_MODULE: Final = "kaito_runtime.adapters"
+#: The launcher of multi-GPU and multi-node pods (accelerate for tuning, Ray for vLLM).
+LAUNCH_MODULE: Final = "kaito_runtime.launch"
 
 #: The inference server's port (``/health``, the OpenAI API) and the tuning pod's progress port.
 SERVER_PORT: Final = 5000
 HEALTH_PATH: Final = "/health"
 PROGRESS_PATH: Final = "/progress"
+#: The Ray head's port on pod 0 of a multi-node inference Workspace.
+RAY_PORT: Final = 6379
+#: The rendezvous port of multi-node tuning (torch.distributed's static rendezvous on node 0).
+RENDEZVOUS_PORT: Final = 29500
 
 
 def module_command(module: str, *args: str) -> list[str]:
@@ -112,6 +124,8 @@ class InferenceFlags:
     ADAPTERS_DIR: Final = "--adapters-dir"
     CONFIG_FILE: Final = "--kaito-config-file"
     DTYPE: Final = "--dtype"
+    MAX_MODEL_LEN: Final = "--max-model-len"
+    TRUST_REMOTE_CODE: Final = "--trust-remote-code"
     GPU_MEMORY_UTILIZATION: Final = "--gpu-memory-utilization"
     TENSOR_PARALLEL_SIZE: Final = "--tensor-parallel-size"
     DATA_PARALLEL_SIZE: Final = "--data-parallel-size"
@@ -119,6 +133,27 @@ class InferenceFlags:
     DISTRIBUTED_EXECUTOR_BACKEND: Final = "--distributed-executor-backend"
     #: The values ``--backend`` takes.
     BACKENDS: Final = ("auto", "vllm", "transformers")
+
+
+class LaunchFlags:
+    """The commands of ``python -m kaito_runtime.launch`` and their flags."""
+
+    TUNING: Final = "tuning"
+    RAY: Final = "ray"
+    HEALTH: Final = "health"
+    #: ``health``'s probes.
+    READINESS: Final = "readiness"
+    LIVENESS: Final = "liveness"
+    #: What follows is the launched program's command line (``tuning``: its arguments).
+    SEPARATOR: Final = "--"
+    PROCESSES_PER_NODE: Final = "--processes-per-node"
+    NODES: Final = "--nodes"
+    NODE_RANK: Final = "--node-rank"
+    MAIN_ADDRESS: Final = "--main-address"
+    MAIN_PORT: Final = "--main-port"
+    LEADER_ADDRESS: Final = "--leader-address"
+    RAY_PORT: Final = "--ray-port"
+    SERVER_PORT: Final = "--server-port"
 
 
 class TuningFlags:
@@ -162,6 +197,10 @@ class AdapterFlags:
 
 # -- environment -----------------------------------------------------------------------------
 
+#: A pod's index in its StatefulSet (or Indexed Job): 0 is the leader of a multi-node Workspace.
+POD_INDEX_ENV: Final = "POD_INDEX"
+#: The label the StatefulSet controller puts on each pod, projected into :data:`POD_INDEX_ENV`.
+POD_INDEX_LABEL: Final = "apps.kubernetes.io/pod-index"
 #: Where the Hugging Face cache (the weights) lives: :data:`WEIGHTS_DIR`.
 HF_HOME_ENV: Final = "HF_HOME"
 #: The Pod's IP, from the downward API (``status.podIP``); servers bind it, not ``0.0.0.0``,

@@ -76,6 +76,10 @@ def engine_argv(settings: InferenceSettings, prepared: PreparedAdapters) -> list
         argv += ["--distributed-executor-backend", settings.distributed_executor_backend]
     if settings.max_model_len is not None:
         argv += ["--max-model-len", str(settings.max_model_len)]
+    elif not any(key == "max-model-len" for key, _ in settings.engine_args):
+        # Neither a flag nor the ConfigMap sets it: vLLM picks the longest context whose KV
+        # cache fits the GPU memory (upstream KAITO's --max-model-len=auto).
+        argv += ["--max-model-len", "auto"]
     if settings.trust_remote_code:
         argv.append("--trust-remote-code")
     given = {a.removeprefix("--") for a in argv if a.startswith("--")}
