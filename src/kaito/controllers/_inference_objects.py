@@ -19,6 +19,7 @@ import attrs
 import yaml
 
 from kaito.api import constants as c
+from kaito.api import load_config_file
 from kaito.api.spec import AdapterSpec
 from kaito.api.v1beta1 import Workspace
 from kaito.catalog import SKU, Preset, gpu_memory_utilization
@@ -120,7 +121,7 @@ def merge_inference_config(default_text: str, user_text: str | None) -> str:
     """The parameters file: the defaults with the user's ConfigMap merged over them (deeply)."""
     base = yaml.safe_load(default_text) or {}
     if user_text:
-        _deep_merge(base, yaml.safe_load(user_text) or {})
+        _deep_merge(base, load_config_file(user_text) or {})  # the user's: bounded
     return yaml.safe_dump(base, sort_keys=False)
 
 
