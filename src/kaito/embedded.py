@@ -18,7 +18,7 @@ import attrs
 import structlog
 
 from kaito.api import workspace_crd
-from kaito.cluster import Cluster, Kubelet, start_cluster
+from kaito.cluster import Cluster, Kubelet, Storage, start_cluster
 from kaito.engine import KubeClient, Manager, load_client
 from kaito.operator import WebhookServing, build_operator, make_provisioner
 from kaito.options import ManagerOptions
@@ -61,6 +61,8 @@ async def embedded_kaito(
     node_delay: float = 0.0,
     tls: bool = False,
     authorization: str = "AlwaysAllow",
+    store: Storage | None = None,
+    system_node: bool = False,
 ) -> AsyncIterator[Embedded]:
     """Run KAITO on an in-process cluster for the duration of the block.
 
@@ -69,7 +71,10 @@ async def embedded_kaito(
     ask for them; its webhook server listens on a free loopback port with a fresh CA that the
     webhook configurations trust. ``tls`` and ``authorization`` are
     :func:`~kaito.cluster.start_cluster`'s (``kaito up`` serves TLS with RBAC, so only the owner
-    of the kubeconfig can use the cluster).
+    of the kubeconfig can use the cluster). ``store`` (a durable
+    :class:`~kaito.cluster.SqliteStorage` for ``kaito up --data-dir``) and ``system_node`` are
+    passed on too; on a store that already holds a cluster, the webhook configurations are
+    updated to the new webhook server and CA.
     """
     options = options or ManagerOptions(metrics_address=None, probe_address=None)
     options = attrs.evolve(options, fake_node_delay=node_delay)
@@ -80,6 +85,8 @@ async def embedded_kaito(
         kubelet=kubelet,
         tls=tls,
         authorization=authorization,
+        store=store,
+        system_node=system_node,
     ) as cluster:
         await cluster.create_namespace(options.release_namespace)
         with tempfile.TemporaryDirectory(prefix="kaito-up-") as scratch:
@@ -108,7 +115,9 @@ async def embedded_kaito(
                                 for config in webhook_configurations(
                                     ca_pem=certificate.ca.cert_pem, url=webhook_url
                                 ):
-                                    await cluster.client.create(config)
+                                    await cluster.client.apply(
+                                        config, field_manager="kaito-embedded"
+                                    )
                             await manager.informers.wait_synced()
                         log.info("kaito_embedded_ready", url=cluster.url,
                                  kubeconfig=str(kubeconfig))  # fmt: skip

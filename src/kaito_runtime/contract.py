@@ -28,13 +28,20 @@ __all__ = (
     "INFERENCE_CONFIG_PATH",
     "INFERENCE_MODULE",
     "INFERENCE_PARAMS",
+    "LAUNCH_MODULE",
     "LORA_PARAMS",
     "PHI3_TARGET_MODULES",
+    "POD_INDEX_ENV",
+    "POD_INDEX_LABEL",
+    "POD_IP_ENV",
+    "POD_IP_REFERENCE",
     "PROGRESS_FILE",
     "PROGRESS_PATH",
     "PROGRESS_PHASES",
     "PYTHON",
     "QLORA_PARAMS",
+    "RAY_PORT",
+    "RENDEZVOUS_PORT",
     "RESULTS_DIR",
     "SERVER_PORT",
     "SHM_DIR",
@@ -49,9 +56,11 @@ __all__ = (
     "AdapterFlags",
     "DataFlags",
     "InferenceFlags",
+    "LaunchFlags",
     "TuningFlags",
     "TuningProgress",
     "module_command",
+    "pod_ip_env",
 )
 
 # -- mount paths ---------------------------------------------------------------------------
@@ -85,11 +94,17 @@ INFERENCE_MODULE: Final = "kaito_runtime.inference"
 TUNING_MODULE: Final = "kaito_runtime.tuning"
 DATA_MODULE: Final = "kaito_runtime.data"
 ADAPTERS_MODULE: Final = "kaito_runtime.adapters"
+#: The launcher of multi-GPU and multi-node pods (accelerate for tuning, Ray for vLLM).
+LAUNCH_MODULE: Final = "kaito_runtime.launch"
 
 #: The inference server's port (``/health``, the OpenAI API) and the tuning pod's progress port.
 SERVER_PORT: Final = 5000
 HEALTH_PATH: Final = "/health"
 PROGRESS_PATH: Final = "/progress"
+#: The Ray head's port on pod 0 of a multi-node inference Workspace.
+RAY_PORT: Final = 6379
+#: The rendezvous port of multi-node tuning (torch.distributed's static rendezvous on node 0).
+RENDEZVOUS_PORT: Final = 29500
 
 
 def module_command(module: str, *args: str) -> list[str]:
@@ -102,11 +117,15 @@ class InferenceFlags:
 
     MODEL: Final = "--model"
     SERVED_MODEL_NAME: Final = "--served-model-name"
+    #: The address to bind: the Pod's IP (:data:`POD_IP_REFERENCE`), as on a real cluster.
+    HOST: Final = "--host"
     PORT: Final = "--port"
     BACKEND: Final = "--backend"
     ADAPTERS_DIR: Final = "--adapters-dir"
     CONFIG_FILE: Final = "--kaito-config-file"
     DTYPE: Final = "--dtype"
+    MAX_MODEL_LEN: Final = "--max-model-len"
+    TRUST_REMOTE_CODE: Final = "--trust-remote-code"
     GPU_MEMORY_UTILIZATION: Final = "--gpu-memory-utilization"
     TENSOR_PARALLEL_SIZE: Final = "--tensor-parallel-size"
     DATA_PARALLEL_SIZE: Final = "--data-parallel-size"
@@ -114,6 +133,27 @@ class InferenceFlags:
     DISTRIBUTED_EXECUTOR_BACKEND: Final = "--distributed-executor-backend"
     #: The values ``--backend`` takes.
     BACKENDS: Final = ("auto", "vllm", "transformers")
+
+
+class LaunchFlags:
+    """The commands of ``python -m kaito_runtime.launch`` and their flags."""
+
+    TUNING: Final = "tuning"
+    RAY: Final = "ray"
+    HEALTH: Final = "health"
+    #: ``health``'s probes.
+    READINESS: Final = "readiness"
+    LIVENESS: Final = "liveness"
+    #: What follows is the launched program's command line (``tuning``: its arguments).
+    SEPARATOR: Final = "--"
+    PROCESSES_PER_NODE: Final = "--processes-per-node"
+    NODES: Final = "--nodes"
+    NODE_RANK: Final = "--node-rank"
+    MAIN_ADDRESS: Final = "--main-address"
+    MAIN_PORT: Final = "--main-port"
+    LEADER_ADDRESS: Final = "--leader-address"
+    RAY_PORT: Final = "--ray-port"
+    SERVER_PORT: Final = "--server-port"
 
 
 class TuningFlags:
@@ -126,6 +166,8 @@ class TuningFlags:
     PRESET: Final = "--preset"
     METHOD: Final = "--method"
     CHECKPOINT_DIR: Final = "--checkpoint-dir"
+    #: The address ``/progress`` and ``/metrics`` bind: the Pod's IP (:data:`POD_IP_REFERENCE`).
+    HOST: Final = "--host"
     METRICS_PORT: Final = "--metrics-port"
     #: The values ``--method`` takes.
     METHODS: Final = ("lora", "qlora")
@@ -155,8 +197,24 @@ class AdapterFlags:
 
 # -- environment -----------------------------------------------------------------------------
 
+#: A pod's index in its StatefulSet (or Indexed Job): 0 is the leader of a multi-node Workspace.
+POD_INDEX_ENV: Final = "POD_INDEX"
+#: The label the StatefulSet controller puts on each pod, projected into :data:`POD_INDEX_ENV`.
+POD_INDEX_LABEL: Final = "apps.kubernetes.io/pod-index"
 #: Where the Hugging Face cache (the weights) lives: :data:`WEIGHTS_DIR`.
 HF_HOME_ENV: Final = "HF_HOME"
+#: The Pod's IP, from the downward API (``status.podIP``); servers bind it, not ``0.0.0.0``,
+#: so two Pods sharing a machine's network (the local kubelet) never clash on a port.
+POD_IP_ENV: Final = "POD_IP"
+#: ``$(POD_IP)``: the kubelet expands it in the command from :data:`POD_IP_ENV`.
+POD_IP_REFERENCE: Final = f"$({POD_IP_ENV})"
+
+
+def pod_ip_env() -> dict[str, Any]:
+    """The container env entry that gives a program its Pod's IP (the downward API)."""
+    return {"name": POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+
+
 #: Comma-separated LoRA target modules the controller sets for Phi-3 presets (as upstream).
 DEFAULT_TARGET_MODULES_ENV: Final = "DEFAULT_TARGET_MODULES"
 PHI3_TARGET_MODULES: Final = (

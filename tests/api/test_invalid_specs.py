@@ -76,14 +76,16 @@ CASES: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
                   resource={"instanceType": "Standard_NV36ads_A10_v5"},
                   inference={"preset": {"name": "phi-4"}}),
      "resource.instanceType", "insufficient total GPU memory", {}),
-    ("instance-too-small-vllm-single-node-model",
-     inference_ws(resource={"instanceType": "Standard_NV36ads_A10_v5"},
+    ("transformers-cannot-span-nodes",
+     inference_ws(metadata={"annotations": {"kaito.sh/runtime": "transformers"}},
+                  resource={"count": 2, "instanceType": "Standard_NV36ads_A10_v5"},
                   inference={"preset": {"name": "phi-4"}}),
-     "resource.instanceType", "multi-node", {}),
-    ("vllm-needs-several-nodes",
-     inference_ws(inference={"preset": {"name": "llama-3.3-70b-instruct",
-                                        "presetOptions": {"modelAccessSecret": "hf"}}}),
-     "resource.instanceType", "single node only", {}),
+     "resource.instanceType", "the transformers runtime cannot span nodes", {}),
+    ("vllm-context-leaves-no-room",
+     inference_ws(resource={"instanceType": "Standard_NV6"},
+                  inference={"preset": {"name": "phi-3-mini-128k-instruct"}, "config": "cfg"}),
+     "resource.instanceType", "leaves no room",
+     {"config_maps": cm("cfg", "inference_config.yaml", "vllm:\n  max-model-len: 131072\n")}),
     ("unsupported-instance-type", inference_ws(resource={"instanceType": "m5.large"}),
      "resource.instanceType", "Unsupported value", {}),
     ("missing-instance-type-with-nap", inference_ws(resource={"instanceType": ""}),
@@ -285,6 +287,24 @@ def test_bypass_annotation_downgrades_the_fit_check_to_a_warning() -> None:
     result = check_workspace(doc, ValidationContext())
     assert result.ok
     assert [w.field for w in result.warnings] == ["resource.instanceType"]
+
+
+@pytest.mark.parametrize(
+    ("preset", "instance_type"),
+    [("llama-3.3-70b-instruct", "Standard_NC24ads_A100_v4"),
+     ("phi-4", "Standard_NV36ads_A10_v5")],
+)  # fmt: skip
+def test_vllm_models_that_need_several_nodes_are_admitted(preset: str, instance_type: str) -> None:
+    """As upstream v0.12: every vLLM model may span nodes (pipeline parallel over Ray); the
+    estimator's node count becomes the StatefulSet's replicas."""
+    doc = inference_ws(
+        resource={"instanceType": instance_type},
+        inference={"preset": {"name": preset, "presetOptions": {"modelAccessSecret": "hf"}}},
+    )
+    if preset == "phi-4":
+        del doc["inference"]["preset"]["presetOptions"]
+    result = check_workspace(doc, ValidationContext())
+    assert result.ok, [str(e) for e in result.errors]
 
 
 def test_local_urls_are_allowed_only_when_asked() -> None:

@@ -68,6 +68,7 @@ def test_atheris_decode_patch_and_validate(tmp_path: Path) -> None:
             f"-max_total_time={seconds}",
             "-timeout=10",
             "-rss_limit_mb=1536",
+            f"-artifact_prefix={tmp_path}/crash-",  # a failing input lands here, not in the repo
             "-max_len=4096",
             str(corpus),
         ],
@@ -77,7 +78,8 @@ def test_atheris_decode_patch_and_validate(tmp_path: Path) -> None:
         timeout=seconds + 120,
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    found = [p.read_bytes() for p in tmp_path.glob("crash-*")]
+    assert proc.returncode == 0, f"failing inputs {found}: {proc.stderr[-4000:]}"
     done = re.search(r"Done (\d+) runs in (\d+) second", proc.stderr)
     assert done, proc.stderr[-2000:]
     print(f"fuzz atheris {target}: {done.group(1)} inputs in {done.group(2)} s, no failures")

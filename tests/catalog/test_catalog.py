@@ -56,8 +56,8 @@ def test_sku_catalog(sku: str, gpus: int, memory: float) -> None:
 
 
 def test_disk_rule() -> None:
-    assert disk_requirement(7.12) == 70
-    assert disk_requirement(25.63) == 120
+    assert disk_requirement(7.12) == 87  # upstream v0.12: weights + 80 GiB
+    assert disk_requirement(25.63) == 105
 
 
 def test_the_guide_fits_its_instance_type() -> None:

@@ -1,4 +1,4 @@
-"""`kaito up`, the README's first command, as a user runs it (a real subprocess)."""
+"""`kaito up --kubelet simulated` as a user runs it (a real subprocess): no runtimes run."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ def kaito(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_up_applies_the_guide_and_reports_ready(tmp_path: Path) -> None:
-    proc = kaito("up", "--apply", str(REPO / "examples"), "--until-ready", cwd=tmp_path)
+    proc = kaito(
+        "up", "--kubelet", "simulated", "--apply", str(REPO / "examples/inference"),
+        "--apply", str(REPO / "examples/fine-tuning"), "--until-ready", cwd=tmp_path,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "kaito.kubeconfig").exists()
     last_table = proc.stdout.split("\n\n")[-1].splitlines()
@@ -36,6 +39,6 @@ def test_up_refuses_an_invalid_workspace(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text((REPO / "examples/inference/kaito_workspace_phi_3.yaml").read_text()
                    .replace("phi-3-mini-4k-instruct", "phi-5"))  # fmt: skip
-    proc = kaito("up", "--apply", str(bad), "--until-ready", cwd=tmp_path)
+    proc = kaito("up", "--kubelet", "simulated", "--apply", str(bad), "--until-ready", cwd=tmp_path)
     assert proc.returncode == 1
     assert 'inference.preset.name: Invalid value: "phi-5"' in proc.stderr

@@ -66,7 +66,8 @@ def test_up_shows_a_workspace_deleted_with_kubectl_and_keeps_running(tmp_path: P
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{os.environ.get('PYTHONPATH', '')}"}
     manifest = REPO / "examples/inference/kaito_workspace_phi_3.yaml"
     up = subprocess.Popen(
-        [sys.executable, "-c", "from kaito.cli import main; main()", "up", "--apply", str(manifest)],
+        [sys.executable, "-c", "from kaito.cli import main; main()", "up", "--kubelet", "simulated",
+         "--apply", str(manifest)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -125,7 +125,13 @@ def test_plain_http_warns_that_anyone_on_the_machine_can_use_it(tmp_path: Path) 
 def test_kaito_up_is_for_the_kubeconfig_owner_only(tmp_path: Path) -> None:
     manifest = REPO / "examples/inference/kaito_workspace_phi_3.yaml"
     with _running(
-        "up", "--apply", str(manifest), cwd=tmp_path, ready="KAITO is up: API server https://"
+        "up",
+        "--kubelet",
+        "simulated",
+        "--apply",
+        str(manifest),
+        cwd=tmp_path,
+        ready="KAITO is up: API server https://",
     ):
         kubeconfig = tmp_path / "kaito.kubeconfig"
         assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"

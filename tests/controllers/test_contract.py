@@ -32,7 +32,6 @@ from kaito.controllers import (
     inference_config_map,
     inference_statefulset,
     merge_inference_config,
-    revision_hash,
     training_config_map,
     tuning_job,
 )
@@ -40,6 +39,7 @@ from kaito_runtime import contract
 from kaito_runtime.adapters._cli import build_parser as adapters_parser
 from kaito_runtime.data._cli import build_parser as data_parser
 from kaito_runtime.inference._cli import build_parser as inference_parser
+from kaito_runtime.launch._cli import build_parser as launch_parser
 from kaito_runtime.tuning import build_parser as tuning_parser
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -50,6 +50,7 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     contract.TUNING_MODULE: tuning_parser,
     contract.DATA_MODULE: data_parser,
     contract.ADAPTERS_MODULE: adapters_parser,
+    contract.LAUNCH_MODULE: launch_parser,
 }
 JSON = dict[str, Any]
 
@@ -68,14 +69,32 @@ def _workspace(doc: JSON) -> Workspace:
 
 
 def parse(command: list[str]) -> argparse.Namespace:
-    """Parse ``python -m MODULE ARGS`` with MODULE's own parser (its module must exist)."""
+    """Parse ``python -m MODULE ARGS`` with MODULE's own parser (its module must exist).
+
+    For the launcher, what follows ``--`` (the launched command or the tuning arguments) is
+    left unparsed in ``rest``, as the launcher splits it off itself.
+    """
     assert command[:2] == [contract.PYTHON, "-m"], command
     module = command[2]
     assert importlib.util.find_spec(f"{module}.__main__") is not None, module
+    args, rest = command[3:], []
+    if module == contract.LAUNCH_MODULE and contract.LaunchFlags.SEPARATOR in args:
+        at = args.index(contract.LaunchFlags.SEPARATOR)
+        args, rest = args[:at], args[at + 1 :]
     try:
-        return PARSERS[module]().parse_args(command[3:])
+        parsed = PARSERS[module]().parse_args(args)
     except SystemExit as exc:  # argparse's way of refusing
         raise AssertionError(f"{module} refuses {shlex.join(command)}") from exc
+    parsed.rest = rest
+    return parsed
+
+
+def parse_tuning(rest: list[str]) -> argparse.Namespace:
+    """The tuning arguments the launcher hands to every ``kaito_runtime.tuning`` process."""
+    try:
+        return tuning_parser().parse_args(rest)
+    except SystemExit as exc:
+        raise AssertionError(f"kaito_runtime.tuning refuses {shlex.join(rest)}") from exc
 
 
 def mounts(container: JSON) -> list[PurePosixPath]:
@@ -99,18 +118,27 @@ def inference_variants() -> list[Any]:
     mixed = copy.deepcopy(adapters)
     mixed["inference"]["adapters"] = [
         {"source": {"name": "from-image", "image": "registry.example/a:1",
-                    "imagePullSecrets": ["pull-secret"]}, "strength": "0.5"},
+                    "imagePullSecrets": ["pull-secret", "other-secret"]}, "strength": "0.5"},
         {"source": {"name": "from-volume",
                     "volumeSource": {"persistentVolumeClaim": {"claimName": "adapters"}}}},
     ]  # fmt: skip
+    gated = copy.deepcopy(plain)
+    gated["inference"]["preset"] = {
+        "name": "llama-3.3-70b-instruct",
+        "presetOptions": {"modelAccessSecret": "hf-token"},
+    }
+    gated["resource"]["instanceType"] = "Standard_NC24ads_A100_v4"  # three nodes with vLLM
     return [
-        pytest.param(doc, runtime, id=f"{name}-{runtime}")
-        for name, doc in (("plain", plain), ("image-adapter", adapters), ("mixed", mixed))
-        for runtime in (RuntimeName.VLLM, RuntimeName.TRANSFORMERS)
+        *(
+            pytest.param(doc, runtime, 1, id=f"{name}-{runtime}")
+            for name, doc in (("plain", plain), ("image-adapter", adapters), ("mixed", mixed))
+            for runtime in (RuntimeName.VLLM, RuntimeName.TRANSFORMERS)
+        ),
+        pytest.param(gated, RuntimeName.VLLM, 3, id="multi-node-vllm"),
     ]
 
 
-def inference_plan(ws: Workspace, runtime: str) -> InferencePlan:
+def inference_plan(ws: Workspace, runtime: str, nodes: int = 1) -> InferencePlan:
     assert ws.inference and ws.inference.preset and ws.resource
     preset = preset_catalog().get(ws.inference.preset.name)
     default = default_template("inference-params-template")
@@ -119,33 +147,65 @@ def inference_plan(ws: Workspace, runtime: str) -> InferencePlan:
         preset=preset,
         model_id=preset.model_id,
         sku=sku_catalog().get(ws.resource.instance_type or ""),
-        node_count=1,
+        node_count=nodes,
         runtime=runtime,
         config_text=merge_inference_config(default[contract.INFERENCE_CONFIG_FILE], None),
-        revision=revision_hash(ws),
+        revision="1",
     )
 
 
-@pytest.mark.parametrize(("doc", "runtime"), inference_variants())
-def test_the_inference_command_parses_with_the_servers_parser(doc: JSON, runtime: str) -> None:
+def server_of(command: list[str]) -> tuple[argparse.Namespace, argparse.Namespace | None]:
+    """The server's parsed flags, and the launcher's when the server runs under it."""
+    parsed = parse(command)
+    if command[2] != contract.LAUNCH_MODULE:
+        return parsed, None
+    assert parsed.command == contract.LaunchFlags.RAY
+    return parse(parsed.rest), parsed
+
+
+@pytest.mark.parametrize(("doc", "runtime", "nodes"), inference_variants())
+def test_the_inference_command_parses_with_the_servers_parser(
+    doc: JSON, runtime: str, nodes: int
+) -> None:
     ws = _workspace(doc)
-    plan = inference_plan(ws, runtime)
+    plan = inference_plan(ws, runtime, nodes)
     sts = inference_statefulset(ws, plan, SETTINGS)
     pod = sts["spec"]["template"]["spec"]
     (server,) = pod["containers"]
-    args = parse(server["command"])
+    args, launch = server_of(server["command"])
     assert args.model == plan.model_id
-    assert args.served_model_name == ws.inference.preset.name  # type: ignore[union-attr]
+    assert args.served_model_name == plan.model_id.rsplit("/", 1)[-1].lower()
     assert args.backend == runtime
     assert args.port == SETTINGS.server_port
     assert {"containerPort": args.port} | server["ports"][0] == server["ports"][0]
-    assert server["readinessProbe"]["httpGet"] == {
-        "path": contract.HEALTH_PATH,
-        "port": args.port,
-    }
+    env = {e["name"]: e for e in server["env"]}
     if runtime == RuntimeName.VLLM:
         assert 0 < args.gpu_memory_utilization <= 1
         assert args.tensor_parallel_size >= 1
+        assert args.max_model_len == "auto"
+    if launch is None:
+        assert nodes == 1
+        assert server["readinessProbe"]["httpGet"] == {
+            "path": contract.HEALTH_PATH,
+            "port": args.port,
+        }
+    else:
+        # Several nodes: the Ray launcher on every pod, the server after "--" on the leader.
+        assert (launch.nodes, launch.ray_port) == (nodes, contract.RAY_PORT)
+        assert launch.leader_address == (
+            f"{ws.metadata.name}-0.{ws.metadata.name}-headless.default.svc.cluster.local"
+        )
+        assert (args.pipeline_parallel_size, args.distributed_executor_backend) == (nodes, "ray")
+        assert env[contract.POD_INDEX_ENV]["valueFrom"]["fieldRef"]["fieldPath"] == (
+            f"metadata.labels['{contract.POD_INDEX_LABEL}']"
+        )
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            health = parse(server[probe]["exec"]["command"])
+            assert health.command == contract.LaunchFlags.HEALTH
+            assert health.leader_address == launch.leader_address
+            assert health.server_port == args.port
+        assert parse(server["livenessProbe"]["exec"]["command"]).nodes == nodes
+        assert sts["spec"]["replicas"] == nodes
     # The parameters file is the ConfigMap's key, mounted where the flag points.
     assert args.kaito_config_file == contract.INFERENCE_CONFIG_PATH
     assert_mounted(server, args.kaito_config_file)
@@ -153,15 +213,21 @@ def test_the_inference_command_parses_with_the_servers_parser(doc: JSON, runtime
     volume = next(v for v in pod["volumes"] if v.get("configMap"))
     assert volume["configMap"]["name"] == config_map["metadata"]["name"]
     assert PurePosixPath(args.kaito_config_file).name in config_map["data"]
-    env = {e["name"]: e.get("value") for e in server["env"]}
-    assert_mounted(server, env[contract.HF_HOME_ENV])
+    assert_mounted(server, env[contract.HF_HOME_ENV]["value"])
+    access = ws.inference.preset.preset_options  # type: ignore[union-attr]
+    if access and access.model_access_secret:
+        assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == access.model_access_secret
     # Each adapter: pulled by an init container into the directory the server reads, or
-    # mounted there from its volume; its strength in the env var named after it.
+    # mounted there from its volume; its strength (when given) in the env var named after it.
     adapters = {a.source.name: a for a in ws.inference.adapters or ()}  # type: ignore[union-attr]
     pullers = {i["name"]: i for i in pod.get("initContainers") or ()}
+    secrets = [s["name"] for s in pod.get("imagePullSecrets") or ()]
     for name, adapter in adapters.items():
         target = PurePosixPath(args.adapters_dir) / name
-        assert env[name] == (adapter.strength or "1.0")
+        if adapter.strength is None:
+            assert name not in env
+        else:
+            assert env[name]["value"] == adapter.strength
         assert_mounted(server, target)
         if adapter.source.image:
             init = pullers.pop(f"puller-{name}")
@@ -171,6 +237,7 @@ def test_the_inference_command_parses_with_the_servers_parser(doc: JSON, runtime
             assert_mounted(init, pulled.dir)
             if adapter.source.image_pull_secrets:
                 assert_mounted(init, pulled.docker_config)
+                assert set(adapter.source.image_pull_secrets) <= set(secrets)
     assert pullers == {}
 
 
@@ -219,15 +286,18 @@ def test_the_tuning_commands_parse_with_the_runtimes_parsers(
         preset=preset,
         sku=sku_catalog().get("Standard_NC6s_v3"),
         config_text=template[contract.TUNING_CONFIG_FILE],
-        revision=revision_hash(ws),
+        revision="1",
     )
     settings = ControllerSettings(runtime_image="kaito-runtime:test", allow_local_urls=allow_local)
     job = tuning_job(ws, plan, settings)
     pod = job["spec"]["template"]["spec"]
     (tuning,) = pod["containers"]
+    assert tuning["name"] == ws.metadata.name
     steps = split_shell(tuning["command"])
-    train = parse(steps[0])
-    assert steps[0][2] == contract.TUNING_MODULE
+    launch = parse(steps[0])
+    assert launch.command == contract.LaunchFlags.TUNING
+    assert launch.processes_per_node == "1"  # Standard_NC6s_v3: one GPU, one process
+    train = parse_tuning(launch.rest)
     assert (train.model, train.preset, train.method) == (preset.model_id, preset.name, method)
     assert train.config == Path(contract.TUNING_CONFIG_PATH)
     assert PurePosixPath(contract.TUNING_CONFIG_PATH).name in training_config_map(ws, plan)["data"]
@@ -244,6 +314,7 @@ def test_the_tuning_commands_parse_with_the_runtimes_parsers(
         assert (Path(push.dir), push.image) == (train.output_dir, OUTPUTS[output]["image"])
         assert push.model_name == preset.name
         assert_mounted(tuning, push.docker_config)
+        assert pod["imagePullSecrets"] == [{"name": OUTPUTS[output]["imagePushSecret"]}]
     # The input: fetched into the data directory by an init container, or mounted as is.
     inits = pod.get("initContainers") or []
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -252,6 +323,7 @@ def test_the_tuning_commands_parse_with_the_runtimes_parsers(
         assert volumes["data-volume"]["persistentVolumeClaim"] == {"claimName": "dataset"}
         return
     (init,) = inits
+    assert init["name"] == ("data-downloader" if source == "urls" else "puller")
     fetch = parse(init["command"])
     assert fetch.command == contract.DataFlags.FETCH
     assert fetch.dest == train.data_dir
@@ -263,6 +335,26 @@ def test_the_tuning_commands_parse_with_the_runtimes_parsers(
         assert_mounted(init, fetch.docker_config)
     else:
         assert fetch.docker_config is None
+
+
+@pytest.mark.parametrize(("instance_type", "gpus"), [("Standard_NC12s_v3", 2),
+                                                     ("Standard_NC96ads_A100_v4", 4)])  # fmt: skip
+def test_tuning_runs_one_process_per_gpu(instance_type: str, gpus: int) -> None:
+    """As upstream's ``accelerate launch --num_processes=<GPUs of the SKU>``."""
+    doc = _doc("fine-tuning/kaito_workspace_tuning_phi_3.yaml")
+    doc["resource"]["instanceType"] = instance_type
+    ws = _workspace(doc)
+    preset = preset_catalog().get("phi-3-mini-128k-instruct")
+    template = default_template("qlora-params-template")
+    assert preset and template
+    sku = sku_catalog().get(instance_type)
+    plan = TuningPlan(preset=preset, sku=sku, config_text=template[contract.TUNING_CONFIG_FILE],
+                      revision="1")  # fmt: skip
+    (tuning,) = tuning_job(ws, plan, SETTINGS)["spec"]["template"]["spec"]["containers"]
+    launch = parse(split_shell(tuning["command"])[0])
+    assert launch.processes_per_node == str(gpus)
+    assert parse_tuning(launch.rest).preset == "phi-3-mini-128k-instruct"
+    assert tuning["resources"]["limits"] == {"nvidia.com/gpu": str(gpus)}
 
 
 # -- the contract itself ---------------------------------------------------------------------
@@ -289,6 +381,19 @@ def test_the_runtimes_defaults_are_the_contracts() -> None:
     assert default_template("inference-params-template") == {
         contract.INFERENCE_CONFIG_FILE: contract.INFERENCE_PARAMS
     }
+
+
+def test_the_launchers_defaults_are_the_contracts() -> None:
+    """The launcher's own defaults are the names the controller renders."""
+    from kaito_runtime.launch._health import DEFAULT_SERVER_PORT
+    from kaito_runtime.launch._pod import POD_INDEX_ENV
+    from kaito_runtime.launch._ray_nodes import DEFAULT_RAY_PORT
+    from kaito_runtime.launch._tuning import DEFAULT_MAIN_PORT
+
+    assert POD_INDEX_ENV == contract.POD_INDEX_ENV
+    assert DEFAULT_RAY_PORT == contract.RAY_PORT
+    assert DEFAULT_MAIN_PORT == contract.RENDEZVOUS_PORT
+    assert DEFAULT_SERVER_PORT == contract.SERVER_PORT
 
 
 def test_the_progress_document_round_trips() -> None:

@@ -16,6 +16,7 @@ from kaito.controllers import (
     WorkloadObservation,
     compute_status,
     diagnose_pods,
+    restart_note,
 )
 from tests.controllers.test_objects import load
 
@@ -42,12 +43,24 @@ def waiting(why: str, message: str = "", **last: Any) -> dict[str, Any]:
     [
         ([pod(containerStatuses=[waiting("ImagePullBackOff", "not found")])], "ImagePullError", "not found"),
         ([pod(containerStatuses=[waiting("CrashLoopBackOff", exitCode=1, message="CUDA error")])],
-         "ContainerCrashLoopBackOff", "exit code 1): CUDA error"),
+         "ContainerCrashLoopBackOff", "in CrashLoopBackOff; last termination: exit code 1"),
+        ([pod(containerStatuses=[{**waiting("CrashLoopBackOff"), "lastState": {
+            "terminated": {"exitCode": 2, "message": "bad flag"}}}])],
+         "ContainerCrashLoopBackOff", "last termination: bad flag"),
         ([pod(containerStatuses=[waiting("CrashLoopBackOff", reason="OOMKilled", exitCode=137)])],
          "ContainerOOMKilled", "OOMKilled"),
         ([pod(containerStatuses=[waiting("CreateContainerConfigError", "secret missing")])],
          "ContainerStartError", "secret missing"),
-        ([pod(reason="Evicted", message="low on memory")], "PodEvicted", "low on memory"),
+        ([pod(phase="Failed", reason="Evicted", message="The node was low on resource: memory.")],
+         "NodeMemoryPressure", "evicted due to node memory pressure"),
+        ([pod(phase="Failed", reason="Evicted",
+              message="The node was low on resource: ephemeral-storage.")],
+         "NodeDiskPressure", "evicted due to node disk pressure"),
+        ([pod(phase="Failed", reason="Evicted", message="preempted")], "PodEvicted", "preempted"),
+        ([pod(containerStatuses=[waiting("ErrImageNeverPull", "not present")])], "ImagePullError",
+         "image pull failed (ErrImageNeverPull): not present"),
+        ([pod(containerStatuses=[waiting("PostStartHookError", "hook failed")])],
+         "ContainerStartError", "failed to start (PostStartHookError)"),
         ([pod(conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                            "message": "0/3 nodes: insufficient nvidia.com/gpu"}])],
          "Unschedulable", "insufficient nvidia.com/gpu"),
@@ -67,10 +80,44 @@ def test_starting_pods_are_not_problems() -> None:
     assert diagnose_pods([starting]) is None
 
 
-def test_node_pressure_is_reported() -> None:
-    nodes = {"n1": {"status": {"conditions": [{"type": "DiskPressure", "status": "True"}]}}}
-    problem = diagnose_pods([pod()], nodes)
-    assert problem == PodProblem("NodeDiskPressure", "node n1 is under disk pressure")
+def test_checks_run_in_upstreams_order_across_pods() -> None:
+    # An OOM kill anywhere wins over an image pull error anywhere, whatever the Pods' order.
+    pulling = pod("ws-0", containerStatuses=[waiting("ErrImagePull", "denied")])
+    killed = pod("ws-1", containerStatuses=[waiting("CrashLoopBackOff", reason="OOMKilled",
+                                                     exitCode=137)])  # fmt: skip
+    problem = diagnose_pods([pulling, killed])
+    assert problem is not None
+    assert problem.reason == "ContainerOOMKilled"
+    assert problem.message.startswith('container "ws" was OOMKilled (exit code 137)')
+
+
+def test_a_running_pod_that_is_not_ready_is_no_problem() -> None:
+    running = pod(phase="Running", containerStatuses=[{"name": "ws", "ready": False,
+                                                        "state": {"running": {}}}])  # fmt: skip
+    assert diagnose_pods([running]) is None
+
+
+def test_a_restarted_pod_that_is_not_ready_yet_says_why() -> None:
+    status = {"name": "ws", "ready": False, "state": {"running": {}}, "restartCount": 1,
+              "lastState": {"terminated": {"exitCode": 137, "reason": "Error"}}}  # fmt: skip
+    restarted = pod(phase="Running", containerStatuses=[status])
+    note = 'container "ws" of pod ws-0 restarted after exit code 137 (Error); 1 restart'
+    assert diagnose_pods([restarted]) is None
+    assert restart_note([restarted]) == note
+    assert restart_note([pod(phase="Running", containerStatuses=[{**status, "ready": True}])]) == ""
+    ws = load("inference/kaito_workspace_phi_3.yaml")
+    nodes = NodeObservation(wanted=1, ready_nodes=("n1",))
+    workload = WorkloadObservation(True, replicas=1, ready_replicas=0, restarted=note)
+    status_ = compute_status(ws, nodes, now=T0, workload=workload)
+    ready = find_condition(status_.conditions, "InferenceReady")
+    assert ready is not None
+    assert ready.message == f"0/1 inference pods ready: {note}"
+
+
+def test_long_messages_are_cut_as_upstream_cuts_them() -> None:
+    problem = diagnose_pods([pod(containerStatuses=[waiting("ErrImagePull", "x" * 1000)])])
+    assert problem is not None
+    assert len(problem.message) == 256 and problem.message.endswith("...")
 
 
 def conditions(ws: Workspace) -> dict[str, tuple[str, str]]:

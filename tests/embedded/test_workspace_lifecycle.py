@@ -79,9 +79,12 @@ async def test_inference_example_becomes_ready_with_its_objects(kaito: Embedded)
     (pod,) = pods
     assert pod["spec"]["nodeName"] == node["metadata"]["name"]
 
-    reasons = [e["reason"] for e in await events_for(kaito, "workspace-phi-3-mini")]
-    assert "WorkloadCreated" in reasons
-    assert "InferenceReadyTrue" in reasons
+    # The transition's Event is written after the status that shows it: wait for it.
+    async def reasons() -> set[str] | None:
+        seen = {e["reason"] for e in await events_for(kaito, "workspace-phi-3-mini")}
+        return seen if {"WorkloadCreated", "InferenceReadyTrue"} <= seen else None
+
+    await wait_for(reasons, what="the WorkloadCreated and InferenceReadyTrue events")
 
 
 async def test_adapter_example_pulls_its_adapter_with_strength(kaito: Embedded) -> None:
@@ -145,17 +148,39 @@ async def test_deletion_removes_nodes_and_owned_objects(kaito: Embedded) -> None
 
 
 async def test_bring_your_own_nodes_are_used_without_provisioning(kaito: Embedded) -> None:
-    await kaito.cluster.add_node("my-gpu-0", gpus=1, labels={"apps": "phi-3"})
+    """With node auto-provisioning, pods are pinned to nodes labelled for their Workspace (as
+    upstream v0.12): a node the user labels so counts, and nothing is provisioned."""
+    mine = {"apps": "phi-3", "kaito.sh/workspace": "workspace-phi-3-mini",
+            "kaito.sh/workspacenamespace": "default"}  # fmt: skip
+    await kaito.cluster.add_node("my-gpu-0", gpus=1, labels=mine)
+    # Matches the selector but is not labelled for the Workspace: its pods cannot land there.
+    await kaito.cluster.add_node("other-gpu", gpus=1, labels={"apps": "phi-3"})
     doc = example("inference/kaito_workspace_phi_3.yaml")
     doc["resource"]["preferredNodes"] = ["my-gpu-0"]
     await kaito.cluster.client.create(doc, namespace="default")
     ws = await wait_condition(kaito, "workspace-phi-3-mini", "WorkspaceReady")
     assert ws["status"]["workerNodes"] == ["my-gpu-0"]
-    assert await workspace_nodes(kaito, "workspace-phi-3-mini") == []
+    assert [
+        n["metadata"]["name"] for n in await workspace_nodes(kaito, "workspace-phi-3-mini")
+    ] == ["my-gpu-0"]  # no node provisioned
     pods = await kaito.cluster.client.list(
         "v1", "Pod", "default", label_selector="kaito.sh/workspace"
     )
     assert [p["spec"]["nodeName"] for p in pods] == ["my-gpu-0"]
+
+
+async def test_a_node_matching_only_the_selector_is_not_counted(kaito: Embedded) -> None:
+    await kaito.cluster.add_node("other-gpu", gpus=1, labels={"apps": "phi-3"})
+    await kaito.cluster.client.create(
+        example("inference/kaito_workspace_phi_3.yaml"), namespace="default"
+    )
+    ws = await wait_condition(kaito, "workspace-phi-3-mini", "WorkspaceReady")
+    (node,) = await workspace_nodes(kaito, "workspace-phi-3-mini")
+    assert ws["status"]["workerNodes"] == [node["metadata"]["name"]] != ["other-gpu"]
+    (pod,) = await kaito.cluster.client.list(
+        "v1", "Pod", "default", label_selector="kaito.sh/workspace"
+    )
+    assert pod["spec"]["nodeName"] == node["metadata"]["name"]
 
 
 async def test_invalid_workspace_is_refused_by_the_webhook(kaito: Embedded) -> None:

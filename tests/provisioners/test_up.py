@@ -17,7 +17,7 @@ from tests.cli.test_up_cli import REPO, kaito
 )
 def test_up_runs_the_guide_through_the_backend(backend: str, says: str, tmp_path: object) -> None:
     proc = kaito(
-        "up", "--node-provisioner", backend, "--apply",
+        "up", "--kubelet", "simulated", "--node-provisioner", backend, "--apply",
         str(REPO / "examples/inference/kaito_workspace_phi_3.yaml"), "--until-ready",
         cwd=tmp_path,  # type: ignore[arg-type]
     )  # fmt: skip

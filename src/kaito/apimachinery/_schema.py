@@ -245,7 +245,8 @@ class Schema:
         errors = []
         for path in unknown:
             known = self.known_fields(path)
-            name = _PATH_TOKEN.findall(path)[-1][1] if path else ""
+            tokens = _PATH_TOKEN.findall(path)  # none for a key of dots only, such as "..."
+            name = tokens[-1][1] if tokens else ""
             close = difflib.get_close_matches(name, known, n=1) if name else []
             hint = f'did you mean "{close[0]}"? ' if close else ""
             fix = f"{hint}remove it or fix its spelling"

@@ -20,9 +20,15 @@ DEFAULT_DISK_GIB: Final = 1024.0
 HF_TOKEN_KEY: Final = "HF_TOKEN"
 
 
+#: Disk beyond the weights (upstream's generator: ``SystemFileDiskSizeGiB``).
+_SYSTEM_DISK_GIB: Final = 80
+
+
 def disk_requirement(model_size_gib: float) -> float:
-    """Upstream's disk rule for catalog models: size x 2.5 + 48 GiB, rounded up to 10 GiB."""
-    return float(math.ceil((model_size_gib * 2.5 + 48) / 10) * 10)
+    """Upstream v0.12's disk rule for catalog models (the generator's ``calculateStorageSize``):
+    the weights plus 80 GiB, whole GiB (rounded down). Used for the node's disk and the NVMe
+    weights volume."""
+    return float(math.floor(model_size_gib + _SYSTEM_DISK_GIB))
 
 
 @attrs.frozen
@@ -45,7 +51,9 @@ class Preset:
     tuning: bool = False
     #: TotalSafeTensorFileSize for tuning (GPU memory the tuning Job needs), GiB.
     tuning_memory: float | None = None
-    distributed: bool = False
+    #: Whether vLLM may spread the model over several nodes. Upstream v0.12 serves every catalog
+    #: model as a vLLM-compatible model, whose ``SupportDistributedInference`` is true.
+    distributed: bool = True
     transformers: bool = True
     vllm: bool = True
     vllm_lora: bool = True
@@ -53,6 +61,8 @@ class Preset:
     deprecated: bool = False
     kv_bytes_per_token: int | None = None
     trust_remote_code: bool = False
+    #: Weight quantization (model_catalog.yaml's ``quantMethod``); vLLM then picks the dtype.
+    quant_method: str | None = None
 
     @property
     def per_gpu(self) -> float:
@@ -76,7 +86,7 @@ _PHI3_MINI_KV = _kv(32, 32, 96)
 _PHI3_MEDIUM_KV = _kv(40, 10, 128)
 _LLAMA8B_KV = _kv(32, 8, 128)
 
-_PRESETS: Final = (
+_LISTED: Final = (
     # Falcon: listed in supported_models.yaml; vLLM cannot apply LoRA to it.
     Preset("falcon-7b", "tiiuae/falcon-7b", "falcon", 90, 1, 14, 0, "bfloat16", None, 2048,
            "0.2.0", tuning=True, tuning_memory=16, vllm_lora=False,
@@ -110,9 +120,11 @@ _PRESETS: Final = (
            7.12, 131072, "0.2.0", tuning=True, tuning_memory=72, kv_bytes_per_token=_PHI3_MINI_KV,
            trust_remote_code=True),
     Preset("phi-4", "microsoft/phi-4", "phi", 150, 1, 40, 0, "auto", 27.31, 16384, "0.2.0",
-           tuning=True, tuning_memory=70, kv_bytes_per_token=_kv(40, 10, 128)),
+           tuning=True, tuning_memory=70, kv_bytes_per_token=_kv(40, 10, 128),
+           trust_remote_code=True),
     Preset("phi-4-mini-instruct", "microsoft/Phi-4-mini-instruct", "phi", 70, 1, 8, 0, "auto", 7.15,
-           131072, "0.2.0", tuning=True, tuning_memory=72, kv_bytes_per_token=_kv(32, 8, 128)),
+           131072, "0.2.0", tuning=True, tuning_memory=72, kv_bytes_per_token=_kv(32, 8, 128),
+           trust_remote_code=True),
     Preset("qwen2.5-coder-7b-instruct", "Qwen/Qwen2.5-Coder-7B-Instruct", "qwen", 110, 1, 24, 0,
            "bfloat16", 14.19, 32768, "0.2.0", tuning=True, tuning_memory=24,
            kv_bytes_per_token=_kv(28, 4, 128)),
@@ -125,10 +137,10 @@ _PRESETS: Final = (
            120, 1, 25.7, 0, "bfloat16", 27.51, 131072, "0.2.0", kv_bytes_per_token=_kv(48, 8, 128)),
     Preset("deepseek-r1-0528", "deepseek-ai/DeepSeek-R1-0528", "deepseek", 800, 1, 960, 0,
            "bfloat16", 641.30, 163840, "0.0.1", distributed=True, transformers=False,
-           kv_bytes_per_token=_kv(61, 1, 288)),
+           kv_bytes_per_token=_kv(61, 1, 288), quant_method="fp8"),
     Preset("deepseek-v3-0324", "deepseek-ai/DeepSeek-V3-0324", "deepseek", 800, 1, 960, 0,
            "bfloat16", 641.30, 163840, "0.0.1", distributed=True, transformers=False,
-           kv_bytes_per_token=_kv(61, 1, 288)),
+           kv_bytes_per_token=_kv(61, 1, 288), quant_method="fp8"),
     Preset("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "llama", 110, 1, 22, 0,
            "bfloat16", 14.96, 131072, "0.2.0", distributed=True, download_auth_required=True,
            kv_bytes_per_token=_LLAMA8B_KV),
@@ -142,21 +154,31 @@ _PRESETS: Final = (
            51.10, 0, "auto", 51.10, 131072, "0.0.1", distributed=True, transformers=False,
            kv_bytes_per_token=_kv(62, 16, 128)),
     Preset("gpt-oss-20b", "openai/gpt-oss-20b", "gpt-oss", disk_requirement(25.63), 1, 25.63, 0,
-           "auto", 25.63, 131072, "0.0.2", transformers=False, kv_bytes_per_token=_kv(24, 8, 64)),
+           "auto", 25.63, 131072, "0.0.2", transformers=False, kv_bytes_per_token=_kv(24, 8, 64),
+           quant_method="mxfp4"),
     Preset("gpt-oss-120b", "openai/gpt-oss-120b", "gpt-oss", disk_requirement(121.54), 1, 121.54,
            0, "auto", 121.54, 131072, "0.0.1", distributed=True, transformers=False,
-           kv_bytes_per_token=_kv(36, 8, 64)),
+           kv_bytes_per_token=_kv(36, 8, 64), quant_method="mxfp4"),
     Preset("ministral-3-3b-instruct", "mistralai/Ministral-3-3B-Instruct-2512", "mistral",
-           disk_requirement(4.35), 1, 4.35, 0, "auto", 4.35, 262144, "0.0.1", transformers=False),
+           disk_requirement(4.35), 1, 4.35, 0, "auto", 4.35, 262144, "0.0.1", transformers=False,
+           quant_method="fp8"),
     Preset("ministral-3-8b-instruct", "mistralai/Ministral-3-8B-Instruct-2512", "mistral",
-           disk_requirement(9.70), 1, 9.70, 0, "auto", 9.70, 262144, "0.0.1", transformers=False),
+           disk_requirement(9.70), 1, 9.70, 0, "auto", 9.70, 262144, "0.0.1", transformers=False,
+           quant_method="fp8"),
     Preset("ministral-3-14b-instruct", "mistralai/Ministral-3-14B-Instruct-2512", "mistral",
            disk_requirement(14.65), 1, 14.65, 0, "auto", 14.65, 262144, "0.0.1",
-           transformers=False),
+           transformers=False, quant_method="fp8"),
     Preset("mistral-large-3-675b-instruct", "mistralai/Mistral-Large-3-675B-Instruct-2512",
            "mistral", disk_requirement(634.70), 1, 634.70, 0, "bfloat16", 634.70, 294912, "0.0.1",
-           distributed=True, transformers=False),
+           distributed=True, transformers=False, quant_method="float-quantized"),
 )  # fmt: skip
+
+#: The catalog. Presets with a known weight size need upstream v0.12's disk (the figures above
+#: are v0.6's model.go values, kept for the presets v0.12 has no size for).
+_PRESETS: Final = tuple(
+    p if p.model_size is None else attrs.evolve(p, disk=disk_requirement(p.model_size))
+    for p in _LISTED
+)
 
 
 @attrs.frozen

@@ -274,7 +274,8 @@ class Cluster:
         gpu_memory_mib: int | None = None,
     ) -> Obj:
         """Register a Node with capacity (``nvidia.com/gpu`` when ``gpus``), labels, taints and a
-        ``Ready`` condition, as a kubelet would."""
+        ``Ready`` condition, as a kubelet would (a Node already stored, as after a restart on a
+        durable store, gets its status refreshed)."""
         node = node_object(
             name,
             gpus=gpus,
@@ -288,7 +289,11 @@ class Cluster:
             now=self._rest.clock(),
         )
         status = node.pop("status")
-        await self.client.create(node)
+        try:
+            await self.client.create(node)
+        except StatusError as error:
+            if error.code != 409:
+                raise
         return await self.client.patch("v1", "Node", name, {"status": status}, subresource="status")
 
 

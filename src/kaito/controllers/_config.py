@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import attrs
 import yaml
 
-from kaito.api import ValidationContext, default_template
+from kaito.api import ValidationContext, default_template, load_config_file
 from kaito.api import constants as c
 from kaito.api.v1beta1 import Workspace
 from kaito.controllers._inference_objects import merge_inference_config
@@ -94,8 +94,8 @@ def _merged_config(default_text: str, user_text: str | None) -> str:
 @functools.lru_cache(maxsize=256)
 def _max_model_len(config_text: str) -> int | None:
     try:
-        return int(str((yaml.safe_load(config_text) or {}).get("vllm", {}).get("max-model-len")))
-    except (ValueError, TypeError, AttributeError, yaml.YAMLError):
+        return int(str((load_config_file(config_text) or {}).get("vllm", {}).get("max-model-len")))
+    except (ValueError, TypeError, AttributeError):  # ConfigFileError is a ValueError
         return None
 
 

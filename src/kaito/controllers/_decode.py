@@ -16,6 +16,7 @@ from typing import Any, Final
 from kaito.api import Checked, decode_workspace, structure_lenient
 from kaito.api.v1beta1 import Workspace
 from kaito.controllers._naming import revision_inputs, revision_of
+from kaito.controllers._revisions import spec_hash
 
 __all__ = ("DEFAULT_DECODE_CACHE_SIZE", "DecodedWorkspace", "WorkspaceDecoder")
 
@@ -27,7 +28,14 @@ DEFAULT_DECODE_CACHE_SIZE: Final = 4096
 class _Decoded:
     """What decoding one stored version gave (shared by every pass over that version)."""
 
-    __slots__ = ("api_version", "checked", "resource_version", "revision_inputs", "workspace")
+    __slots__ = (
+        "api_version",
+        "checked",
+        "resource_version",
+        "revision_inputs",
+        "spec_hash",
+        "workspace",
+    )
 
     def __init__(self, raw: Mapping[str, Any], resource_version: str, api_version: str) -> None:
         self.resource_version = resource_version
@@ -40,6 +48,7 @@ class _Decoded:
             else structure_lenient(raw, Workspace)[0]
         )
         self.revision_inputs: dict[str, Any] | None = None
+        self.spec_hash: str | None = None
 
 
 class DecodedWorkspace:
@@ -61,6 +70,13 @@ class DecodedWorkspace:
     def checked(self) -> Checked:
         """What :func:`~kaito.api.decode_workspace` returned (the input of ``check_decoded``)."""
         return self._decoded.checked
+
+    def spec_hash(self) -> str:
+        """:func:`~kaito.controllers._revisions.spec_hash` of this version, computed once."""
+        decoded = self._decoded
+        if decoded.spec_hash is None:
+            decoded.spec_hash = spec_hash(decoded.workspace)
+        return decoded.spec_hash
 
     def revision(self, *extra: Any) -> str:
         """:func:`~kaito.controllers.revision_hash` of this version, its inputs computed once."""

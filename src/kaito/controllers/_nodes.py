@@ -1,8 +1,11 @@
 """GPU nodes for a Workspace: count the usable ones, ask the provisioner for the rest.
 
-Controller layer. Nodes the user brought (matching the selector, without KAITO's nodepool label)
-and ``preferredNodes`` count first; the provisioner is asked only for what is missing, under
-deterministic names, so repeating this (or a restarted manager) never creates duplicates.
+Controller layer. Nodes the user brought count first (``preferredNodes`` before others), as
+upstream counts them: with node auto-provisioning, the Workspace's pods are pinned to nodes
+carrying its ``kaito.sh/workspace``/``kaito.sh/workspacenamespace`` labels, so only such nodes
+(matching the selector, without KAITO's nodepool label) count; with bring-your-own nodes the
+selector alone decides. The provisioner is asked only for what is missing, under deterministic
+names, so repeating this (or a restarted manager) never creates duplicates.
 """
 
 from __future__ import annotations
@@ -13,12 +16,23 @@ from typing import Any, Final
 from kaito.api import constants as c
 from kaito.api import selector_as_map
 from kaito.api.v1beta1 import Workspace
+from kaito.catalog import SKU
 from kaito.controllers._status import NodeObservation
 from kaito_provisioners import NodeProvisioner, NodeRequest, ProvisioningError
 
-__all__ = ("byo_ready_nodes", "ensure_nodes", "is_ready_gpu_node", "node_request")
+__all__ = (
+    "byo_ready_nodes",
+    "ensure_nodes",
+    "gpu_config_of_nodes",
+    "is_ready_gpu_node",
+    "node_request",
+    "pinned_ready_nodes",
+)
 
 GPU_RESOURCES: Final = ("nvidia.com/gpu", "amd.com/gpu")
+GPU_PRODUCT_LABEL: Final = "nvidia.com/gpu.product"
+GPU_COUNT_LABEL: Final = "nvidia.com/gpu.count"
+GPU_MEMORY_LABEL: Final = "nvidia.com/gpu.memory"
 R_NODE: Final = c.Reason.NODE_NOT_READY
 R_PLUGINS: Final = c.Reason.NODE_PLUGINS_NOT_READY
 
@@ -50,25 +64,59 @@ def _user_labels(ws: Workspace) -> dict[str, str]:
     return {k: v for k, v in selector.items() if k not in c.RESERVED_SELECTOR_LABELS}
 
 
-def byo_ready_nodes(ws: Workspace, nodes: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Ready GPU nodes the workspace may use that KAITO did not provision (sorted, preferred first).
-
-    A node qualifies when it carries every (non-reserved) selector label and is not a node
-    KAITO provisioned (those carry ``karpenter.sh/nodepool``, or another workspace's label).
-    """
-    wanted = _user_labels(ws)
+def _ready_matching(
+    ws: Workspace, nodes: Iterable[Mapping[str, Any]], wanted: Mapping[str, str]
+) -> list[str]:
     preferred = set((ws.resource.preferred_nodes if ws.resource else None) or ())
     out = []
     for node in nodes:
         meta = node.get("metadata") or {}
         labels = meta.get("labels") or {}
-        if c.LABEL_NODEPOOL in labels or c.LABEL_WORKSPACE in labels:
-            continue
+        if c.LABEL_NODEPOOL in labels:
+            continue  # provisioned by KAITO
         if not all(labels.get(k) == v for k, v in wanted.items()):
             continue
         if is_ready_gpu_node(node):
             out.append(meta.get("name", ""))
     return sorted(out, key=lambda n: (n not in preferred, n))
+
+
+def byo_ready_nodes(ws: Workspace, nodes: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Bring-your-own mode: ready GPU nodes carrying every (non-reserved) selector label that
+    KAITO did not provision (sorted, preferred first)."""
+    unclaimed = (
+        n for n in nodes if c.LABEL_WORKSPACE not in ((n.get("metadata") or {}).get("labels") or {})
+    )
+    return _ready_matching(ws, unclaimed, _user_labels(ws))
+
+
+def pinned_ready_nodes(ws: Workspace, nodes: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Node auto-provisioning: ready GPU nodes the user brought for this Workspace, i.e. with the
+    selector's labels and its ``kaito.sh/workspace``/``kaito.sh/workspacenamespace`` labels (the
+    Workspace's pods can land nowhere else), without KAITO's nodepool label."""
+    wanted = {
+        **_user_labels(ws),
+        c.LABEL_WORKSPACE: ws.metadata.name or "",
+        c.LABEL_WORKSPACE_NAMESPACE: ws.metadata.namespace or "default",
+    }
+    return _ready_matching(ws, nodes, wanted)
+
+
+def gpu_config_of_nodes(nodes: Iterable[Mapping[str, Any]]) -> SKU | None:
+    """The GPUs of a bring-your-own node from its NVIDIA feature-discovery labels
+    (``nvidia.com/gpu.product|count|memory``, memory in MiB), as upstream reads them; None
+    without them."""
+    for node in nodes:
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        try:
+            count = int(labels[GPU_COUNT_LABEL])
+            memory_mib = int(labels[GPU_MEMORY_LABEL])
+            product = str(labels[GPU_PRODUCT_LABEL])
+        except (KeyError, ValueError):
+            continue
+        if count > 0:
+            return SKU(product, "byo", count, count * memory_mib / 1024, product)
+    return None
 
 
 def node_request(ws: Workspace, count: int, *, disk_gib: float) -> NodeRequest:
@@ -98,12 +146,17 @@ async def ensure_nodes(
 ) -> NodeObservation:
     """Make sure ``target`` ready GPU nodes serve the workspace; report what is there.
 
-    ``provisioned`` are the cached nodes already labelled for this workspace; when enough of them
-    are Ready the provisioner is not called at all. With a provisioner (node auto-provisioning),
-    the missing nodes are requested; without one
-    (bring-your-own), only matching nodes are counted and the message says what is missing.
+    ``provisioned`` are the cached nodes labelled for this workspace (by the provisioner, or by
+    the user for it); when enough of them are Ready the provisioner is not called at all. With a
+    provisioner (node auto-provisioning), the missing nodes are requested; without one
+    (bring-your-own), ``nodes`` matching the selector are counted and the message says what is
+    missing.
     """
-    byo = byo_ready_nodes(ws, nodes)[:target]
+    provisioned = list(provisioned)
+    if provisioner is None:
+        byo = byo_ready_nodes(ws, nodes)[:target]
+    else:
+        byo = pinned_ready_nodes(ws, provisioned)[:target]
     missing = target - len(byo)
     if provisioner is None:
         message = (
@@ -118,7 +171,10 @@ async def ensure_nodes(
     if missing <= 0:
         return NodeObservation(target, tuple(byo), provisioned=True)
     cached = sorted(
-        (n.get("metadata") or {}).get("name", "") for n in provisioned if is_ready_gpu_node(n)
+        (n.get("metadata") or {}).get("name", "")
+        for n in provisioned
+        if c.LABEL_NODEPOOL in ((n.get("metadata") or {}).get("labels") or {})
+        and is_ready_gpu_node(n)
     )
     if len(cached) >= missing:
         # The cache already shows the provisioned nodes Ready: nothing to ask the provisioner.

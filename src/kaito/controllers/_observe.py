@@ -6,11 +6,11 @@ and nodes of a Workspace by its labels.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from kaito.api import constants as c
-from kaito.controllers._pod_health import diagnose_pods
+from kaito.controllers._pod_health import diagnose_pods, restart_note
 from kaito.controllers._status import JobObservation, WorkloadObservation
 
 __all__ = (
@@ -59,7 +59,6 @@ def index_unmanaged_nodes(obj: Mapping[str, Any]) -> list[str]:
 def observe_workload(
     statefulset: Mapping[str, Any] | None,
     pods: Iterable[Mapping[str, Any]],
-    node: Callable[[str], Mapping[str, Any] | None],
     *,
     replicas: int,
     changed: bool,
@@ -68,17 +67,12 @@ def observe_workload(
     count it shows belongs to the previous spec and does not count."""
     pods = list(pods)
     status = (statefulset or {}).get("status") or {}
-    nodes_by_name = {
-        pod_node: found
-        for pod in pods
-        if (pod_node := (pod.get("spec") or {}).get("nodeName"))
-        and (found := node(pod_node)) is not None
-    }
     return WorkloadObservation(
         exists=statefulset is not None,
         replicas=replicas,
         ready_replicas=0 if changed else int(status.get("readyReplicas") or 0),
-        problem=diagnose_pods(pods, nodes_by_name),
+        problem=diagnose_pods(pods),
+        restarted=restart_note(pods),
     )
 
 

@@ -19,7 +19,7 @@ from kaito.api import check_decoded, runtime_of, unstructure
 from kaito.api import constants as c
 from kaito.api.v1beta1 import Workspace, WorkspaceStatus
 from kaito.catalog import SKU as CatalogSKU
-from kaito.catalog import Preset, estimate_node_count
+from kaito.catalog import Preset
 from kaito.controllers._apply import WorkspaceClient, ensure_object
 from kaito.controllers._config import WorkspaceConfigs
 from kaito.controllers._decode import DecodedWorkspace, WorkspaceDecoder
@@ -31,7 +31,7 @@ from kaito.controllers._inference_objects import (
     inference_services,
     inference_statefulset,
 )
-from kaito.controllers._nodes import ensure_nodes
+from kaito.controllers._nodes import ensure_nodes, gpu_config_of_nodes
 from kaito.controllers._observe import (
     UNMANAGED_INDEX,
     WORKSPACE_INDEX,
@@ -41,8 +41,11 @@ from kaito.controllers._observe import (
     workspace_index_key,
 )
 from kaito.controllers._owned import INFERENCE_SET, TUNING_JOB
+from kaito.controllers._plan import target_node_count
+from kaito.controllers._pod_health import PodProblem
 from kaito.controllers._progress import ProgressReader
 from kaito.controllers._resources import CONFIG_MAPS, JOBS, SERVICES, STATEFUL_SETS, WORKSPACES
+from kaito.controllers._revisions import REVISION_INDEX, sync_revision
 from kaito.controllers._settings import ControllerSettings, validation_context
 from kaito.controllers._status import (
     JobObservation,
@@ -52,8 +55,9 @@ from kaito.controllers._status import (
     invalid_status,
     status_patch,
 )
+from kaito.controllers._template_objects import template_statefulset
 from kaito.controllers._tuning_objects import TuningPlan, training_config_map, tuning_job
-from kaito.engine import EventRecorder, ObjectKey, Result, Store, TerminalError
+from kaito.engine import ApiError, EventRecorder, ObjectKey, Result, Store, TerminalError
 from kaito_provisioners import NodeProvisioner
 
 __all__ = ("NODE_POLL_SECONDS", "PROGRESS_POLL_SECONDS", "WorkspaceCaches", "WorkspaceReconciler")
@@ -64,6 +68,8 @@ NODE_POLL_SECONDS: Final = 2.0
 MIN_NODE_POLL_SECONDS: Final = 0.05
 PROGRESS_POLL_SECONDS: Final = 15.0
 _MAX_VALIDATED: Final = 4096
+#: InferenceReady's reason when the API server refuses the user's ``inference.template``.
+INVALID_TEMPLATE: Final = "InvalidInferenceTemplate"
 
 
 @attrs.frozen
@@ -77,6 +83,8 @@ class WorkspaceCaches:
     jobs: Store
     services: Store
     config_maps: Store
+    #: The Workspaces' ControllerRevisions, indexed by :data:`REVISION_INDEX`.
+    revisions: Store
 
 
 def _now() -> str:
@@ -128,26 +136,41 @@ class WorkspaceReconciler:
         if problems:
             await self._write_status(raw, ws, invalid_status(ws, problems, now=self.now()))
             raise TerminalError(f"workspace {key} is invalid: {problems[0]}")
+        revision = await sync_revision(
+            self.client,
+            ws,
+            self.caches.revisions.by_index(
+                REVISION_INDEX, workspace_index_key(key.namespace, key.name)
+            ),
+            hash_=decoded.spec_hash(),
+        )
         preset = self._preset(ws)
         sku = self.validation.skus.get(ws.resource.instance_type or "") if ws.resource else None
         target = self._target_nodes(ws, preset, sku)
+        byo = self.caches.nodes.by_index(UNMANAGED_INDEX, "byo")
         nodes = await ensure_nodes(
             ws,
             target,
-            self.caches.nodes.by_index(UNMANAGED_INDEX, "byo"),
+            byo,
             self.provisioner,
             disk_gib=preset.disk if preset else 1024.0,
             provisioned=self.caches.nodes.by_index(
                 WORKSPACE_INDEX, workspace_index_key(key.namespace, key.name)
             ),
         )
+        if sku is None and self.provisioner is None:
+            # Bring-your-own nodes: their GPUs from their labels, as upstream reads them.
+            ready = set(nodes.ready_nodes)
+            sku = gpu_config_of_nodes(
+                n for n in byo if (n.get("metadata") or {}).get("name") in ready
+            )
         if ws.inference is not None:
             workload = await self._ensure_inference(
-                decoded, preset, sku, target=target, nodes=nodes
+                decoded, preset, sku, target=target, nodes=nodes, revision=revision
             )
             status = compute_status(ws, nodes, now=self.now(), workload=workload)
         else:
-            job = await self._ensure_tuning(decoded, preset, sku, nodes)
+            job = await self._ensure_tuning(decoded, preset, sku, nodes, revision=revision)
             status = compute_status(ws, nodes, now=self.now(), job=job)
         await self._write_status(raw, ws, status)
         if not nodes.ready:
@@ -183,22 +206,14 @@ class WorkspaceReconciler:
         return self.validation.presets.get(spec.name) if spec else None
 
     def _target_nodes(self, ws: Workspace, preset: Preset | None, sku: CatalogSKU | None) -> int:
-        """``status.targetNodeCount`` once set; else the estimator (vLLM) or ``resource.count``."""
-        if ws.status and ws.status.target_node_count:
-            return ws.status.target_node_count
-        count = (ws.resource.count if ws.resource else None) or 1
-        if (
-            ws.inference is not None
-            and preset is not None
-            and sku is not None
-            and runtime_of(ws, self.validation) == c.RuntimeName.VLLM
-            and self.settings.node_auto_provisioning
-        ):
-            estimate = estimate_node_count(
-                preset, sku, max_model_len=self.configs.max_model_len(ws) or 2048
-            )
-            return estimate or count
-        return count
+        return target_node_count(
+            ws,
+            preset,
+            sku,
+            runtime=runtime_of(ws, self.validation),
+            node_auto_provisioning=self.settings.node_auto_provisioning,
+            max_model_len=self.configs.max_model_len(ws),
+        )
 
     async def _ensure_config_map(self, config_map: dict[str, Any]) -> None:
         meta = config_map["metadata"]
@@ -215,6 +230,7 @@ class WorkspaceReconciler:
         *,
         target: int,
         nodes: NodeObservation,
+        revision: str,
     ) -> WorkloadObservation:
         ws, raw = decoded.workspace, decoded.raw
         assert ws.inference is not None
@@ -222,39 +238,67 @@ class WorkspaceReconciler:
         for service in inference_services(ws, self.settings):
             current = self.caches.services.get(ObjectKey(namespace, service["metadata"]["name"]))
             await ensure_object(self.client, SERVICES, service, current, fields=())
-        config_text = self.configs.inference_config(ws)
-        runtime = runtime_of(ws, self.validation)
-        model = (
-            preset.model_id if preset else (ws.inference.preset.name if ws.inference.preset else "")
-        )
-        plan = InferencePlan(
-            preset=preset,
-            model_id=model,
-            sku=sku,
-            node_count=target,
-            runtime=runtime,
-            config_text=config_text,
-            revision=decoded.revision(config_text, self.settings.runtime_image),
-        )
-        await self._ensure_config_map(inference_config_map(ws, plan))
+        if ws.inference.template is not None:
+            desired = template_statefulset(
+                ws, replicas=target, revision=revision, settings=self.settings
+            )
+        else:
+            config_text = self.configs.inference_config(ws)
+            model = (
+                preset.model_id
+                if preset
+                else (ws.inference.preset.name if ws.inference.preset else "")
+            )
+            plan = InferencePlan(
+                preset=preset,
+                model_id=model,
+                sku=sku,
+                node_count=target,
+                runtime=runtime_of(ws, self.validation),
+                config_text=config_text,
+                revision=revision,
+            )
+            await self._ensure_config_map(inference_config_map(ws, plan))
+            desired = inference_statefulset(ws, plan, self.settings)
         if not nodes.ready:
             return WorkloadObservation(exists=False)
-        desired = inference_statefulset(ws, plan, self.settings)
         set_key = INFERENCE_SET.key(namespace, name)
         current = self.caches.stateful_sets.get(set_key)
-        outcome = await ensure_object(self.client, STATEFUL_SETS, desired, current)
+        if current is not None and _selector(current) != _selector(desired):
+            # The selector is immutable: a StatefulSet from an older rendering is replaced.
+            await self.client.delete(STATEFUL_SETS, set_key)
+            await self.events.event(
+                dict(raw), WORKLOAD_UPDATED, f"replacing StatefulSet {set_key.name}: new selector"
+            )
+            return WorkloadObservation(exists=False)
+        try:
+            outcome = await ensure_object(self.client, STATEFUL_SETS, desired, current)
+        except ApiError as err:
+            if err.status != 422 or ws.inference.template is None:
+                raise
+            # The user's pod template is schemaless: the API server is the one to judge it.
+            return WorkloadObservation(
+                exists=current is not None,
+                replicas=target,
+                problem=PodProblem(
+                    INVALID_TEMPLATE,
+                    f"the API server refused the StatefulSet of inference.template: "
+                    f"{err.message}; fix inference.template",
+                ),
+            )
         if outcome == "created":
             await self.events.event(
                 dict(raw), WORKLOAD_CREATED, f"created StatefulSet {set_key.name}"
             )
         elif outcome == "updated":
             await self.events.event(
-                dict(raw), WORKLOAD_UPDATED, f"rolled StatefulSet {set_key.name} to the new spec"
+                dict(raw),
+                WORKLOAD_UPDATED,
+                f"rolled StatefulSet {set_key.name} to revision {revision}",
             )
         return observe_workload(
             current,
             self.caches.pods.by_index(WORKSPACE_INDEX, workspace_index_key(namespace, name)),
-            lambda node: self.caches.nodes.get(ObjectKey("", node)),
             replicas=target,
             changed=outcome != "unchanged",
         )
@@ -267,6 +311,8 @@ class WorkspaceReconciler:
         preset: Preset | None,
         sku: CatalogSKU | None,
         nodes: NodeObservation,
+        *,
+        revision: str,
     ) -> JobObservation:
         ws, raw = decoded.workspace, decoded.raw
         assert ws.tuning is not None
@@ -274,22 +320,17 @@ class WorkspaceReconciler:
             raise TerminalError(f"tuning preset {ws.tuning.preset!r} is not in the catalog")
         namespace, name = ws.metadata.namespace or "default", ws.metadata.name or ""
         config_text = self.configs.training_config(ws)
-        plan = TuningPlan(
-            preset=preset,
-            sku=sku,
-            config_text=config_text,
-            revision=decoded.revision(config_text, self.settings.runtime_image),
-        )
+        plan = TuningPlan(preset=preset, sku=sku, config_text=config_text, revision=revision)
         await self._ensure_config_map(training_config_map(ws, plan))
         if not nodes.ready:
             return JobObservation(exists=False)
         job_key = TUNING_JOB.key(namespace, name)
         current = self.caches.jobs.get(job_key)
         if current is not None:
-            revision = ((current.get("metadata") or {}).get("annotations") or {}).get(
+            job_revision = ((current.get("metadata") or {}).get("annotations") or {}).get(
                 c.ANNOTATION_REVISION
             )
-            if revision != plan.revision:
+            if job_revision != plan.revision:
                 # A Job's pod template is immutable: replace the Job (upstream does the same).
                 await self.client.delete(JOBS, job_key)
                 await self.events.event(
@@ -324,3 +365,7 @@ class WorkspaceReconciler:
         await record_transitions(
             self.events, raw, ws.status.conditions if ws.status else None, status.conditions
         )
+
+
+def _selector(obj: Mapping[str, Any]) -> Any:
+    return ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels")

@@ -12,6 +12,7 @@ from kaito.engine import EVENTS, Resource
 
 __all__ = (
     "CONFIG_MAPS",
+    "CONTROLLER_REVISIONS",
     "EVENTS",
     "JOBS",
     "NODES",
@@ -28,3 +29,4 @@ SERVICES: Final = Resource("", "v1", "services", "Service")
 CONFIG_MAPS: Final = Resource("", "v1", "configmaps", "ConfigMap")
 STATEFUL_SETS: Final = Resource("apps", "v1", "statefulsets", "StatefulSet")
 JOBS: Final = Resource("batch", "v1", "jobs", "Job")
+CONTROLLER_REVISIONS: Final = Resource("apps", "v1", "controllerrevisions", "ControllerRevision")

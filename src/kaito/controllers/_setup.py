@@ -23,6 +23,7 @@ from kaito.controllers._progress import ProgressReader, http_progress_reader
 from kaito.controllers._reconciler import WorkspaceCaches, WorkspaceReconciler
 from kaito.controllers._resources import (
     CONFIG_MAPS,
+    CONTROLLER_REVISIONS,
     JOBS,
     NODES,
     PODS,
@@ -30,6 +31,7 @@ from kaito.controllers._resources import (
     STATEFUL_SETS,
     WORKSPACES,
 )
+from kaito.controllers._revisions import NAME_LABEL, REVISION_INDEX, index_revisions
 from kaito.controllers._settings import ControllerSettings
 from kaito.engine import (
     Controller,
@@ -103,6 +105,8 @@ def add_workspace_controller(
         )
         for kind in OWNED_KINDS
     }
+    revisions = manager.informer(CONTROLLER_REVISIONS, label_selector=NAME_LABEL)
+    revisions.add_indexer(REVISION_INDEX, index_revisions)
     workspaces.add_indexer(CONFIG_INDEX, index_by_config)
     pods.add_indexer(WORKSPACE_INDEX, index_by_workspace)
     nodes.add_indexer(WORKSPACE_INDEX, index_by_workspace)
@@ -115,6 +119,7 @@ def add_workspace_controller(
         jobs=owned[JOBS].store,
         services=owned[SERVICES].store,
         config_maps=owned[CONFIG_MAPS].store,
+        revisions=revisions.store,
     )
     reconciler = WorkspaceReconciler(
         client,

@@ -64,6 +64,8 @@ class WorkloadObservation:
     replicas: int = 0
     ready_replicas: int = 0
     problem: PodProblem | None = None
+    #: Why a running pod is not ready, when its container was restarted (or "").
+    restarted: str = ""
 
 
 @attrs.frozen
@@ -174,6 +176,8 @@ def _put_inference(
     else:
         ok, reason = False, R.INFERENCE_PENDING
         message = f"{workload.ready_replicas}/{workload.replicas} inference pods ready"
+        if workload.restarted:
+            message += f": {workload.restarted}"
     put(T.INFERENCE_READY, ok, reason, message)
     summary = "the workspace is ready" if ok else message
     put(T.WORKSPACE_SUCCEEDED, ok, R.SUCCEEDED if ok else R.PENDING, summary)

@@ -155,6 +155,10 @@ def build_app(
                 holder.engine = engine
                 metrics.model_loaded.set(1)
                 log.info("engine_ready", seconds=round(clock() - started, 2))
+                if engine.info.stand_in:
+                    log.warning(
+                        "model_is_stand_in", model=settings.model, note=engine.info.stand_in
+                    )
                 loaded.set()
                 await stop.wait()
         except Exception as err:
@@ -265,7 +269,7 @@ def build_app(
         engine = holder.require()
         info = engine.info
         created = int(time.time())
-        data = [
+        data: list[dict[str, Any]] = [
             {
                 "id": info.served_model_name,
                 "object": "model",
@@ -274,6 +278,7 @@ def build_app(
                 "root": settings.model,
                 "parent": None,
                 "max_model_len": info.max_model_len,
+                **({"stand_in": info.stand_in} if info.stand_in else {}),
             }
         ]
         strengths = {a.name: a.strength for a in settings.adapters}

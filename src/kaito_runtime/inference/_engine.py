@@ -79,6 +79,8 @@ class ModelInfo:
     adapters: tuple[str, ...]
     backend: str
     vocab_size: int
+    #: What the model is when it is a stand-in (random weights, scaled down), else None.
+    stand_in: str | None = None
 
 
 class PromptError(ValueError):

@@ -70,6 +70,9 @@ class Completion(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage
+    #: ``kaito-stand-in`` when the model is a stand-in (random weights), with what it is.
+    system_fingerprint: str | None = None
+    kaito_stand_in: str | None = None
 
 
 class AssistantMessage(BaseModel):
@@ -97,6 +100,9 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[ChatChoice]
     usage: Usage
+    #: ``kaito-stand-in`` when the model is a stand-in (random weights), with what it is.
+    system_fingerprint: str | None = None
+    kaito_stand_in: str | None = None
 
 
 class ModelCard(BaseModel):
@@ -110,6 +116,8 @@ class ModelCard(BaseModel):
     parent: str | None
     max_model_len: int
     strength: float | None = None
+    #: What the base model is when it is a stand-in (random weights, scaled down).
+    stand_in: str | None = None
 
 
 class ModelList(BaseModel):
@@ -123,6 +131,9 @@ class LegacyAnswer(BaseModel):
     """``POST /chat``."""
 
     Result: str
+    #: What the model is when it is a stand-in (random weights, scaled down): its answers are
+    #: noise, never the real model's.
+    stand_in: str | None = None
 
 
 class Health(BaseModel):

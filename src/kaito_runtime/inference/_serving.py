@@ -342,6 +342,7 @@ class Serving:
             "object": "text_completion",
             "created": int(self.wall_clock()),
             "model": prepared.model,
+            **_stand_in_fields(prepared.engine),
             "choices": [
                 {
                     "index": 0,
@@ -416,6 +417,7 @@ class Serving:
             "object": "chat.completion",
             "created": int(self.wall_clock()),
             "model": prepared.model,
+            **_stand_in_fields(prepared.engine),
             "choices": [
                 {
                     "index": 0,
@@ -538,6 +540,17 @@ class Serving:
         """Answer ``/chat`` as ``{"Result": text}``."""
         prepared, prompt_text = await self.prepare_legacy(req)
         done = await self.collect(prepared)
-        if req.prompt is not None and req.return_full_text:
-            return {"Result": prompt_text + done.text}
-        return {"Result": done.text}
+        text = (
+            prompt_text + done.text
+            if req.prompt is not None and req.return_full_text
+            else done.text
+        )
+        note = prepared.engine.info.stand_in
+        return {"Result": text, "stand_in": note} if note else {"Result": text}
+
+
+def _stand_in_fields(engine: Engine) -> dict[str, Any]:
+    """An OpenAI answer's metadata when the model is a stand-in: ``system_fingerprint`` names it,
+    ``kaito_stand_in`` says what it is (clients keep unknown fields)."""
+    note = engine.info.stand_in
+    return {"system_fingerprint": "kaito-stand-in", "kaito_stand_in": note} if note else {}

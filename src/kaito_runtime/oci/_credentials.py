@@ -35,21 +35,28 @@ class Credentials:
         return f"Credentials(username={self.username!r}, password=***)"
 
 
-def _config_file(path: Path) -> Path:
+def _config_files(path: Path) -> list[Path]:
+    """The docker config files ``path`` names: itself, or in a directory ``config.json`` or
+    ``.dockerconfigjson``, else every ``*.json`` (one per pull secret, as KAITO projects the
+    secrets of an adapter or a data image: ``config.d/<name>/<secret>.json``)."""
     if path.is_dir():
         for name in CONFIG_FILE_NAMES:
             if (path / name).is_file():
-                return path / name
+                return [path / name]
+        found = sorted(p for p in path.glob("*.json") if p.is_file())
+        if found:
+            return found
         raise DockerConfigError(
-            f"docker config directory {str(path)!r} holds neither config.json nor "
-            ".dockerconfigjson; mount the secret there or pass the file itself"
+            f"docker config directory {str(path)!r} holds neither config.json, "
+            ".dockerconfigjson nor <secret>.json files; mount the secret there or pass the file "
+            "itself"
         )
     if not path.is_file():
         raise DockerConfigError(
             f"docker config {str(path)!r} does not exist; pass the path of a config.json or "
             "of a mounted kubernetes.io/dockerconfigjson secret"
         )
-    return path
+    return [path]
 
 
 def _host_of(key: str) -> str:
@@ -95,14 +102,22 @@ def load_credentials(docker_config: Path | str | None, registry: str) -> Credent
     """Return the credentials ``docker_config`` holds for ``registry``, or ``None`` if none.
 
     ``docker_config`` is a ``config.json``, a ``.dockerconfigjson`` file, or a directory holding
-    one of them; ``None`` means anonymous access.
+    one of them or several ``<secret>.json`` files (the first that knows the registry wins);
+    ``None`` means anonymous access.
 
     Raises:
         DockerConfigError: the file is missing, not JSON, or an entry is malformed.
     """
     if docker_config is None:
         return None
-    path = _config_file(Path(docker_config))
+    for path in _config_files(Path(docker_config)):
+        found = _credentials_in(path, registry)
+        if found is not None:
+            return found
+    return None
+
+
+def _credentials_in(path: Path, registry: str) -> Credentials | None:
     try:
         document = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         flags.CHECKPOINT_DIR, type=Path, help="checkpoint directory (default OUTPUT/checkpoints)"
     )
     parser.add_argument(
+        flags.HOST,
+        default="0.0.0.0",
+        help="address /progress and /metrics bind (the controller gives the Pod's IP)",
+    )
+    parser.add_argument(
         flags.METRICS_PORT,
         type=int,
         default=DEFAULT_METRICS_PORT,
@@ -129,7 +134,7 @@ def _run(args: argparse.Namespace, ranks: Ranks) -> str:
         log_events=ranks.is_main,
     )
     serve = args.metrics_port and ranks.is_main
-    server = ProgressServer(tracker, port=args.metrics_port) if serve else None
+    server = ProgressServer(tracker, host=args.host, port=args.metrics_port) if serve else None
     try:
         result = run_tuning(settings, tracker)
     except BaseException as exc:

@@ -52,6 +52,8 @@ class TuningMetadata:
     device: str = "cpu"
     peak_gpu_memory_bytes: int | None = None
     processes: int = 1
+    #: What the base model is when it is a stand-in (random weights): so is the adapter.
+    base_model_stand_in: str | None = None
     finished_at: str = attrs.field(
         factory=lambda: datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     )

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import structlog
 
+from kaito_runtime.standin import stand_in_label
 from kaito_runtime.tuning._checkpoints import (
     discard_checkpoints,
     is_complete,
@@ -419,6 +420,9 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
         raise out_of_memory("loading the model") from None
     except (OSError, ValueError) as exc:
         raise _model_error(settings, exc) from None
+    stand_in = stand_in_label(getattr(model, "config", None))
+    if stand_in:
+        log.warning("model_is_stand_in", model=settings.model, note=stand_in)
     lora_config = _lora_config(settings, model)
     trainer, progress = _trainer(
         model=model,
@@ -462,6 +466,7 @@ def run_tuning(settings: TuningSettings, tracker: ProgressTracker) -> TuningResu
         ),
         resumed_from_step=resumed_from,
         target_modules=_as_json(lora_config.target_modules),
+        base_model_stand_in=stand_in,
         device=gpu_name,
         peak_gpu_memory_bytes=int(torch.cuda.max_memory_allocated()) if gpu else None,
         processes=ranks.world_size,

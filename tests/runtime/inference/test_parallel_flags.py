@@ -87,3 +87,21 @@ def test_the_executor_backend_flag_lists_the_choices(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert "invalid choice: 'slurm'" in err
     assert "'external_launcher'" in err
+
+
+def test_the_context_length_is_auto_unless_configured(tmp_path: Path) -> None:
+    """Upstream renders ``--max-model-len=auto``: vLLM sizes the context to the KV cache that
+    fits; a length in the ConfigMap (or a flag) still wins."""
+    rendered = _pairs(engine_argv(_settings("--max-model-len", "auto"), NO_ADAPTERS))
+    assert rendered["--max-model-len"] == "auto"
+    assert _pairs(engine_argv(_settings(), NO_ADAPTERS))["--max-model-len"] == "auto"
+    config = tmp_path / "inference_config.yaml"
+    config.write_text("vllm:\n  max-model-len: 4096\n")
+    configured = engine_argv(
+        _settings("--max-model-len", "auto", "--kaito-config-file", str(config)), NO_ADAPTERS
+    )
+    assert configured.count("--max-model-len") == 1
+    assert _pairs(configured)["--max-model-len"] == "4096"
+    assert _pairs(engine_argv(_settings("--max-model-len=512"), NO_ADAPTERS))[
+        "--max-model-len"
+    ] == ("512")

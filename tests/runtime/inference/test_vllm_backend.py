@@ -260,6 +260,13 @@ def test_configmap_entries_become_vllm_engine_arguments(tmp_path: Path, tiny_mod
     assert not parsed.trust_remote_code
 
 
+def test_vllm_takes_auto_as_the_context_length(tiny_model: Path) -> None:
+    """What the controller renders (upstream's ``--max-model-len=auto``) is vLLM's auto-fit."""
+    from kaito_runtime.inference.backends._vllm_engine import engine_args
+
+    assert engine_args(["--model", str(tiny_model), "--max-model-len", "auto"]).max_model_len == -1
+
+
 def test_an_unknown_engine_argument_is_a_config_error_quoting_vllm(tiny_model: Path) -> None:
     from kaito_runtime.inference import ConfigError
     from kaito_runtime.inference.backends._vllm_engine import engine_args

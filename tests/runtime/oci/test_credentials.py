@@ -70,5 +70,15 @@ def test_malformed_configs_say_what_is_wrong(tmp_path: Path, content: str, messa
 def test_missing_file_and_empty_directory(tmp_path: Path) -> None:
     with pytest.raises(DockerConfigError, match="does not exist"):
         load_credentials(tmp_path / "nope.json", "r.io")
-    with pytest.raises(DockerConfigError, match=r"neither config.json nor \.dockerconfigjson"):
+    with pytest.raises(DockerConfigError, match=r"neither config.json, \.dockerconfigjson nor"):
         load_credentials(tmp_path, "r.io")
+
+
+def test_a_directory_of_projected_pull_secrets(tmp_path: Path) -> None:
+    """KAITO projects every pull secret of an adapter as ``<secret>.json`` into one directory
+    (upstream's ``config.d/<name>-inference-adapter``): the one that knows the registry wins."""
+    _write(tmp_path / "first.json", {"auths": {"a.io": {"auth": _auth("a", "1")}}})
+    _write(tmp_path / "second.json", {"auths": {"b.io": {"auth": _auth("b", "2")}}})
+    assert load_credentials(tmp_path, "b.io") == Credentials("b", "2")
+    assert load_credentials(tmp_path, "a.io") == Credentials("a", "1")
+    assert load_credentials(tmp_path, "c.io") is None

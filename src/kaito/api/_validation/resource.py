@@ -309,13 +309,6 @@ def validate_fit(
         runtime="vllm" if use_vllm else "transformers",
         max_model_len=max_len or 2048,
     )
-    if fit.ok and (fit.nodes or 1) > 1:
-        # kaito_runtime serves a model on one node; multi-node (ray) inference is not built.
-        fit = attrs.evolve(
-            fit,
-            ok=False,
-            reason=f"{fit.reason}: this kaito runtime serves a model on a single node only",
-        )
     if fit.ok:
         return extra
     error = invalid(

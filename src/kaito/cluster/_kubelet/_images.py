@@ -139,6 +139,15 @@ class ImageTable:
     runtime_repositories: tuple[str, ...] = ("kaito-runtime",)
     """Last path components that name the project's runtime image, from any registry."""
     manager_repositories: tuple[str, ...] = ("kaito-manager",)
+    runtime_env: Mapping[str, str] = attrs.field(factory=dict)
+    """More variables of the runtime image (``kaito up``: where the model hub is), under the
+    container's own."""
+    runtime_note: str = ""
+    """What else the runtime image brings, in words, for its ``Pulled`` event (``kaito up``:
+    where the weights come from)."""
+    runtime_paths: tuple[str, ...] = ()
+    """More host folders the runtime image reads, bound into its sandbox (``kaito up``: the
+    source folder of an editable install of ``kaito_runtime``)."""
 
     def _runtime(
         self, name: str, entrypoint: tuple[str, ...], cmd: tuple[str, ...]
@@ -147,9 +156,12 @@ class ImageTable:
         bin_dir = str(Path(python).parent)
         prefix = str(Path(sys.prefix if python == sys.executable else bin_dir).absolute())
         base = str(Path(python).resolve().parent.parent)
+        runs_as = f"the Python environment of {python}"
+        bound = (prefix, bin_dir, base)
+        extra = [p for p in self.runtime_paths if not any(Path(p).is_relative_to(b) for b in bound)]
         return ImageProfile(
             name=name,
-            runs_as=f"the Python environment of {python}",
+            runs_as=f"{runs_as}; {self.runtime_note}" if self.runtime_note else runs_as,
             entrypoint=entrypoint,
             cmd=cmd,
             env={
@@ -158,13 +170,14 @@ class ImageTable:
                 "PIP_NO_CACHE_DIR": "1",
                 "DEBIAN_FRONTEND": "noninteractive",
                 "HF_HOME": "/workspace/weights",
+                **self.runtime_env,
             },
             workdir="/workspace",
             files={
                 f"{_RUNTIME_BIN}/python": _python_wrapper(python),
                 f"{_RUNTIME_BIN}/python3": _python_wrapper(python),
             },
-            host_paths=tuple(dict.fromkeys((prefix, bin_dir, base))),
+            host_paths=tuple(dict.fromkeys((*bound, *extra))),
             termination_log_env="KAITO_TERMINATION_LOG",
         )
 

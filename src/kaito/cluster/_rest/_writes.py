@@ -3,6 +3,7 @@ finalizers and propagation, all with optimistic concurrency and admission."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from kaito.apimachinery import (
@@ -43,7 +44,13 @@ from kaito.cluster._rest._types import (
     RequestContext,
     WriteOptions,
 )
-from kaito.cluster._store import ConflictError, KeyExistsError, KeyNotFoundError, StoredObject
+from kaito.cluster._store import (
+    ConflictError,
+    GroupResource,
+    KeyExistsError,
+    KeyNotFoundError,
+    StoredObject,
+)
 
 __all__ = ("PATCH_TYPES", "WritesMixin")
 
@@ -59,6 +66,7 @@ _CUSTOM_PATCH_TYPES = (
     "application/apply-patch+yaml",
 )
 _RETRIES = 8
+PODS = GroupResource("", "pods")
 _NOT_SPEC = ("metadata", "status", "apiVersion", "kind")
 _ABSENT = object()
 _SYSTEM_META = (
@@ -755,11 +763,35 @@ class WritesMixin(RestBase):
                 meta["finalizers"] = finalizers
             else:
                 meta.pop("finalizers", None)
-            if not _finalizers_pending(rt, obj):
-                stored = await self._remove(rt, current, obj, options.dry_run)
-                if stored is None:
+            grace = _graceful_period(rt, obj, options)
+            if grace:
+                # kube-apiserver's graceful deletion (Pods): the object stays, Terminating, until
+                # its node has stopped it and deletes it with grace 0; a later delete may only
+                # shorten the period.
+                previous = meta.get("deletionGracePeriodSeconds")
+                if meta.get("deletionTimestamp") and previous is not None:
+                    if int(previous) <= grace and unchanged:
+                        return DeleteOutcome(current, False)
+                    grace = min(grace, int(previous))
+                meta["deletionTimestamp"] = format_time(self.clock() + dt.timedelta(seconds=grace))
+                meta["deletionGracePeriodSeconds"] = grace
+                if meta.get("generation"):
+                    meta["generation"] = int(meta["generation"]) + 1
+                self.to_storage(rt, obj)
+                if options.dry_run:
+                    return DeleteOutcome(self._fake_stored(rt, obj), False)
+                try:
+                    terminating = await self.store.update(
+                        rt.gr, obj, self.index(rt, obj), current.rv
+                    )
+                except ConflictError:
                     continue
-                return DeleteOutcome(stored, True, obj)
+                return DeleteOutcome(terminating, False)
+            if not _finalizers_pending(rt, obj):
+                removed = await self._remove(rt, current, obj, options.dry_run)
+                if removed is None:
+                    continue
+                return DeleteOutcome(removed, True, obj)
             if meta.get("deletionTimestamp") and unchanged:
                 return DeleteOutcome(current, False)
             if not meta.get("deletionTimestamp"):
@@ -806,6 +838,27 @@ class WritesMixin(RestBase):
             if stored is not None:
                 return stored
         raise conflict("", "namespaces", name, STALE_OBJECT)
+
+
+def _graceful_period(rt: ResourceType, obj: Obj, options: DeleteOptions) -> int:
+    """Seconds a deleted object stays Terminating (0: removed at once), by kube-apiserver's Pod
+    strategy: the request's ``gracePeriodSeconds``, else the Pod's
+    ``terminationGracePeriodSeconds``; 0 for a Pod that is not bound to a node or has finished;
+    other kinds are never graceful."""
+    if rt.gr != PODS:
+        return 0
+    spec = obj.get("spec") or {}
+    phase = (obj.get("status") or {}).get("phase")
+    if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+        return 0
+    period = options.grace_period_seconds
+    if period is None:
+        period = spec.get("terminationGracePeriodSeconds", 30)
+    try:
+        seconds = int(period)
+    except (TypeError, ValueError):
+        seconds = 30
+    return 1 if seconds < 0 else seconds
 
 
 def _too_deep(rt: ResourceType, name: str) -> StatusError:

@@ -24,7 +24,7 @@ from kaito.cluster._client import LocalClient
 from kaito.cluster._errors import StatusError
 from kaito.cluster._json import Obj, loads
 from kaito.cluster._meta import format_time
-from kaito.cluster._rest import RequestContext, RestApi, WriteOptions
+from kaito.cluster._rest import DeleteOptions, RequestContext, RestApi, WriteOptions
 from kaito.cluster._sim._common import NODES, PODS, pod_terminal, set_condition
 from kaito.cluster._store import EventType, GroupResource, StorageEvent
 
@@ -344,25 +344,38 @@ class NodeAgent:
         if gr != PODS:
             return ()
         key = (event.obj.namespace, event.obj.name)
-        if event.type is EventType.DELETED or event.obj.deleting:
+        if event.type is EventType.DELETED:
             running = self._running.pop(key, None)
-            if running is not None:
+            if running is not None:  # force-deleted: stop at once
                 running[2].mark_deleted(_grace_period(loads(event.obj.data)))
                 running[1].cancel()
             return ()
+        if event.obj.deleting:
+            running = self._running.get(key)
+            if running is not None and not running[1].cancel_called:
+                # Terminating: stop the containers within the grace period, then remove the Pod.
+                running[2].mark_deleted(_grace_period(loads(event.obj.data)))
+                running[1].cancel()
+                return ()
+            return (key,) if running is None and event.obj.fields[0] else ()
         if key in self._running or event.obj.fields[0] == "":
             return ()
         return (key,)
 
     async def initial_keys(self) -> Iterable[Hashable]:
-        return []
+        """Pods bound to nodes when the agent starts (a restarted cluster's running Pods)."""
+        snapshot = await self._rest.store.list(PODS, None)
+        return [(o.namespace, o.name) for o in snapshot.items if o.fields and o.fields[0]]
 
     async def reconcile(self, key: Hashable) -> float | None:
         namespace, name = cast("tuple[str, str]", key)
         if (namespace, name) in self._running:
             return None
         stored = await self._rest.store.get(PODS, namespace, name)
-        if stored is None or stored.deleting:
+        if stored is None:
+            return None
+        if stored.deleting:
+            await self._finish_deletion(namespace, name, stored.uid)
             return None
         pod = loads(stored.data)
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -399,6 +412,28 @@ class NodeAgent:
             and (pod_terminal(pod) or scope.cancel_called)
         ):
             self._running.pop(key, None)
+        if writer.deletion_grace_period is not None:
+            with anyio.CancelScope(shield=True):
+                await self._finish_deletion(key[0], key[1], str(pod["metadata"].get("uid", "")))
+
+    async def _finish_deletion(self, namespace: str, name: str, uid: str) -> None:
+        """The node's last word on a Terminating Pod: its containers are stopped, so delete it
+        with grace 0 (only that Pod: the uid is a precondition)."""
+        rt = self._rest.catalog.lookup("", "v1", "pods")
+        assert rt is not None
+        ctx = RequestContext(user="system:node:kubelet", groups=("system:nodes",))
+        try:
+            await self._rest.delete(
+                rt,
+                namespace,
+                name,
+                DeleteOptions(grace_period_seconds=0, precondition_uid=uid or None),
+                ctx,
+            )
+        except StatusError as error:
+            if error.code not in (404, 409):
+                raise
+        log.debug("kubelet_pod_deleted", pod=f"{namespace}/{name}")
 
 
 def _grace_period(pod: Obj) -> int:

@@ -1,7 +1,7 @@
 """Object storage for the in-process cluster: the :class:`Storage` Protocol and its backends.
 
-The HTTP and REST layers only talk to the Protocol, so a durable backend (SQLite, etcd) can be
-added without touching them.
+The HTTP and REST layers only talk to the Protocol: memory (the default) and SQLite (durable,
+``kaito up --data-dir``) implement it.
 """
 
 from kaito.cluster._store._base import (
@@ -23,6 +23,7 @@ from kaito.cluster._store._base import (
     TooLargeResourceVersionError,
 )
 from kaito.cluster._store._memory import MemoryStorage
+from kaito.cluster._store._sqlite import SqliteStorage
 
 __all__ = (
     "ConflictError",
@@ -34,6 +35,7 @@ __all__ = (
     "MemoryStorage",
     "ObjectIndex",
     "Snapshot",
+    "SqliteStorage",
     "Storage",
     "StorageBackup",
     "StorageEvent",

@@ -37,6 +37,7 @@ from kaito_runtime.inference._engine import (
 )
 from kaito_runtime.inference._lora_weights import PreparedAdapters, prepare_adapters
 from kaito_runtime.inference._settings import InferenceSettings
+from kaito_runtime.standin import stand_in_label
 
 __all__ = ("TransformersEngine", "open_transformers_engine")
 
@@ -404,6 +405,7 @@ async def open_transformers_engine(
             adapters=tuple(prepared.by_name),
             backend="transformers",
             vocab_size=_vocab_size(model, tokenizer),
+            stand_in=stand_in_label(getattr(model, "config", None)),
         )
         send, receive = anyio.create_memory_object_stream[_Job](math.inf)
         engine = TransformersEngine(

@@ -36,6 +36,7 @@ from kaito_runtime.inference._engine import (
 from kaito_runtime.inference._errors import ConfigError
 from kaito_runtime.inference._lora_weights import PreparedAdapters, prepare_adapters
 from kaito_runtime.inference._settings import InferenceSettings
+from kaito_runtime.standin import stand_in_label
 
 __all__ = ("VLLMEngine", "engine_args", "engine_argv", "open_vllm_engine")
 
@@ -75,6 +76,10 @@ def engine_argv(settings: InferenceSettings, prepared: PreparedAdapters) -> list
         argv += ["--distributed-executor-backend", settings.distributed_executor_backend]
     if settings.max_model_len is not None:
         argv += ["--max-model-len", str(settings.max_model_len)]
+    elif not any(key == "max-model-len" for key, _ in settings.engine_args):
+        # Neither a flag nor the ConfigMap sets it: vLLM picks the longest context whose KV
+        # cache fits the GPU memory (upstream KAITO's --max-model-len=auto).
+        argv += ["--max-model-len", "auto"]
     if settings.trust_remote_code:
         argv.append("--trust-remote-code")
     given = {a.removeprefix("--") for a in argv if a.startswith("--")}
@@ -279,6 +284,7 @@ async def open_vllm_engine(settings: InferenceSettings) -> AsyncIterator[VLLMEng
                 backend="vllm",
                 # ids the model embeds and the tokenizer decodes (vLLM refuses the others)
                 vocab_size=min(int(llm.model_config.get_vocab_size()), len(llm.get_tokenizer())),
+                stand_in=stand_in_label(getattr(llm.model_config, "hf_config", None)),
             )
             log.info(
                 "model_loaded",
