@@ -122,7 +122,9 @@ async def _containers_the_controller_writes() -> list[dict[str, Any]]:
 async def test_every_image_and_entrypoint_the_controller_writes_has_a_dockerfile() -> None:
     containers = await _containers_the_controller_writes()
     names = {c["name"] for c in containers}
-    assert {"data-downloader", "tuning", "puller-phi-3-adapter"} <= names  # init containers too
+    # init containers too; the tuning Job's main container is named after its Workspace (upstream)
+    assert {"data-downloader", "puller-phi-3-adapter"} <= names
+    assert "workspace-tuning-phi-3" in names, names
     wheel = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]
     for container in containers:
         dockerfile = _dockerfile_for(container["image"])

@@ -133,7 +133,8 @@ BEHAVIOURS: dict[tuple[str, str], Behaviour] = {
         _denial({"patch"}, {"workspaces/status"}), _no_conditions),
     ("workspaces/finalizers", "update"): Behaviour(
         "owned objects block their Workspace's deletion (OwnerReferencesPermissionEnforcement)",
-        _denial({"create"}, {"services", "configmaps", "statefulsets"}), _no_statefulset),
+        _denial({"create"}, {"controllerrevisions", "services", "configmaps", "statefulsets"}),
+        _no_statefulset),
     ("configmaps", "get,list,watch,create,patch,delete"): Behaviour(
         "the manager caches ConfigMaps (ready), and its webhook reads a Workspace's",
         _denial({"list", "watch"}, {"configmaps"}),
@@ -144,6 +145,9 @@ BEHAVIOURS: dict[tuple[str, str], Behaviour] = {
     ("statefulsets", "list,watch,create,patch,delete"): Behaviour(
         "the manager caches StatefulSets (ready)", _denial({"list", "watch"}, {"statefulsets"}),
         _not_ready),
+    ("controllerrevisions", "get,list,watch,create,delete"): Behaviour(
+        "the manager caches ControllerRevisions (ready)",
+        _denial({"list", "watch"}, {"controllerrevisions"}), _not_ready),
     ("jobs", "list,watch,create,delete"): Behaviour(
         "the manager caches Jobs (ready)", _denial({"list", "watch"}, {"jobs"}), _not_ready),
     ("nodes,pods", "list,watch"): Behaviour(

@@ -53,8 +53,20 @@ EngineOpener = Callable[[InferenceSettings], AbstractAsyncContextManager[Engine]
 GENERATION_ROUTES = frozenset({"/v1/completions", "/v1/chat/completions", "/chat"})
 ROUTES = GENERATION_ROUTES | {"/", "/health", "/v1/models", "/metrics"}
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-# With "stream": true the answer is server-sent events.
-SSE_CONTENT = {"text/event-stream": {"schema": {"type": "string"}}}
+# With "stream": true the answer is server-sent events. Before OpenAPI 3.2 (``itemSchema``) a
+# sequential media type's ``schema`` describes each event: the fields of one SSE event, ``data``
+# a JSON chunk or ``[DONE]``.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+    "required": ["data"],
+}
+SSE_CONTENT = {"text/event-stream": {"schema": SSE_EVENT}}
 
 
 @attrs.define
