@@ -20,8 +20,16 @@ from typing import Any
 
 import anyio
 
-from kaito.engine import EnqueueHandler, Informer, ObjectKey, Resource, Store, WorkQueue
-from kaito.engine.client import ObjectList, WatchEvent
+from kaito.engine import (
+    EnqueueHandler,
+    Informer,
+    ObjectKey,
+    ObjectList,
+    Resource,
+    Store,
+    WatchEvent,
+    WorkQueue,
+)
 
 JSON = dict[str, Any]
 RUNS = 5

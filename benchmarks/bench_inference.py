@@ -382,9 +382,7 @@ async def _main() -> list[str]:
     lines = [f"# inference bench: {RUNS} runs, {TOKENS} tokens, gpu={gpu}"]
     with tempfile.TemporaryDirectory(prefix="kaito-bench-model-") as scratch:
         model = _build(Path(scratch) / "model", gpu)
-        from kaito_runtime.inference.backends.transformers_engine import (
-            open_transformers_engine,
-        )
+        from kaito_runtime.inference.backends import open_transformers_engine
 
         settings = InferenceSettings(
             model=str(model), served_model_name="bench", backend="transformers"
@@ -405,7 +403,7 @@ async def _main() -> list[str]:
             )
         )
         if _has_vllm() and "vllm" in BACKENDS and "overhead" in PARTS:
-            from kaito_runtime.inference.backends.vllm_engine import open_vllm_engine
+            from kaito_runtime.inference.backends import open_vllm_engine
 
             if not gpu:
                 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")

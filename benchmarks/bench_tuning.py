@@ -1,6 +1,6 @@
 """Tuning runtime benchmarks: training throughput and adapter push/pull throughput.
 
-- ``tuning_train_tokens_per_s``: our entrypoint (``kaito_runtime.tuning.cli.main``, config parsing,
+- ``tuning_train_tokens_per_s``: our entrypoint (``kaito_runtime.tuning._cli.main``, config parsing,
   dataset checks, progress callbacks and all) against a plain TRL ``SFTTrainer`` script with the
   identical model, data, LoRA and training settings. Both count TRL's training tokens over the
   Trainer's ``train_runtime``. Runs alternate, after one warm-up each; the median of N is shown.
@@ -58,7 +58,7 @@ def _config(path: Path) -> Path:
 
 
 def _ours(model: Path, work: Path, config: Path, run: int) -> float:
-    from kaito_runtime.tuning.cli import main
+    from kaito_runtime.tuning import main
 
     out = work / f"ours-{run}"
     args = ["--config", str(config), "--data-dir", str(work / "data"), "--output-dir", str(out)]

@@ -24,9 +24,13 @@ from kaito.controllers import (
 from kaito.engine import KubeClient, LeaderElectionConfig, Manager
 from kaito.options import ManagerOptions
 from kaito.webhooks import WebhookCertificates, WebhookServer
-from kaito_provisioners import CollectsGarbage, NodeProvisioner
-from kaito_provisioners.gc import add_garbage_collector
-from kaito_provisioners.metrics import ProvisioningMetrics, ProvisioningStats
+from kaito_provisioners import (
+    CollectsGarbage,
+    NodeProvisioner,
+    ProvisioningMetrics,
+    ProvisioningStats,
+    add_garbage_collector,
+)
 
 if TYPE_CHECKING:  # building a certificate (cryptography) is the caller's business
     from kaito.tls import ServingCertificate

@@ -6,7 +6,7 @@ module and is chosen by the manager's ``--node-provisioner`` flag.
 
 from __future__ import annotations
 
-from kaito_provisioners.base import (
+from kaito_provisioners._base import (
     GPU_TAINT,
     CollectsGarbage,
     NodeProvisioner,
@@ -17,8 +17,11 @@ from kaito_provisioners.base import (
     Taint,
     node_claim_name,
 )
+from kaito_provisioners._gc import GC_CONTROLLER, add_garbage_collector
+from kaito_provisioners._metrics import ProvisioningMetrics, ProvisioningStats
 
 __all__ = (
+    "GC_CONTROLLER",
     "GPU_TAINT",
     "CollectsGarbage",
     "NodeProvisioner",
@@ -26,6 +29,9 @@ __all__ = (
     "NodeSetStatus",
     "ProvisionedNode",
     "ProvisioningError",
+    "ProvisioningMetrics",
+    "ProvisioningStats",
     "Taint",
+    "add_garbage_collector",
     "node_claim_name",
 )

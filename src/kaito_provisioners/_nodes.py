@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from kaito.engine import ApiError, Resource
 from kaito_provisioners import reasons as r
-from kaito_provisioners.base import NodeRequest, ProvisionedNode, ProvisioningError
+from kaito_provisioners._base import NodeRequest, ProvisionedNode, ProvisioningError
 
 __all__ = (
     "GPU_RESOURCES",

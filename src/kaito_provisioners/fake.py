@@ -21,14 +21,14 @@ import structlog
 
 from kaito.catalog import SKU, sku_catalog
 from kaito.engine import ApiError, ObjectKey, ObjectList, Resource
-from kaito_provisioners._nodes import throttled
-from kaito_provisioners.base import (
+from kaito_provisioners._base import (
     NodeRequest,
     NodeSetStatus,
     ProvisionedNode,
     ProvisioningError,
 )
-from kaito_provisioners.metrics import ProvisioningStats
+from kaito_provisioners._metrics import ProvisioningStats
+from kaito_provisioners._nodes import throttled
 from kaito_provisioners.reasons import FIXES
 
 __all__ = ("NODES", "FakeFailure", "FakeProvisioner")

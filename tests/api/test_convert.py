@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from kaito.api import (
-    ErrorType,
-    InvalidSpecError,
+    Condition,
+    LabelSelector,
     ObjectMeta,
     structure,
     structure_lenient,
     unstructure,
     v1beta1,
 )
-from kaito.api.meta import Condition, LabelSelector
+from kaito.apimachinery import ErrorType, InvalidSpecError
 
 
 def test_snake_case_in_python_camel_case_on_the_wire() -> None:

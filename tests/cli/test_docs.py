@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from kaito.api.versions import workspace_schema
+from kaito.api import workspace_schema
 from kaito.catalog import preset_catalog, sku_catalog
 from kaito.cli import main
 from kaito.reference import render_reference

@@ -18,7 +18,7 @@ import anyio
 import pytest
 import yaml
 
-from kaito.cli.up import _watch_status
+from kaito.cli._up import _watch_status
 from kaito.embedded import embedded_kaito
 
 REPO = Path(__file__).resolve().parents[2]

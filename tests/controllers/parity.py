@@ -18,8 +18,8 @@ import yaml
 
 from kaito.api import check_workspace, default_template
 from kaito.api import constants as c
+from kaito.api._validation import ValidationContext, runtime_of
 from kaito.api.v1beta1 import Workspace
-from kaito.api.validation import ValidationContext, runtime_of
 from kaito.catalog import SKU, preset_catalog, sku_catalog
 from kaito.controllers import (
     ControllerSettings,

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kaito.api import RuntimeName, check_workspace, default_template
+from kaito.api import check_workspace, default_template
+from kaito.api.constants import RuntimeName
 from kaito.api.v1beta1 import Workspace
 from kaito.catalog import preset_catalog, sku_catalog
 from kaito.controllers import (
@@ -35,11 +36,11 @@ from kaito.controllers import (
     tuning_job,
 )
 from kaito_runtime import contract
-from kaito_runtime.adapters.cli import build_parser as adapters_parser
-from kaito_runtime.data.cli import build_parser as data_parser
-from kaito_runtime.inference.cli import build_parser as inference_parser
-from kaito_runtime.launch.cli import build_parser as launch_parser
-from kaito_runtime.tuning.cli import build_parser as tuning_parser
+from kaito_runtime.adapters._cli import build_parser as adapters_parser
+from kaito_runtime.data._cli import build_parser as data_parser
+from kaito_runtime.inference._cli import build_parser as inference_parser
+from kaito_runtime.launch._cli import build_parser as launch_parser
+from kaito_runtime.tuning import build_parser as tuning_parser
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -363,8 +364,8 @@ def test_the_runtimes_defaults_are_the_contracts() -> None:
     """Run by hand without flags, the programs read the paths the controller mounts."""
     tuning = tuning_parser().parse_args([])
     assert tuning.metrics_port == contract.SERVER_PORT
-    from kaito_runtime.tuning import cli as tuning_cli
-    from kaito_runtime.tuning.config import LORA_TEMPLATE, QLORA_TEMPLATE
+    from kaito_runtime.tuning import _cli as tuning_cli
+    from kaito_runtime.tuning._config import LORA_TEMPLATE, QLORA_TEMPLATE
 
     assert (
         Path(contract.TUNING_CONFIG_PATH), Path(contract.DATA_DIR), Path(contract.RESULTS_DIR)
@@ -384,10 +385,10 @@ def test_the_runtimes_defaults_are_the_contracts() -> None:
 
 def test_the_launchers_defaults_are_the_contracts() -> None:
     """The launcher's own defaults are the names the controller renders."""
-    from kaito_runtime.launch.health import DEFAULT_SERVER_PORT
-    from kaito_runtime.launch.pod import POD_INDEX_ENV
-    from kaito_runtime.launch.ray_nodes import DEFAULT_RAY_PORT
-    from kaito_runtime.launch.tuning import DEFAULT_MAIN_PORT
+    from kaito_runtime.launch._health import DEFAULT_SERVER_PORT
+    from kaito_runtime.launch._pod import POD_INDEX_ENV
+    from kaito_runtime.launch._ray_nodes import DEFAULT_RAY_PORT
+    from kaito_runtime.launch._tuning import DEFAULT_MAIN_PORT
 
     assert POD_INDEX_ENV == contract.POD_INDEX_ENV
     assert DEFAULT_RAY_PORT == contract.RAY_PORT
@@ -396,7 +397,7 @@ def test_the_launchers_defaults_are_the_contracts() -> None:
 
 
 def test_the_progress_document_round_trips() -> None:
-    from kaito_runtime.tuning.progress import ProgressTracker
+    from kaito_runtime.tuning._progress import ProgressTracker
 
     tracker = ProgressTracker(None)
     try:
@@ -415,7 +416,7 @@ def test_the_progress_document_round_trips() -> None:
 def test_the_termination_message_goes_where_the_contract_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kaito_runtime.adapters.termination import (
+    from kaito_runtime.adapters._termination import (
         DEFAULT_TERMINATION_LOG,
         write_termination_message,
     )

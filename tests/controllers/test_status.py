@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from attrs import evolve
 
-from kaito.api.conditions import find_condition
+from kaito.api import find_condition
 from kaito.api.v1beta1 import Workspace
 from kaito.controllers import (
     JobObservation,

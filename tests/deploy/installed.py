@@ -273,8 +273,8 @@ class Installation:
             ApiError: the manager could not start (its certificate's Secret or webhook
                 configurations refused).
         """
-        from kaito.cli.manager import manager as command
-        from kaito.cli.manager import options_from_params, run_manager
+        from kaito.cli._manager import manager as command
+        from kaito.cli._manager import options_from_params, run_manager
 
         env = container_env(self.overlay)
         args = [

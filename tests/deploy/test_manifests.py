@@ -10,7 +10,7 @@ from typing import Any
 import click
 import pytest
 
-from kaito.cli.manager import manager as manager_command
+from kaito.cli._manager import manager as manager_command
 from kaito.webhooks import webhook_configurations
 from kaito_provisioners.aks._settings import AksSettings
 from tests.deploy.conftest import (

@@ -19,7 +19,7 @@ from kaito.engine import Manager, load_client
 from kaito.operator import controller_settings
 from kaito.options import ManagerOptions
 from kaito_provisioners.fake import FakeProvisioner
-from kaito_runtime.tuning.progress import ProgressServer, ProgressTracker
+from kaito_runtime.tuning._progress import ProgressServer, ProgressTracker
 from tests.embedded.conftest import conditions, example
 
 pytestmark = pytest.mark.anyio

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 
-from kaito.engine.clock import FakeClock
+from kaito.engine import FakeClock
 
 JSON = dict[str, Any]
 

@@ -121,7 +121,7 @@ def test_object_text_is_cut_from_the_api_server_line_shape_only(
 ) -> None:
     import json
 
-    from kaito.engine.client import _object_text
+    from kaito.engine._client import _object_text
 
     event = json.loads(line)
     text = _object_text(line, event["type"], event)

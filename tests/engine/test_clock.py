@@ -3,7 +3,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from kaito.engine.clock import FakeClock, MonotonicClock
+from kaito.engine import FakeClock, MonotonicClock
 
 pytestmark = pytest.mark.anyio
 

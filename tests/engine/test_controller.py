@@ -10,14 +10,19 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from kaito.cluster import Cluster
-from kaito.engine.clock import FakeClock
-from kaito.engine.controller import Controller, Result
-from kaito.engine.errors import TerminalError
-from kaito.engine.handlers import generation_changed, map_by_label, map_to_controller_owner
-from kaito.engine.informer import Informer
-from kaito.engine.keys import ObjectKey
-from kaito.engine.metrics import EngineMetrics
-from kaito.engine.ratelimit import ExponentialFailureRateLimiter
+from kaito.engine import (
+    Controller,
+    EngineMetrics,
+    ExponentialFailureRateLimiter,
+    FakeClock,
+    Informer,
+    ObjectKey,
+    Result,
+    TerminalError,
+    generation_changed,
+    map_by_label,
+    map_to_controller_owner,
+)
 from tests.engine.clusterkit import (
     API_VERSION,
     CONFIGMAPS,

@@ -11,8 +11,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from kaito.cluster import Cluster
-from kaito.engine import ApiError, Informer, InformerFactory, ObjectKey
-from kaito.engine.store import OWNER_INDEX, index_by_owner_uid
+from kaito.engine import (
+    OWNER_INDEX,
+    ApiError,
+    Informer,
+    InformerFactory,
+    ObjectKey,
+    index_by_owner_uid,
+)
 from tests.engine.clusterkit import (
     API_VERSION,
     CONFIGMAPS,

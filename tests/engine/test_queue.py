@@ -3,9 +3,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from kaito.engine.clock import FakeClock
-from kaito.engine.queue import QueueShutDown, WorkQueue
-from kaito.engine.ratelimit import ExponentialFailureRateLimiter
+from kaito.engine import ExponentialFailureRateLimiter, FakeClock, QueueShutDown, WorkQueue
 
 pytestmark = pytest.mark.anyio
 

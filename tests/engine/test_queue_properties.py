@@ -15,9 +15,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from kaito.engine.clock import FakeClock
-from kaito.engine.queue import QueueShutDown, WorkQueue
-from kaito.engine.ratelimit import ExponentialFailureRateLimiter
+from kaito.engine import ExponentialFailureRateLimiter, FakeClock, QueueShutDown, WorkQueue
 
 KEYS = st.sampled_from("abcd")
 DELAYS = st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.0])

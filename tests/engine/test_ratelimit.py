@@ -4,10 +4,10 @@ import itertools
 
 import pytest
 
-from kaito.engine.clock import FakeClock
-from kaito.engine.ratelimit import (
+from kaito.engine import (
     BucketRateLimiter,
     ExponentialFailureRateLimiter,
+    FakeClock,
     MaxOfRateLimiter,
     default_rate_limiter,
 )

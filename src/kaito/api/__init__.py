@@ -7,8 +7,7 @@ snake_case; the wire is camelCase; one cattrs converter maps between them.
 from __future__ import annotations
 
 from kaito.api import constants, v1alpha1, v1beta1
-from kaito.api._config_files import CONFIG_FILE_LIMITS, ConfigFileError, load_config_file
-from kaito.api.check import (
+from kaito.api._check import (
     Checked,
     Stage,
     check_decoded,
@@ -17,19 +16,19 @@ from kaito.api.check import (
     default_workspace,
     to_storage_version,
 )
-from kaito.api.constants import ConditionType, Reason, RuntimeName, WorkspaceState
-from kaito.api.convert import structure, structure_lenient, unstructure
-from kaito.api.crd import printer_columns, render_crds, workspace_crd
-from kaito.api.errors import ErrorType, FieldError, InvalidSpecError
-from kaito.api.meta import (
+from kaito.api._conditions import find_condition, set_condition
+from kaito.api._config_files import CONFIG_FILE_LIMITS, ConfigFileError, load_config_file
+from kaito.api._convert import structure, structure_lenient, unstructure
+from kaito.api._crd import printer_columns, render_crds, workspace_crd
+from kaito.api._meta import (
     Condition,
     LabelSelector,
     LabelSelectorRequirement,
     ObjectMeta,
     OwnerReference,
 )
-from kaito.api.schema import openapi_schema
-from kaito.api.spec import (
+from kaito.api._schema import openapi_schema
+from kaito.api._spec import (
     AdapterSpec,
     DataDestination,
     DataSource,
@@ -39,15 +38,18 @@ from kaito.api.spec import (
     PresetSpec,
     TuningSpec,
 )
-from kaito.api.templates import default_template, default_templates
-from kaito.api.validation import (
+from kaito.api._templates import DEFAULT_RELEASE_NAMESPACE, default_template, default_templates
+from kaito.api._validation import (
     NodeInfo,
     ValidationContext,
+    referenced_config_maps,
     runtime_of,
+    selector_as_map,
     validate_workspace,
     validate_workspace_update,
 )
-from kaito.api.versions import (
+from kaito.api._versions import (
+    WORKSPACE_TYPES,
     convert_workspace,
     workspace_schema,
     workspace_structural_schema,
@@ -56,17 +58,15 @@ from kaito.api.versions import (
 
 __all__ = (
     "CONFIG_FILE_LIMITS",
+    "DEFAULT_RELEASE_NAMESPACE",
+    "WORKSPACE_TYPES",
     "AdapterSpec",
     "Checked",
     "Condition",
-    "ConditionType",
     "ConfigFileError",
     "DataDestination",
     "DataSource",
-    "ErrorType",
-    "FieldError",
     "InferenceSpec",
-    "InvalidSpecError",
     "LabelSelector",
     "LabelSelectorRequirement",
     "NodeInfo",
@@ -75,12 +75,9 @@ __all__ = (
     "PartitionSpec",
     "PresetOptions",
     "PresetSpec",
-    "Reason",
-    "RuntimeName",
     "Stage",
     "TuningSpec",
     "ValidationContext",
-    "WorkspaceState",
     "check_decoded",
     "check_workspace",
     "constants",
@@ -89,11 +86,15 @@ __all__ = (
     "default_template",
     "default_templates",
     "default_workspace",
+    "find_condition",
     "load_config_file",
     "openapi_schema",
     "printer_columns",
+    "referenced_config_maps",
     "render_crds",
     "runtime_of",
+    "selector_as_map",
+    "set_condition",
     "structure",
     "structure_lenient",
     "to_storage_version",

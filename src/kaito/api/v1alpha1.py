@@ -10,9 +10,9 @@ from typing import ClassVar, Final
 
 import attrs
 
-from kaito.api.fields import field
-from kaito.api.meta import Condition, LabelSelector, ObjectMeta
-from kaito.api.spec import InferenceSpec, TuningSpec
+from kaito.api._fields import field
+from kaito.api._meta import Condition, LabelSelector, ObjectMeta
+from kaito.api._spec import InferenceSpec, TuningSpec
 
 __all__ = ("API_VERSION", "DEFAULT_INSTANCE_TYPE", "ResourceSpec", "Workspace", "WorkspaceStatus")
 

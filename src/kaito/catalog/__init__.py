@@ -5,15 +5,15 @@ API layer: pure data and pure functions, shared by validation, the webhook and t
 
 from __future__ import annotations
 
-from kaito.catalog.fit import (
+from kaito.catalog._fit import (
     DEFAULT_MAX_MODEL_LEN,
     Fit,
     check_fit,
     estimate_node_count,
     gpu_memory_utilization,
 )
-from kaito.catalog.presets import Preset, PresetCatalog, disk_requirement, preset_catalog
-from kaito.catalog.skus import SKU, SKUCatalog, sku_catalog
+from kaito.catalog._presets import Preset, PresetCatalog, disk_requirement, preset_catalog
+from kaito.catalog._skus import SKU, SKUCatalog, sku_catalog
 
 __all__ = (
     "DEFAULT_MAX_MODEL_LEN",

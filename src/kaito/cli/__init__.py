@@ -17,7 +17,7 @@ def main() -> None:
 
 def _register() -> None:
     # Subcommands register themselves on import; keep one line per module.
-    from kaito.cli import commands  # noqa: F401
+    from kaito.cli import _commands  # noqa: F401
 
 
 _register()

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
+from kaito.api import Condition, find_condition
 from kaito.api import constants as c
-from kaito.api.conditions import find_condition
-from kaito.api.meta import Condition
 from kaito.engine import EventRecorder
 from kaito_provisioners import reasons as provisioning
 

@@ -13,10 +13,8 @@ from typing import Any
 import attrs
 import structlog
 
+from kaito.api import Condition, set_condition, unstructure
 from kaito.api import constants as c
-from kaito.api import unstructure
-from kaito.api.conditions import set_condition
-from kaito.api.meta import Condition
 from kaito.api.v1beta1 import Workspace
 from kaito.controllers._apply import WorkspaceClient
 from kaito.controllers._events import WORKSPACE_DELETED

@@ -18,9 +18,8 @@ from typing import Any, Final
 import attrs
 import yaml
 
+from kaito.api import AdapterSpec, load_config_file
 from kaito.api import constants as c
-from kaito.api import load_config_file
-from kaito.api.spec import AdapterSpec
 from kaito.api.v1beta1 import Workspace
 from kaito.catalog import SKU, Preset, gpu_memory_utilization
 from kaito.controllers._naming import (

@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from kaito.api import constants as c
+from kaito.api import selector_as_map
 from kaito.api.v1beta1 import Workspace
-from kaito.api.validation import selector_as_map
 from kaito.catalog import SKU
 from kaito_runtime.contract import CONFIG_DIR, DOCKER_CONFIG_DIR, SHM_DIR, WEIGHTS_DIR
 

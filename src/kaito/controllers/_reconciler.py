@@ -15,10 +15,9 @@ from typing import Any, Final
 import attrs
 import structlog
 
-from kaito.api import check_decoded, unstructure
+from kaito.api import check_decoded, runtime_of, unstructure
 from kaito.api import constants as c
 from kaito.api.v1beta1 import Workspace, WorkspaceStatus
-from kaito.api.validation import runtime_of
 from kaito.catalog import SKU as CatalogSKU
 from kaito.catalog import Preset
 from kaito.controllers._apply import WorkspaceClient, ensure_object

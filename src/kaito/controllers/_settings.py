@@ -12,8 +12,7 @@ from typing import Final
 import attrs
 
 from kaito import __version__
-from kaito.api import ValidationContext
-from kaito.api.templates import DEFAULT_RELEASE_NAMESPACE
+from kaito.api import DEFAULT_RELEASE_NAMESPACE, ValidationContext
 from kaito_runtime.contract import SERVER_PORT
 
 __all__ = ("DEFAULT_RUNTIME_IMAGE", "ControllerSettings", "validation_context")

@@ -12,11 +12,10 @@ from typing import Any, Final
 
 import attrs
 
-from kaito.api.conditions import find_condition, set_condition
+from kaito.api import Condition, find_condition, set_condition
 from kaito.api.constants import ConditionType as T
 from kaito.api.constants import Reason as R
 from kaito.api.constants import WorkspaceState as S
-from kaito.api.meta import Condition
 from kaito.api.v1beta1 import Workspace, WorkspaceStatus
 from kaito.controllers._pod_health import PodProblem
 

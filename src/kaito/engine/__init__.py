@@ -7,8 +7,8 @@ probes and controller-runtime-compatible metrics. See ``docs/engine.md``.
 
 from __future__ import annotations
 
-from kaito.engine.backoff import Backoff
-from kaito.engine.client import (
+from kaito.engine._backoff import Backoff
+from kaito.engine._client import (
     Client,
     KubeClient,
     ListWatcher,
@@ -18,11 +18,11 @@ from kaito.engine.client import (
     WatchEvent,
     load_client,
 )
-from kaito.engine.clock import Clock, FakeClock, MonotonicClock
-from kaito.engine.controller import Controller, ControllerStats, Reconciler, Result
-from kaito.engine.errors import ApiError, TerminalError
-from kaito.engine.events import EVENTS, EventRecorder
-from kaito.engine.handlers import (
+from kaito.engine._clock import Clock, FakeClock, MonotonicClock
+from kaito.engine._controller import Controller, ControllerStats, Reconciler, Result
+from kaito.engine._errors import ApiError, TerminalError
+from kaito.engine._events import EVENTS, EventRecorder
+from kaito.engine._handlers import (
     EnqueueHandler,
     EventHandler,
     KeyMapper,
@@ -32,27 +32,27 @@ from kaito.engine.handlers import (
     map_to_controller_owner,
     map_to_self,
 )
-from kaito.engine.informer import Informer, InformerFactory
-from kaito.engine.keys import ObjectKey
-from kaito.engine.leader import (
+from kaito.engine._informer import Informer, InformerFactory
+from kaito.engine._keys import ObjectKey
+from kaito.engine._leader import (
     LeaderElectionConfig,
     LeaderElectionLost,
     LeaderElector,
     default_identity,
 )
-from kaito.engine.manager import Manager
-from kaito.engine.metrics import EngineMetrics
-from kaito.engine.queue import QueueShutDown, QueueStats, WorkQueue
-from kaito.engine.ratelimit import (
+from kaito.engine._manager import Manager
+from kaito.engine._metrics import EngineMetrics
+from kaito.engine._queue import QueueShutDown, QueueStats, WorkQueue
+from kaito.engine._ratelimit import (
     BucketRateLimiter,
     ExponentialFailureRateLimiter,
     MaxOfRateLimiter,
     RateLimiter,
     default_rate_limiter,
 )
-from kaito.engine.resources import LEASES, Resource
-from kaito.engine.runnable import LeaderElectionRunnable, Runnable, needs_leader_election
-from kaito.engine.store import OWNER_INDEX, IndexFunc, Store, index_by_owner_uid
+from kaito.engine._resources import LEASES, Resource
+from kaito.engine._runnable import LeaderElectionRunnable, Runnable, needs_leader_election
+from kaito.engine._store import OWNER_INDEX, IndexFunc, Store, index_by_owner_uid
 
 __all__ = (
     "EVENTS",

@@ -19,9 +19,8 @@ import attrs
 import structlog
 from aiohttp import web
 
-from kaito.api import NodeInfo, ValidationContext
+from kaito.api import NodeInfo, ValidationContext, referenced_config_maps
 from kaito.api.v1beta1 import Workspace
-from kaito.api.validation import referenced_config_maps
 from kaito.engine import ApiError, ObjectKey, ObjectList, Resource
 from kaito.webhooks._review import answer_review, decode_review, mutate_review, review_response
 

@@ -16,8 +16,8 @@ from azure.core.exceptions import (
 )
 
 from kaito_provisioners import reasons as r
+from kaito_provisioners._base import ProvisioningError
 from kaito_provisioners.aks._settings import AksSettings
-from kaito_provisioners.base import ProvisioningError
 
 __all__ = ("arm_code", "classify", "pool_failure")
 

@@ -9,8 +9,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from kaito_provisioners._base import NodeRequest
 from kaito_provisioners._nodes import workspace_labels
-from kaito_provisioners.base import NodeRequest
 
 __all__ = ("LABEL_CREATION", "LABEL_MACHINE_TYPE", "agent_pool_body", "os_sku")
 

@@ -28,6 +28,8 @@ from azure.mgmt.containerservice.models import AgentPool
 
 from kaito.engine import ObjectList, Resource
 from kaito_provisioners import reasons as r
+from kaito_provisioners._base import NodeRequest, NodeSetStatus, ProvisionedNode, ProvisioningError
+from kaito_provisioners._metrics import ProvisioningStats
 from kaito_provisioners._nodes import (
     LABEL_WORKSPACE,
     LABEL_WORKSPACE_NAMESPACE,
@@ -43,8 +45,6 @@ from kaito_provisioners.aks._pools import (
     agent_pool_body,
 )
 from kaito_provisioners.aks._settings import AksSettings
-from kaito_provisioners.base import NodeRequest, NodeSetStatus, ProvisionedNode, ProvisioningError
-from kaito_provisioners.metrics import ProvisioningStats
 
 __all__ = ("AksProvisioner",)
 

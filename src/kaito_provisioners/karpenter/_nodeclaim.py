@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from kaito_provisioners._base import NodeRequest
 from kaito_provisioners._nodes import workspace_labels
-from kaito_provisioners.base import NodeRequest
 from kaito_provisioners.karpenter._settings import KarpenterSettings
 
 __all__ = ("NODECLAIM_API", "nodeclaim_manifest")

@@ -20,6 +20,8 @@ import structlog
 
 from kaito.engine import EVENTS, ApiError, ObjectKey, ObjectList, Resource
 from kaito_provisioners import reasons as r
+from kaito_provisioners._base import NodeRequest, NodeSetStatus, ProvisionedNode, ProvisioningError
+from kaito_provisioners._metrics import ProvisioningStats
 from kaito_provisioners._nodes import (
     LABEL_WORKSPACE,
     LABEL_WORKSPACE_NAMESPACE,
@@ -28,10 +30,8 @@ from kaito_provisioners._nodes import (
     throttled,
     workspace_selector,
 )
-from kaito_provisioners.base import NodeRequest, NodeSetStatus, ProvisionedNode, ProvisioningError
 from kaito_provisioners.karpenter._nodeclaim import LABEL_NODEPOOL, nodeclaim_manifest
 from kaito_provisioners.karpenter._settings import KarpenterSettings
-from kaito_provisioners.metrics import ProvisioningStats
 
 __all__ = ("NODECLAIMS", "NodeClaimProvisioner")
 

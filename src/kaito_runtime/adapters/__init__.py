@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kaito_runtime.adapters.cli import main as main
-from kaito_runtime.adapters.termination import (
+from kaito_runtime.adapters._cli import main as main
+from kaito_runtime.adapters._termination import (
     write_termination_message as write_termination_message,
 )
 

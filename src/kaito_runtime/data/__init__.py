@@ -6,12 +6,12 @@ fetch``). It never imports the operator.
 
 from __future__ import annotations
 
-from kaito_runtime.data.download import DEFAULT_MAX_BYTES, FetchedFile, FetchSettings, fetch_urls
-from kaito_runtime.data.errors import DownloadError, FetchError, SizeLimitError, UrlRefusedError
-from kaito_runtime.data.image import pull_data_image
-from kaito_runtime.data.naming import file_name_for, file_names_for
-from kaito_runtime.data.policy import GuardedResolver, UrlPolicy
-from kaito_runtime.data.volume import copy_volume
+from kaito_runtime.data._download import DEFAULT_MAX_BYTES, FetchedFile, FetchSettings, fetch_urls
+from kaito_runtime.data._errors import DownloadError, FetchError, SizeLimitError, UrlRefusedError
+from kaito_runtime.data._image import pull_data_image
+from kaito_runtime.data._naming import file_name_for, file_names_for
+from kaito_runtime.data._policy import GuardedResolver, UrlPolicy
+from kaito_runtime.data._volume import copy_volume
 
 __all__ = (
     "DEFAULT_MAX_BYTES",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from kaito_runtime.data.cli import main
+from kaito_runtime.data._cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

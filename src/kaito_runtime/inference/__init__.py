@@ -7,26 +7,26 @@ does not import torch; the backends load it when the engine starts.
 
 from __future__ import annotations
 
-from kaito_runtime.inference.adapters import AdapterSpec as AdapterSpec
-from kaito_runtime.inference.adapters import discover_adapters as discover_adapters
-from kaito_runtime.inference.app import AppState as AppState
-from kaito_runtime.inference.app import build_app as build_app
-from kaito_runtime.inference.cli import main as main
-from kaito_runtime.inference.config_file import KaitoConfig as KaitoConfig
-from kaito_runtime.inference.config_file import load_kaito_config as load_kaito_config
-from kaito_runtime.inference.engine import ChatMessage as ChatMessage
-from kaito_runtime.inference.engine import Engine as Engine
-from kaito_runtime.inference.engine import GenerationDelta as GenerationDelta
-from kaito_runtime.inference.engine import GenerationRequest as GenerationRequest
-from kaito_runtime.inference.engine import ModelInfo as ModelInfo
-from kaito_runtime.inference.engine import SamplingOptions as SamplingOptions
-from kaito_runtime.inference.errors import ConfigError as ConfigError
-from kaito_runtime.inference.lora_weights import PreparedAdapters as PreparedAdapters
-from kaito_runtime.inference.lora_weights import prepare_adapters as prepare_adapters
-from kaito_runtime.inference.server import bind_socket as bind_socket
-from kaito_runtime.inference.server import serve as serve
-from kaito_runtime.inference.settings import InferenceSettings as InferenceSettings
-from kaito_runtime.inference.settings import Limits as Limits
+from kaito_runtime.inference._adapters import AdapterSpec as AdapterSpec
+from kaito_runtime.inference._adapters import discover_adapters as discover_adapters
+from kaito_runtime.inference._app import AppState as AppState
+from kaito_runtime.inference._app import build_app as build_app
+from kaito_runtime.inference._cli import main as main
+from kaito_runtime.inference._config_file import KaitoConfig as KaitoConfig
+from kaito_runtime.inference._config_file import load_kaito_config as load_kaito_config
+from kaito_runtime.inference._engine import ChatMessage as ChatMessage
+from kaito_runtime.inference._engine import Engine as Engine
+from kaito_runtime.inference._engine import GenerationDelta as GenerationDelta
+from kaito_runtime.inference._engine import GenerationRequest as GenerationRequest
+from kaito_runtime.inference._engine import ModelInfo as ModelInfo
+from kaito_runtime.inference._engine import SamplingOptions as SamplingOptions
+from kaito_runtime.inference._errors import ConfigError as ConfigError
+from kaito_runtime.inference._lora_weights import PreparedAdapters as PreparedAdapters
+from kaito_runtime.inference._lora_weights import prepare_adapters as prepare_adapters
+from kaito_runtime.inference._server import bind_socket as bind_socket
+from kaito_runtime.inference._server import serve as serve
+from kaito_runtime.inference._settings import InferenceSettings as InferenceSettings
+from kaito_runtime.inference._settings import Limits as Limits
 
 __all__ = (
     "AdapterSpec",

@@ -9,12 +9,12 @@ only where they are used.
 
 from __future__ import annotations
 
-from kaito_runtime.launch.children import OwnedProcess
-from kaito_runtime.launch.errors import LaunchError
-from kaito_runtime.launch.health import HealthCheck, check_health
-from kaito_runtime.launch.ray_cluster import NodeWaiter, RayClusterSpec, run_ray
-from kaito_runtime.launch.ray_nodes import RayNode, RayUnavailableError, list_ray_nodes
-from kaito_runtime.launch.tuning import TuningLaunch, run_tuning_launch
+from kaito_runtime.launch._children import OwnedProcess
+from kaito_runtime.launch._errors import LaunchError
+from kaito_runtime.launch._health import HealthCheck, check_health
+from kaito_runtime.launch._ray_cluster import NodeWaiter, RayClusterSpec, run_ray
+from kaito_runtime.launch._ray_nodes import RayNode, RayUnavailableError, list_ray_nodes
+from kaito_runtime.launch._tuning import TuningLaunch, run_tuning_launch
 
 __all__ = (
     "HealthCheck",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from kaito_runtime.standin.cli import main
+from kaito_runtime.standin._cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

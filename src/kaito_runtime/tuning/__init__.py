@@ -6,7 +6,14 @@ Runtime layer (``python -m kaito_runtime.tuning``). Importing this package is ch
 
 from __future__ import annotations
 
-from kaito_runtime.tuning.termination import (
+from kaito_runtime.tuning._cli import build_parser, load_run_config, main
+from kaito_runtime.tuning._rank_results import (
+    RANK_RESULTS_ENV,
+    RankResult,
+    merge_rank_results,
+    read_rank_results,
+)
+from kaito_runtime.tuning._termination import (
     ActionableError,
     ConfigError,
     InputError,
@@ -16,10 +23,17 @@ from kaito_runtime.tuning.termination import (
 )
 
 __all__ = (
+    "RANK_RESULTS_ENV",
     "ActionableError",
     "ConfigError",
     "InputError",
     "OutputError",
+    "RankResult",
     "ResourceError",
+    "build_parser",
+    "load_run_config",
+    "main",
+    "merge_rank_results",
+    "read_rank_results",
     "run_main",
 )

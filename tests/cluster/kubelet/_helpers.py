@@ -12,7 +12,7 @@ import attrs
 
 from kaito.cluster import Cluster, LocalKubelet, StatusError
 from kaito.cluster._json import Obj
-from kaito.engine.clock import FakeClock
+from kaito.engine import FakeClock
 from tests.cluster._helpers import eventually
 
 NS = "t"

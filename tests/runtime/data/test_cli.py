@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kaito_runtime.data import FetchError, copy_volume
-from kaito_runtime.data.cli import main, parse_size
+from kaito_runtime.data._cli import main, parse_size
 from tests.runtime.data.fileserver import serve_files
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from kaito_runtime.data import FetchError, pull_data_image
-from kaito_runtime.data.cli import main
-from kaito_runtime.oci import load_credentials, parse_reference
-from kaito_runtime.oci.registry import RegistryClient
+from kaito_runtime.data._cli import main
+from kaito_runtime.oci import RegistryClient, load_credentials, parse_reference
 from tests.support.registry import Registry, run_registry
 
 pytestmark = pytest.mark.registry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from kaito_runtime.data.progress import ProgressReporter
+from kaito_runtime.data._progress import ProgressReporter
 
 
 class FakeClock:

@@ -19,8 +19,7 @@ from typing import Any
 import atheris
 
 with atheris.instrument_imports(include=["kaito_runtime"]):
-    from kaito_runtime.inference import InferenceSettings, Limits, build_app
-    from kaito_runtime.inference.app import AppState
+    from kaito_runtime.inference import AppState, InferenceSettings, Limits, build_app
 
 from tests.runtime.inference.tokenizer_engine import TokenizerEngine
 

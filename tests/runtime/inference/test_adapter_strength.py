@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kaito_runtime.inference import InferenceSettings, discover_adapters
-from kaito_runtime.inference.backends.transformers_engine import (
+from kaito_runtime.inference.backends._transformers_engine import (
     TransformersEngine,
     open_transformers_engine,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kaito_runtime.inference.detokenize import IncrementalDecoder
+from kaito_runtime.inference._detokenize import IncrementalDecoder
 
 # A toy vocabulary: token i decodes to PIECES[i]; token 9 is half of a UTF-8 character.
 PIECES = ["he", "llo", " wor", "ld", "!", " END", "ing", " x", "é", "\ufffd"]

@@ -28,7 +28,7 @@ def cuda() -> None:
 async def gpu_engine(
     cuda: None, tiny_model: Path, lora_adapter: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Any]:
-    from kaito_runtime.inference.backends.transformers_engine import open_transformers_engine
+    from kaito_runtime.inference.backends import open_transformers_engine
 
     root = tmp_path_factory.mktemp("gpu-adapters")
     for name in ("zero", "full"):
@@ -70,7 +70,7 @@ async def test_strengths_on_the_gpu(gpu_engine: Any, tiny_model: Path, lora_adap
 
 async def test_generation_streams_on_the_gpu(gpu_engine: Any) -> None:
     """The path every HTTP request takes (stopping criteria included) works with CUDA tensors."""
-    from kaito_runtime.inference.engine import GenerationRequest, SamplingOptions
+    from kaito_runtime.inference import GenerationRequest, SamplingOptions
 
     ids = tuple(gpu_engine.encode("the model serves requests"))
     for adapter in (None, "full"):

@@ -29,7 +29,7 @@ from kaito_runtime.inference import (
     ModelInfo,
     build_app,
 )
-from kaito_runtime.inference.backends.transformers_engine import TransformersEngine
+from kaito_runtime.inference.backends._transformers_engine import TransformersEngine
 from tests.runtime.inference.conftest import SERVED_NAME
 
 pytestmark = pytest.mark.anyio

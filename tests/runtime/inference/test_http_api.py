@@ -22,7 +22,7 @@ from kaito_runtime.inference import (
     build_app,
     discover_adapters,
 )
-from kaito_runtime.inference.backends.transformers_engine import open_transformers_engine
+from kaito_runtime.inference.backends import open_transformers_engine
 from tests.runtime.inference.conftest import ADAPTER_NAME, SERVED_NAME
 
 pytestmark = pytest.mark.anyio

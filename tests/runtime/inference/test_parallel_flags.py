@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kaito_runtime.inference import ConfigError, InferenceSettings
-from kaito_runtime.inference.backends.vllm_engine import engine_argv
-from kaito_runtime.inference.cli import build_parser, settings_from_args
-from kaito_runtime.inference.lora_weights import PreparedAdapters
+from kaito_runtime.inference import ConfigError, InferenceSettings, PreparedAdapters
+from kaito_runtime.inference._cli import build_parser, settings_from_args
+from kaito_runtime.inference.backends._vllm_engine import engine_argv
 
 NO_ADAPTERS = PreparedAdapters(by_name={}, default=None)
 

@@ -15,7 +15,7 @@ from kaito_runtime.inference import (
     discover_adapters,
     load_kaito_config,
 )
-from kaito_runtime.inference.cli import build_parser, settings_from_args
+from kaito_runtime.inference._cli import build_parser, settings_from_args
 
 
 def _adapter(root: Path, name: str) -> Path:

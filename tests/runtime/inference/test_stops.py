@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kaito_runtime.inference.detokenize import IncrementalDecoder
-from kaito_runtime.inference.stops import StopMatcher
+from kaito_runtime.inference._detokenize import IncrementalDecoder
+from kaito_runtime.inference._stops import StopMatcher
 
 
 def _naive(text: str, stops: list[str]) -> tuple[str, bool]:

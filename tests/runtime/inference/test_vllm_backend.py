@@ -92,7 +92,7 @@ def vllm_settings(vllm_model: Path, vllm_adapters: Path, vllm_dtype: str) -> Inf
 
 @pytest.fixture(scope="module")
 async def engine(vllm_settings: InferenceSettings, env_for_vllm: None) -> AsyncIterator[Any]:
-    from kaito_runtime.inference.backends.vllm_engine import open_vllm_engine
+    from kaito_runtime.inference.backends import open_vllm_engine
 
     async with open_vllm_engine(vllm_settings) as opened:
         yield opened
@@ -240,9 +240,9 @@ async def test_legacy_chat_and_metrics_over_vllm(base_url: str) -> None:
 
 
 def test_configmap_entries_become_vllm_engine_arguments(tmp_path: Path, tiny_model: Path) -> None:
-    from kaito_runtime.inference.backends.vllm_engine import engine_args, engine_argv
-    from kaito_runtime.inference.cli import build_parser, settings_from_args
-    from kaito_runtime.inference.lora_weights import PreparedAdapters
+    from kaito_runtime.inference import PreparedAdapters
+    from kaito_runtime.inference._cli import build_parser, settings_from_args
+    from kaito_runtime.inference.backends._vllm_engine import engine_args, engine_argv
 
     config = tmp_path / "inference_config.yaml"
     config.write_text(  # upstream's default ConfigMap, with two of its commented hints enabled
@@ -262,14 +262,14 @@ def test_configmap_entries_become_vllm_engine_arguments(tmp_path: Path, tiny_mod
 
 def test_vllm_takes_auto_as_the_context_length(tiny_model: Path) -> None:
     """What the controller renders (upstream's ``--max-model-len=auto``) is vLLM's auto-fit."""
-    from kaito_runtime.inference.backends.vllm_engine import engine_args
+    from kaito_runtime.inference.backends._vllm_engine import engine_args
 
     assert engine_args(["--model", str(tiny_model), "--max-model-len", "auto"]).max_model_len == -1
 
 
 def test_an_unknown_engine_argument_is_a_config_error_quoting_vllm(tiny_model: Path) -> None:
     from kaito_runtime.inference import ConfigError
-    from kaito_runtime.inference.backends.vllm_engine import engine_args
+    from kaito_runtime.inference.backends._vllm_engine import engine_args
 
     with pytest.raises(ConfigError, match="vLLM says: unrecognized arguments: --no-such-flag"):
         engine_args(["--model", str(tiny_model), "--no-such-flag", "1"])

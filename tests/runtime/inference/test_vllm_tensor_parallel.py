@@ -122,9 +122,9 @@ def test_greedy_output_matches_the_whole_model_in_transformers(
 
 
 def test_parallel_flags_pass_vllms_own_parser(tiny_model: Path) -> None:
-    from kaito_runtime.inference.backends.vllm_engine import engine_args, engine_argv
-    from kaito_runtime.inference.cli import build_parser, settings_from_args
-    from kaito_runtime.inference.lora_weights import PreparedAdapters
+    from kaito_runtime.inference import PreparedAdapters
+    from kaito_runtime.inference._cli import build_parser, settings_from_args
+    from kaito_runtime.inference.backends._vllm_engine import engine_args, engine_argv
 
     for flags, expected in (
         (["--data-parallel-size=4", "--tensor-parallel-size=1"], (1, 4, 1, None)),

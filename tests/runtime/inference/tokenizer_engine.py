@@ -15,8 +15,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
 
-from kaito_runtime.inference.detokenize import IncrementalDecoder
-from kaito_runtime.inference.engine import (
+from kaito_runtime.inference._detokenize import IncrementalDecoder
+from kaito_runtime.inference._engine import (
     ChatMessage,
     GenerationDelta,
     GenerationRequest,

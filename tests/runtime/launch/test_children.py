@@ -11,7 +11,7 @@ import anyio
 import psutil
 import pytest
 
-from kaito_runtime.launch.children import OwnedProcess, group_members
+from kaito_runtime.launch._children import OwnedProcess, group_members
 
 pytestmark = pytest.mark.anyio
 

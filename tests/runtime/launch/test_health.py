@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kaito_runtime.launch.health import HealthCheck, check_health
+from kaito_runtime.launch import HealthCheck, check_health
 
 
 class Server:

@@ -7,9 +7,7 @@ from collections.abc import Iterator
 import pytest
 from structlog.testing import capture_logs
 
-from kaito_runtime.launch.errors import LaunchError
-from kaito_runtime.launch.ray_cluster import NodeWaiter
-from kaito_runtime.launch.ray_nodes import RayNode, RayUnavailableError
+from kaito_runtime.launch import LaunchError, NodeWaiter, RayNode, RayUnavailableError
 
 pytestmark = pytest.mark.anyio
 

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from kaito_runtime.launch.errors import LaunchError
-from kaito_runtime.launch.pod import pod_index
-from kaito_runtime.launch.tuning import TuningLaunch, check_tuning_args, outcome
-from kaito_runtime.tuning.distributed import Ranks
-from kaito_runtime.tuning.rank_results import (
+from kaito_runtime.launch import LaunchError
+from kaito_runtime.launch._pod import pod_index
+from kaito_runtime.launch._tuning import TuningLaunch, check_tuning_args, outcome
+from kaito_runtime.tuning import ConfigError
+from kaito_runtime.tuning._distributed import Ranks
+from kaito_runtime.tuning._rank_results import (
     RANK_RESULTS_ENV,
     RankResult,
     merge_rank_results,
     read_rank_results,
     write_rank_result,
 )
-from kaito_runtime.tuning.termination import ConfigError
 
 TUNING = ["--config", "/mnt/config/training_config.yaml", "--output-dir", "/mnt/results"]
 

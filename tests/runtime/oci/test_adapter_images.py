@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kaito_runtime.adapters.cli import main as adapters_main
+from kaito_runtime.adapters import main as adapters_main
 from kaito_runtime.oci import (
     AuthenticationError,
     DigestMismatchError,

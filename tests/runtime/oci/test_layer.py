@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kaito_runtime.adapters.termination import write_termination_message
+from kaito_runtime.adapters import write_termination_message
 from kaito_runtime.oci import NoAdapterError
-from kaito_runtime.oci.layer import pack_adapter_layer, sniff_layer, unpack_layer
+from kaito_runtime.oci._layer import pack_adapter_layer, sniff_layer, unpack_layer
 
 
 def _adapter(directory: Path) -> Path:

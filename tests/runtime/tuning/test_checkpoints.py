@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kaito_runtime.tuning.checkpoints import (
+from kaito_runtime.tuning._checkpoints import (
     COMPLETE_MARKER,
     discard_checkpoints,
     is_complete,

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from kaito_runtime.tuning import cli, train
-from kaito_runtime.tuning.outputs import COMPLETION_FILE, METADATA_FILE
-from kaito_runtime.tuning.progress import PROGRESS_FILE
+from kaito_runtime.tuning import _cli as cli
+from kaito_runtime.tuning import _train as train
+from kaito_runtime.tuning._outputs import COMPLETION_FILE, METADATA_FILE
+from kaito_runtime.tuning._progress import PROGRESS_FILE
 from tests.runtime.tuning.helpers import chat_rows, write_config, write_parquet
 
 

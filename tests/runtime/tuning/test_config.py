@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kaito_runtime.tuning import ConfigError
-from kaito_runtime.tuning.config import (
+from kaito_runtime.tuning._config import (
     LORA_TEMPLATE,
     PHI3_TARGET_MODULES,
     QLORA_TEMPLATE,

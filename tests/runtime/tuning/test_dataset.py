@@ -11,8 +11,8 @@ import datasets
 import pytest
 
 from kaito_runtime.tuning import InputError
-from kaito_runtime.tuning.config import DatasetSection
-from kaito_runtime.tuning.dataset import detect_format, find_dataset_files, load_tuning_dataset
+from kaito_runtime.tuning._config import DatasetSection
+from kaito_runtime.tuning._dataset import detect_format, find_dataset_files, load_tuning_dataset
 
 CHAT = [
     {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kaito_runtime.oci import pull_adapter
-from kaito_runtime.tuning.outputs import ADAPTER_FILES, COMPLETION_FILE, METADATA_FILE
+from kaito_runtime.tuning._outputs import ADAPTER_FILES, COMPLETION_FILE, METADATA_FILE
 from tests.runtime.data.fileserver import serve_files
 from tests.runtime.tuning.helpers import chat_rows, write_config, write_parquet
 from tests.runtime.tuning.processes import spawn

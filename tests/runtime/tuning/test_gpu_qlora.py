@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from kaito_runtime.tuning.outputs import METADATA_FILE
+from kaito_runtime.tuning._outputs import METADATA_FILE
 from tests.runtime.tuning.helpers import write_config, write_parquet
 from tests.runtime.tuning.processes import events, spawn
 from tests.support.tiny_model import build_tiny_model, sample_corpus

@@ -24,10 +24,10 @@ import attrs
 import pytest
 from structlog.testing import capture_logs
 
-from kaito_runtime.tuning import cli
-from kaito_runtime.tuning.checkpoints import COMPLETE_MARKER
-from kaito_runtime.tuning.outputs import ADAPTER_FILES, COMPLETION_FILE, METADATA_FILE
-from kaito_runtime.tuning.progress import PROGRESS_FILE
+from kaito_runtime.tuning import _cli as cli
+from kaito_runtime.tuning._checkpoints import COMPLETE_MARKER
+from kaito_runtime.tuning._outputs import ADAPTER_FILES, COMPLETION_FILE, METADATA_FILE
+from kaito_runtime.tuning._progress import PROGRESS_FILE
 from tests.runtime.tuning.helpers import chat_rows, write_config, write_parquet
 from tests.runtime.tuning.processes import events, spawn
 

@@ -11,8 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from kaito_runtime.tuning.callbacks import ProgressCallback
-from kaito_runtime.tuning.progress import PROGRESS_FILE, ProgressServer, ProgressTracker
+from kaito_runtime.tuning._callbacks import ProgressCallback
+from kaito_runtime.tuning._progress import PROGRESS_FILE, ProgressServer, ProgressTracker
 
 
 class FakeClock:

@@ -7,8 +7,8 @@ import shutil
 import signal
 from pathlib import Path
 
-from kaito_runtime.tuning.checkpoints import COMPLETE_MARKER
-from kaito_runtime.tuning.outputs import METADATA_FILE
+from kaito_runtime.tuning._checkpoints import COMPLETE_MARKER
+from kaito_runtime.tuning._outputs import METADATA_FILE
 from tests.runtime.tuning.helpers import chat_rows, write_config, write_parquet
 from tests.runtime.tuning.processes import events, spawn
 

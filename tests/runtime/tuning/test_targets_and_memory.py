@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from kaito_runtime.tuning import ConfigError, ResourceError
-from kaito_runtime.tuning.config import PHI3_TARGET_MODULES
-from kaito_runtime.tuning.memory import check_fits, estimate_footprint
-from kaito_runtime.tuning.targets import resolve_target_modules
+from kaito_runtime.tuning._config import PHI3_TARGET_MODULES
+from kaito_runtime.tuning._memory import check_fits, estimate_footprint
+from kaito_runtime.tuning._targets import resolve_target_modules
 
 PHI3 = [
     f"model.layers.{i}.{m}"

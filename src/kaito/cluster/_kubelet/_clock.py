@@ -1,7 +1,7 @@
 """The local kubelet's one seam for time: probes, back-off and grace periods wait on it.
 
 Structurally the same as the engine's clock (``now`` and ``sleep``), so a test can hand the
-kubelet ``kaito.engine.clock.FakeClock`` and step it instead of sleeping.
+kubelet ``kaito.engine.FakeClock`` and step it instead of sleeping.
 """
 
 from __future__ import annotations
