@@ -6,10 +6,11 @@ build), and faults named alike for all three."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
+from unittest.mock import patch
 
 import anyio
 import attrs
@@ -178,20 +179,6 @@ class Backend:
                 await closer()
 
 
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 @asynccontextmanager
 async def running_backend(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
     """The cluster, the double and a real Kubernetes client, for one backend."""
@@ -202,7 +189,9 @@ async def running_backend(name: str, tmp_path: Path) -> AsyncIterator[Backend]:
             if name == "aks":
                 async with azure_emulator(cluster, times=AZURE_TIMES) as azure:
                     env = azure.env(workload_identity=True)
-                    with environment({k: v for k, v in env.items() if k.startswith("AZURE_")}):
+                    with patch.dict(
+                        os.environ, {k: v for k, v in env.items() if k.startswith("AZURE_")}
+                    ):
                         backend = Backend(name, cluster, kube, azure=azure)
                         try:
                             yield backend

@@ -4,10 +4,12 @@ ARM's errors as Protocol errors with a fix, backoff as ARM asks, adoption, pagin
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import anyio
 import attrs
@@ -20,7 +22,6 @@ from kaito.engine import KubeClient, load_client
 from kaito_provisioners import NodeRequest, NodeSetStatus, ProvisioningError
 from kaito_provisioners.aks import AksProvisioner, AksSettings
 from kaito_provisioners.reasons import FIXES
-from tests.provisioners.conftest import environment
 
 pytestmark = pytest.mark.anyio
 
@@ -71,7 +72,9 @@ async def aks(tmp_path: Path) -> AsyncIterator[Aks]:
         try:
             async with azure_emulator(cluster, times=TIMES) as azure:
                 env = azure.env(workload_identity=True)
-                with environment({k: v for k, v in env.items() if k.startswith("AZURE_")}):
+                with patch.dict(
+                    os.environ, {k: v for k, v in env.items() if k.startswith("AZURE_")}
+                ):
                     harness = Aks(azure, kube, Clock())
                     try:
                         yield harness
