@@ -24,6 +24,7 @@ from kaito.cluster._client import LocalClient
 from kaito.cluster._errors import StatusError
 from kaito.cluster._json import Obj, loads
 from kaito.cluster._meta import format_time
+from kaito.cluster._resource_types import ResourceType
 from kaito.cluster._rest import DeleteOptions, RequestContext, RestApi, WriteOptions
 from kaito.cluster._sim._common import NODES, PODS, pod_terminal, set_condition
 from kaito.cluster._store import EventType, GroupResource, StorageEvent
@@ -124,6 +125,23 @@ class PodStatusWriter:
             )
         return statuses
 
+    async def _patch_status(self, rt: ResourceType, status: Obj) -> None:
+        """Merge-patch the Pod's status; a Pod deleted meanwhile is no error."""
+        try:
+            await self._rest.patch(
+                rt,
+                self.namespace,
+                self.name,
+                "application/merge-patch+json",
+                {"status": status},
+                options=WriteOptions(),
+                ctx=self._ctx,
+                subresource="status",
+            )
+        except StatusError as error:
+            if error.code != 404:
+                raise
+
     async def _write(
         self, phase: str, *, ready: bool, state: Obj, reason: str = "", message: str = ""
     ) -> None:
@@ -174,20 +192,7 @@ class PodStatusWriter:
             status["reason"] = reason
         if message:
             status["message"] = message
-        try:
-            await self._rest.patch(
-                rt,
-                self.namespace,
-                self.name,
-                "application/merge-patch+json",
-                {"status": status},
-                options=WriteOptions(),
-                ctx=self._ctx,
-                subresource="status",
-            )
-        except StatusError as error:
-            if error.code != 404:
-                raise
+        await self._patch_status(rt, status)
 
     async def running(self, *, ready: bool = True) -> None:
         """Containers are running; ``ready`` sets the Ready condition."""
@@ -288,20 +293,7 @@ class PodStatusWriter:
             body["podIPs"] = [{"ip": self._pod_ip}]
         body.setdefault("reason", None)
         body.setdefault("message", None)
-        try:
-            await self._rest.patch(
-                rt,
-                self.namespace,
-                self.name,
-                "application/merge-patch+json",
-                {"status": body},
-                options=WriteOptions(),
-                ctx=self._ctx,
-                subresource="status",
-            )
-        except StatusError as error:
-            if error.code != 404:
-                raise
+        await self._patch_status(rt, body)
 
 
 class Kubelet(Protocol):
