@@ -12,11 +12,9 @@ import pytest
 from kaito.api import ConfigFileError, ValidationContext, check_workspace, load_config_file
 from kaito.api.constants import INFERENCE_CONFIG_KEY
 from tests.api.seeds import example_documents
+from tests.support.hostile import alias_bomb
 
-# Nine levels of ten aliases each: 10^9 leaves once expanded, 700 bytes as written.
-BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
-)
+BOMB = alias_bomb()  # 10**9 leaves once expanded, under 1 KB as written
 DEEP = "vllm: " + "[" * 300 + "]" * 300 + "\n"
 
 

@@ -7,10 +7,9 @@ import pytest
 
 from kaito.api import ConfigFileError
 from kaito.controllers._inference_objects import merge_inference_config
+from tests.support.hostile import alias_bomb
 
-BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
-)
+BOMB = alias_bomb()  # 10**9 leaves once expanded, under 1 KB as written
 
 
 def test_the_users_parameters_merge_over_the_defaults() -> None:
